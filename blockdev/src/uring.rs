@@ -1,0 +1,146 @@
+//! The io_uring engine: one dedicated thread runs a tokio-uring runtime (its
+//! files are not Send) and serves requests from any thread over a channel;
+//! each request runs as its own task, so concurrent callers give queue depth.
+
+use std::sync::mpsc as std_mpsc;
+
+use tokio::sync::mpsc;
+
+use crate::device::{check_range, BlockDevice, DeviceError};
+use crate::file::DeviceFile;
+use crate::AlignedBuf;
+
+type Reply<T> = std_mpsc::SyncSender<Result<T, std::io::Error>>;
+
+enum Request {
+    Read(AlignedBuf, u64, Reply<AlignedBuf>),
+    Write(AlignedBuf, u64, Reply<AlignedBuf>),
+    Sync(Reply<()>),
+}
+
+pub(crate) struct UringDevice {
+    dev: DeviceFile,
+    /// `None` only while dropping: closing it ends the engine thread.
+    requests: Option<mpsc::UnboundedSender<Request>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+const RING_ENTRIES: u32 = 256;
+
+impl UringDevice {
+    /// Whether this process may create an io_uring (seccomp may forbid it).
+    pub fn available() -> bool {
+        tokio_uring::Runtime::new(tokio_uring::builder().entries(8)).is_ok()
+    }
+
+    pub fn start(dev: DeviceFile) -> Result<Self, DeviceError> {
+        let file = dev
+            .file
+            .try_clone()
+            .map_err(|e| DeviceError::io(&dev.path, e))?;
+        let (requests, mut inbox) = mpsc::unbounded_channel::<Request>();
+        let (started_tx, started_rx) = std_mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("strata-uring".into())
+            .spawn(move || {
+                let runtime = match tokio_uring::Runtime::new(tokio_uring::builder().entries(RING_ENTRIES)) {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = started_tx.send(Ok(()));
+                runtime.block_on(async move {
+                    let file = std::rc::Rc::new(tokio_uring::fs::File::from_std(file));
+                    while let Some(request) = inbox.recv().await {
+                        let file = file.clone();
+                        tokio_uring::spawn(async move { serve(&file, request).await });
+                    }
+                });
+            })
+            .map_err(|e| DeviceError::io("uring thread", e))?;
+        match started_rx.recv() {
+            Ok(Ok(())) => Ok(UringDevice {
+                dev,
+                requests: Some(requests),
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => Err(DeviceError::io(&dev.path, e)),
+            Err(_) => Err(DeviceError::EngineStopped),
+        }
+    }
+
+    fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, DeviceError> {
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        self.requests
+            .as_ref()
+            .ok_or(DeviceError::EngineStopped)?
+            .send(make(tx))
+            .map_err(|_| DeviceError::EngineStopped)?;
+        match rx.recv() {
+            Ok(result) => result.map_err(|e| DeviceError::io(&self.dev.path, e)),
+            Err(_) => Err(DeviceError::EngineStopped),
+        }
+    }
+}
+
+impl Drop for UringDevice {
+    /// Waits for the engine thread so that its copy of the file (and the
+    /// lock on it) is closed when the device is.
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(file: &tokio_uring::fs::File, request: Request) {
+    match request {
+        Request::Read(buf, offset, reply) => {
+            let (result, buf) = file.read_exact_at(buf, offset).await;
+            let _ = reply.send(result.map(|()| buf));
+        }
+        Request::Write(buf, offset, reply) => {
+            let (result, buf) = file.write_all_at(buf, offset).await;
+            let _ = reply.send(result.map(|()| buf));
+        }
+        Request::Sync(reply) => {
+            let _ = reply.send(file.sync_data().await);
+        }
+    }
+}
+
+impl BlockDevice for UringDevice {
+    fn size_bytes(&self) -> u64 {
+        self.dev.size_bytes
+    }
+
+    fn read_at(&self, buf: AlignedBuf, offset: u64) -> Result<AlignedBuf, DeviceError> {
+        check_range(offset, buf.len(), self.dev.size_bytes)?;
+        self.call(|reply| Request::Read(buf, offset, reply))
+    }
+
+    fn write_at(&self, buf: AlignedBuf, offset: u64) -> Result<AlignedBuf, DeviceError> {
+        check_range(offset, buf.len(), self.dev.size_bytes)?;
+        self.call(|reply| Request::Write(buf, offset, reply))
+    }
+
+    fn sync(&self) -> Result<(), DeviceError> {
+        self.call(Request::Sync)
+    }
+
+    fn discard(&self, offset: u64, len: u64) -> Result<(), DeviceError> {
+        check_range(offset, len as usize, self.dev.size_bytes)?;
+        self.dev.discard(offset, len)
+    }
+
+    fn allocated_bytes(&self) -> Option<u64> {
+        self.dev.allocated_bytes()
+    }
+
+    fn describe(&self) -> String {
+        format!("{} ({:?}, io_uring, direct={})", self.dev.path, self.dev.kind, self.dev.direct)
+    }
+}

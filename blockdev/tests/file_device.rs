@@ -1,0 +1,65 @@
+//! The real-file device on both engines: aligned I/O, durability calls,
+//! punch-hole discard, and refusal of a second opener.
+
+use blockdev::{open_device, AlignedBuf, DeviceError, IoEngine, OpenOptions};
+
+fn options(engine: IoEngine) -> OpenOptions {
+    OpenOptions {
+        create_size_bytes: Some(16 << 20),
+        engine: Some(engine),
+    }
+}
+
+fn exercise(engine: IoEngine) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dev.img");
+    let dev = open_device(&path, &options(engine)).unwrap();
+    assert_eq!(dev.size_bytes(), 16 << 20);
+
+    let mut buf = AlignedBuf::zeroed(1 << 20);
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = (i % 251) as u8;
+    }
+    let expected = buf.to_vec();
+    dev.write_at(buf, 4096).unwrap();
+    dev.sync().unwrap();
+    let back = dev.read_at(AlignedBuf::zeroed(1 << 20), 4096).unwrap();
+    assert_eq!(&back[..], &expected[..]);
+
+    let allocated = dev.allocated_bytes().unwrap();
+    assert!(allocated >= 1 << 20, "allocated {allocated}");
+    dev.discard(4096, 1 << 20).unwrap();
+    assert!(dev.allocated_bytes().unwrap() < allocated);
+    let zeros = dev.read_at(AlignedBuf::zeroed(4096), 4096).unwrap();
+    assert!(zeros.iter().all(|&b| b == 0));
+
+    assert!(matches!(
+        dev.read_at(AlignedBuf::zeroed(4096), 100),
+        Err(DeviceError::Unaligned { .. })
+    ));
+    assert!(matches!(
+        dev.read_at(AlignedBuf::zeroed(4096), 16 << 20),
+        Err(DeviceError::OutOfRange { .. })
+    ));
+    let second = open_device(&path, &options(engine));
+    assert!(matches!(second, Err(DeviceError::Busy { .. })), "second open must be refused");
+    drop(dev);
+    open_device(&path, &options(engine)).expect("reopen after close");
+}
+
+#[test]
+fn file_device_psync() {
+    exercise(IoEngine::Psync);
+}
+
+#[test]
+fn file_device_uring() {
+    exercise(IoEngine::Uring);
+}
+
+#[test]
+fn missing_file_without_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = open_device(&dir.path().join("nope"), &OpenOptions::default()).err();
+    assert!(matches!(err, Some(DeviceError::Open { .. })));
+}
