@@ -1,0 +1,52 @@
+//! The store's errors: what happened to the data, with its context.
+
+use crate::format::Location;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("device: {0}")]
+    Device(#[from] blockdev::DeviceError),
+    #[error("corrupt record at segment {}, offset {}: {reason}", .location.segment, .location.offset)]
+    Corruption { location: Location, reason: String },
+    #[error("undecodable record payload: {0}")]
+    Decode(String),
+    #[error("no space left on the device")]
+    NoSpace,
+    #[error("the store is read-only after an I/O error: {0}")]
+    Failed(String),
+    #[error("no such bucket")]
+    NoSuchBucket,
+    #[error("bucket already exists")]
+    BucketExists,
+    #[error("bucket is not empty")]
+    BucketNotEmpty,
+    #[error("no such key")]
+    NoSuchKey,
+    #[error("no such upload")]
+    NoSuchUpload,
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    #[error("parts are not in ascending order")]
+    InvalidPartOrder,
+    #[error("part {0} is smaller than the 5 MiB minimum")]
+    EntityTooSmall(u32),
+    #[error("too large: {0}")]
+    TooLarge(String),
+    #[error("the store is shutting down")]
+    ShuttingDown,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Device errors other than a full device poison the writer: after a
+    /// failed write or fsync nobody can say what reached the disk.
+    pub(crate) fn from_device(e: blockdev::DeviceError) -> Error {
+        match e {
+            blockdev::DeviceError::NoSpace => Error::NoSpace,
+            other => Error::Device(other),
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! The group-commit log writer. One thread owns the log head. It drains every
+//! waiting submission into one batch (up to MAX_BATCH_BYTES), packs the
+//! records back to back from a block boundary, writes them, makes them
+//! durable with one sync, applies them to the index in log order, and only
+//! then answers each submitter. A failed write or sync poisons the writer:
+//! afterwards nobody can say what reached the disk, so it only refuses.
+
+use std::collections::BTreeSet;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use blockdev::{align_up, AlignedBuf, BlockDevice, BLOCK_SIZE};
+use parking_lot::RwLock;
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+use crate::format::{
+    Location, Record, RecordHeader, RecordKind, SegmentHeader, Superblock, RECORD_HEADER_BYTES,
+    SEGMENT_HEADER_BYTES,
+};
+use crate::index::{Index, LogPosition};
+
+/// Upper bound of one batch write; also bounds what one submission may hold.
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// A record to append: its kind and flags, encoded payload, and the decoded
+/// form that `Index::apply` consumes.
+pub struct PendingRecord {
+    pub flags: u8,
+    pub payload: Vec<u8>,
+    pub record: Record,
+}
+
+impl PendingRecord {
+    pub fn new(record: Record) -> Self {
+        PendingRecord {
+            flags: 0,
+            payload: record.encode_payload(),
+            record,
+        }
+    }
+
+    fn kind(&self) -> RecordKind {
+        self.record.kind()
+    }
+
+    fn total_len(&self) -> usize {
+        RECORD_HEADER_BYTES + self.payload.len()
+    }
+}
+
+/// What a durable submission reports: where each record went, and the
+/// outcome of applying them (the first record whose apply failed decides).
+#[derive(Debug)]
+pub struct Committed {
+    pub locations: Vec<Location>,
+    pub outcome: Result<()>,
+}
+
+struct Submission {
+    records: Vec<PendingRecord>,
+    reply: oneshot::Sender<Result<Committed>>,
+}
+
+/// Waits for a submission to become durable.
+pub struct Ticket(oneshot::Receiver<Result<Committed>>);
+
+impl Ticket {
+    pub async fn wait(self) -> Result<Committed> {
+        self.0.await.unwrap_or(Err(Error::ShuttingDown))
+    }
+
+    pub fn wait_blocking(self) -> Result<Committed> {
+        self.0.blocking_recv().unwrap_or(Err(Error::ShuttingDown))
+    }
+}
+
+/// Where the writer resumes after recovery.
+#[derive(Debug, Clone)]
+pub struct WriterStart {
+    /// The open segment and the block-aligned offset to append at.
+    pub head: Option<LogPosition>,
+    pub next_lsn: u64,
+    pub next_segment_sequence: u64,
+    pub free_segments: BTreeSet<u32>,
+}
+
+pub struct LogWriter {
+    submissions: parking_lot::RwLock<Option<mpsc::Sender<Submission>>>,
+    thread: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
+    state: Arc<parking_lot::Mutex<WriterStats>>,
+}
+
+/// What the writer knows about space, for metrics and admission.
+#[derive(Debug, Clone, Default)]
+pub struct WriterStats {
+    pub free_segments: usize,
+    pub batches: u64,
+    pub records: u64,
+    pub bytes_written: u64,
+}
+
+impl LogWriter {
+    pub fn start(
+        device: Arc<dyn BlockDevice>,
+        superblock: Superblock,
+        index: Arc<RwLock<Index>>,
+        start: WriterStart,
+    ) -> LogWriter {
+        let (tx, rx) = mpsc::channel();
+        let stats = Arc::new(parking_lot::Mutex::new(WriterStats {
+            free_segments: start.free_segments.len(),
+            ..Default::default()
+        }));
+        let mut thread = WriterThread {
+            device,
+            superblock,
+            index,
+            head: start.head,
+            next_lsn: start.next_lsn,
+            next_sequence: start.next_segment_sequence,
+            free: start.free_segments,
+            poisoned: None,
+            stats: stats.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("strata-log-writer".into())
+            .spawn(move || thread.run(rx))
+            .ok();
+        LogWriter {
+            submissions: parking_lot::RwLock::new(handle.is_some().then_some(tx)),
+            thread: parking_lot::Mutex::new(handle),
+            state: stats,
+        }
+    }
+
+    /// Queues records to be appended atomically in order (a submission never
+    /// straddles a failed batch) and returns a ticket for its durability.
+    pub fn submit(&self, records: Vec<PendingRecord>) -> Ticket {
+        let (reply, rx) = oneshot::channel();
+        let total: usize = records.iter().map(|r| r.total_len()).sum();
+        if total > MAX_BATCH_BYTES {
+            let _ = reply.send(Err(Error::TooLarge(format!(
+                "{total} bytes in one submission (max {MAX_BATCH_BYTES})"
+            ))));
+            return Ticket(rx);
+        }
+        match &*self.submissions.read() {
+            Some(tx) => {
+                if let Err(mpsc::SendError(sub)) = tx.send(Submission { records, reply }) {
+                    let _ = sub.reply.send(Err(Error::ShuttingDown));
+                }
+            }
+            None => {
+                let _ = reply.send(Err(Error::ShuttingDown));
+            }
+        }
+        Ticket(rx)
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        self.state.lock().clone()
+    }
+
+    /// Stops accepting, finishes what is queued, and joins the thread.
+    pub fn shutdown(&self) {
+        self.submissions.write().take();
+        if let Some(thread) = self.thread.lock().take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct WriterThread {
+    device: Arc<dyn BlockDevice>,
+    superblock: Superblock,
+    index: Arc<RwLock<Index>>,
+    head: Option<LogPosition>,
+    next_lsn: u64,
+    next_sequence: u64,
+    free: BTreeSet<u32>,
+    poisoned: Option<String>,
+    stats: Arc<parking_lot::Mutex<WriterStats>>,
+}
+
+/// A batch being laid out: contiguous device writes (one per segment it
+/// touches) and where the head will be once it is durable.
+struct Batch {
+    writes: Vec<(u64, Vec<u8>)>,
+    head: Option<LogPosition>,
+    next_lsn: u64,
+    next_sequence: u64,
+    taken_segments: Vec<u32>,
+}
+
+#[derive(Clone, Copy)]
+struct Mark {
+    writes: usize,
+    last_len: usize,
+    head: Option<LogPosition>,
+    next_lsn: u64,
+    next_sequence: u64,
+    taken: usize,
+}
+
+impl WriterThread {
+    fn run(&mut self, rx: mpsc::Receiver<Submission>) {
+        while let Ok(first) = rx.recv() {
+            let mut subs = vec![first];
+            let mut bytes: usize = subs[0].records.iter().map(|r| r.total_len()).sum();
+            while bytes < MAX_BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(sub) => {
+                        bytes += sub.records.iter().map(|r| r.total_len()).sum::<usize>();
+                        subs.push(sub);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(subs);
+        }
+    }
+
+    fn commit(&mut self, subs: Vec<Submission>) {
+        if let Some(reason) = &self.poisoned {
+            for sub in subs {
+                let _ = sub.reply.send(Err(Error::Failed(reason.clone())));
+            }
+            return;
+        }
+        let mut batch = Batch {
+            writes: Vec::new(),
+            head: self.head,
+            next_lsn: self.next_lsn,
+            next_sequence: self.next_sequence,
+            taken_segments: Vec::new(),
+        };
+        let mut placed = Vec::with_capacity(subs.len());
+        for sub in subs {
+            let mark = batch.mark();
+            match self.place(&mut batch, &sub.records) {
+                Ok(locations) => placed.push((sub, locations)),
+                Err(e) => {
+                    batch.rewind(mark, &mut self.free);
+                    let _ = sub.reply.send(Err(e));
+                }
+            }
+        }
+        if placed.is_empty() {
+            return;
+        }
+        if let Err(e) = self.write_and_sync(&batch) {
+            // Segments taken for this batch go back; the head does not move.
+            self.free.extend(batch.taken_segments.iter().copied());
+            let error = Error::from_device(e);
+            if !matches!(error, Error::NoSpace) {
+                let reason = error.to_string();
+                tracing::error!(%reason, "log write failed; the store is now read-only");
+                self.poisoned = Some(reason);
+            }
+            for (sub, _) in placed {
+                let _ = sub.reply.send(Err(match &error {
+                    Error::NoSpace => Error::NoSpace,
+                    other => Error::Failed(other.to_string()),
+                }));
+            }
+            return;
+        }
+        // Durable: the next batch starts at the next block boundary.
+        self.head = batch.head.map(|h| LogPosition {
+            offset: align_up(h.offset as u64) as u32,
+            ..h
+        });
+        self.next_lsn = batch.next_lsn;
+        self.next_sequence = batch.next_sequence;
+        {
+            let mut stats = self.stats.lock();
+            stats.free_segments = self.free.len();
+            stats.batches += 1;
+            stats.records += placed.iter().map(|(s, _)| s.records.len() as u64).sum::<u64>();
+            stats.bytes_written += batch.writes.iter().map(|(_, w)| align_up(w.len() as u64)).sum::<u64>();
+        }
+        let mut outcomes = Vec::with_capacity(placed.len());
+        {
+            let mut index = self.index.write();
+            for (sub, locations) in &placed {
+                let mut outcome = Ok(());
+                for (record, (location, lsn)) in sub.records.iter().zip(locations) {
+                    let applied = index.apply(*lsn, *location, &record.record);
+                    if outcome.is_ok() {
+                        outcome = applied;
+                    }
+                }
+                outcomes.push(outcome);
+            }
+            index.tail = batch.head;
+        }
+        for ((sub, locations), outcome) in placed.into_iter().zip(outcomes) {
+            let _ = sub.reply.send(Ok(Committed {
+                locations: locations.into_iter().map(|(l, _)| l).collect(),
+                outcome,
+            }));
+        }
+    }
+
+    /// Lays records out after the head, opening new segments as needed.
+    fn place(&mut self, batch: &mut Batch, records: &[PendingRecord]) -> Result<Vec<(Location, u64)>> {
+        let segment_size = self.superblock.segment_size_bytes;
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            let len = record.total_len() as u64;
+            if len > segment_size - SEGMENT_HEADER_BYTES as u64 {
+                return Err(Error::TooLarge(format!("record of {len} bytes exceeds a segment")));
+            }
+            let fits = batch
+                .head
+                .is_some_and(|h| h.offset as u64 + len <= segment_size);
+            if !fits {
+                self.open_segment(batch)?;
+            }
+            let Some(head) = batch.head.as_mut() else {
+                return Err(Error::NoSpace);
+            };
+            let device_offset = self.superblock.segment_offset(head.segment) + head.offset as u64;
+            let continues = batch
+                .writes
+                .last()
+                .is_some_and(|(start, buf)| start + buf.len() as u64 == device_offset);
+            if !continues {
+                batch.writes.push((device_offset, Vec::new()));
+            }
+            let lsn = batch.next_lsn;
+            batch.next_lsn += 1;
+            let header = RecordHeader {
+                kind: record.kind(),
+                flags: record.flags,
+                payload_len: record.payload.len() as u32,
+                lsn,
+            };
+            if let Some((_, buf)) = batch.writes.last_mut() {
+                header.encode_with(&record.payload, buf);
+            }
+            out.push((
+                Location {
+                    segment: head.segment,
+                    offset: head.offset,
+                    len: len as u32,
+                },
+                lsn,
+            ));
+            head.offset += len as u32;
+        }
+        Ok(out)
+    }
+
+    fn open_segment(&mut self, batch: &mut Batch) -> Result<()> {
+        let segment = self.free.pop_first().ok_or(Error::NoSpace)?;
+        batch.taken_segments.push(segment);
+        let sequence = batch.next_sequence;
+        batch.next_sequence += 1;
+        let header = SegmentHeader {
+            device_uuid: self.superblock.device_uuid,
+            sequence,
+            first_lsn: batch.next_lsn,
+        };
+        let mut block = header.encode();
+        block.resize(SEGMENT_HEADER_BYTES as usize, 0);
+        batch
+            .writes
+            .push((self.superblock.segment_offset(segment), block));
+        batch.head = Some(LogPosition {
+            segment,
+            sequence,
+            offset: SEGMENT_HEADER_BYTES,
+        });
+        Ok(())
+    }
+
+    fn write_and_sync(&self, batch: &Batch) -> std::result::Result<(), blockdev::DeviceError> {
+        for (offset, bytes) in &batch.writes {
+            let mut buf = AlignedBuf::zeroed(bytes.len().max(BLOCK_SIZE));
+            buf[..bytes.len()].copy_from_slice(bytes);
+            self.device.write_at(buf, *offset)?;
+        }
+        self.device.sync()
+    }
+}
+
+impl Batch {
+    fn mark(&self) -> Mark {
+        Mark {
+            writes: self.writes.len(),
+            last_len: self.writes.last().map_or(0, |(_, b)| b.len()),
+            head: self.head,
+            next_lsn: self.next_lsn,
+            next_sequence: self.next_sequence,
+            taken: self.taken_segments.len(),
+        }
+    }
+
+    fn rewind(&mut self, mark: Mark, free: &mut BTreeSet<u32>) {
+        self.writes.truncate(mark.writes);
+        if let Some((_, buf)) = self.writes.last_mut() {
+            buf.truncate(mark.last_len);
+        }
+        self.head = mark.head;
+        self.next_lsn = mark.next_lsn;
+        self.next_sequence = mark.next_sequence;
+        for segment in self.taken_segments.drain(mark.taken..) {
+            free.insert(segment);
+        }
+    }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Create (idempotently) the Python venv used by the interop suite at <repo>/.venv
+# and install tests/interop/requirements.txt into it, only when that file's
+# content changed since the last successful install (hash kept in .venv/.req-hash).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+venv="$root/.venv"
+req="$here/requirements.txt"
+stamp="$venv/.req-hash"
+python="${PYTHON:-python3}"
+
+if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+    echo "setup_venv: using existing venv $venv"
+else
+    echo "setup_venv: creating venv $venv with $("$python" --version 2>&1)"
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+fi
+
+want="$(sha256sum "$req" | cut -d' ' -f1)"
+have="$(cat "$stamp" 2>/dev/null || true)"
+if [[ "$want" == "$have" ]]; then
+    echo "setup_venv: requirements unchanged (sha256 ${want:0:12}), nothing to install"
+    exit 0
+fi
+
+echo "setup_venv: installing $req (sha256 ${want:0:12}; previous install: ${have:+${have:0:12}}${have:-none})"
+rm -f "$stamp"
+"$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$req"
+"$venv/bin/python" -m pip check
+echo "$want" > "$stamp"
+echo "setup_venv: installed: $("$venv/bin/python" -m pip freeze --disable-pip-version-check | tr '\n' ' ')"
