@@ -1,0 +1,308 @@
+//! Replaying the log: read every segment header, then the segments written
+//! after the starting point in sequence order, verify each record's crc and
+//! apply it to the index. Padding at the end of a batch is skipped; damage
+//! is stepped over by searching for the next valid record; what follows the
+//! last valid record of the newest segment is the torn tail, cut.
+
+use std::collections::BTreeSet;
+
+use blockdev::{align_down, align_up, AlignedBuf, BlockDevice, BLOCK_SIZE};
+use lsm::format::{
+    Record, RecordHeader, SegmentHeader, Superblock, RECORD_HEADER_BYTES, RECORD_MAGIC,
+    SEGMENT_HEADER_BYTES,
+};
+use lsm::{Index, Location, LogPosition, WriterStart};
+
+use crate::error::RecoveryError;
+
+/// How far past a damaged spot we look for the next valid record: a later
+/// batch must begin within one batch of the damage.
+const RESYNC_WINDOW_BYTES: u64 = (lsm::writer::MAX_BATCH_BYTES + BLOCK_SIZE) as u64;
+const READ_WINDOW_BYTES: usize = 8 << 20;
+
+/// A stretch of the log that held no valid record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub segment: u32,
+    pub offset: u32,
+    pub len: u32,
+    /// True when it is the torn tail of the newest segment (expected after
+    /// a crash), false when valid records follow it (corruption).
+    pub torn_tail: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ScanReport {
+    pub segments_scanned: usize,
+    pub records_applied: u64,
+    /// Records whose operation failed at apply, as it did when first written
+    /// (e.g. a delete of a non-empty bucket): normal, not damage.
+    pub records_rejected: u64,
+    pub bytes_scanned: u64,
+    pub damage: Vec<Damage>,
+}
+
+/// One valid record found by the scanner.
+pub struct ScannedRecord<'a> {
+    pub location: Location,
+    pub header: RecordHeader,
+    pub payload: &'a [u8],
+}
+
+/// Segments whose header is valid for this device, in sequence order, and
+/// the rest (free).
+pub fn read_segment_headers(
+    device: &dyn BlockDevice,
+    sb: &Superblock,
+) -> Result<(Vec<(u32, SegmentHeader)>, BTreeSet<u32>), RecoveryError> {
+    let mut used = Vec::new();
+    let mut free = BTreeSet::new();
+    for segment in 0..sb.segment_count {
+        let block = device.read_at(AlignedBuf::zeroed(BLOCK_SIZE), sb.segment_offset(segment))?;
+        match SegmentHeader::decode(&block, &sb.device_uuid) {
+            Some(header) => used.push((segment, header)),
+            None => {
+                free.insert(segment);
+            }
+        }
+    }
+    used.sort_by_key(|(_, h)| h.sequence);
+    Ok((used, free))
+}
+
+/// Replays the log into `index` from `from` (a checkpoint's tail), or from
+/// the start. Returns where the writer resumes.
+pub fn replay(
+    device: &dyn BlockDevice,
+    sb: &Superblock,
+    index: &mut Index,
+    from: Option<LogPosition>,
+    report: &mut ScanReport,
+) -> Result<WriterStart, RecoveryError> {
+    let (used, free) = read_segment_headers(device, sb)?;
+    let mut next_lsn = index.applied_lsn + 1;
+    let mut last_lsn = index.applied_lsn;
+    let mut next_sequence = 1;
+    let mut head = None;
+    if let Some(from) = from {
+        let found = used
+            .iter()
+            .any(|(seg, h)| *seg == from.segment && h.sequence == from.sequence);
+        if !found {
+            return Err(RecoveryError::CheckpointMismatch(format!(
+                "segment {} (sequence {}) named by the checkpoint is not on the device",
+                from.segment, from.sequence
+            )));
+        }
+    }
+    let newest = used.last().map(|(seg, _)| *seg);
+    for (segment, header) in &used {
+        next_sequence = next_sequence.max(header.sequence + 1);
+        next_lsn = next_lsn.max(header.first_lsn);
+        let start = match from {
+            Some(f) if header.sequence < f.sequence => continue,
+            Some(f) if header.sequence == f.sequence => f.offset,
+            _ => SEGMENT_HEADER_BYTES,
+        };
+        report.segments_scanned += 1;
+        let is_newest = Some(*segment) == newest;
+        let mut scanner = SegmentScanner::new(device, sb, *segment, header.first_lsn);
+        let end = scanner.scan(start, &mut last_lsn, is_newest, report, &mut |rec| {
+            match Record::decode(rec.header.kind, rec.payload) {
+                Ok(record) => {
+                    index.apply(rec.header.lsn, rec.location, &record).is_err()
+                }
+                Err(e) => {
+                    tracing::error!(segment = rec.location.segment, offset = rec.location.offset, error = %e, "undecodable record");
+                    false
+                }
+            }
+        })?;
+        report.records_applied += scanner.applied;
+        report.records_rejected += scanner.rejected;
+        if is_newest {
+            head = Some(LogPosition {
+                segment: *segment,
+                sequence: header.sequence,
+                offset: align_up(end as u64) as u32,
+            });
+            index.tail = Some(LogPosition {
+                segment: *segment,
+                sequence: header.sequence,
+                offset: end,
+            });
+        }
+    }
+    next_lsn = next_lsn.max(last_lsn + 1);
+    Ok(WriterStart {
+        head,
+        next_lsn,
+        next_segment_sequence: next_sequence,
+        free_segments: free,
+    })
+}
+
+/// Reads one segment through a window and walks its records.
+pub struct SegmentScanner<'d> {
+    device: &'d dyn BlockDevice,
+    segment: u32,
+    segment_base: u64,
+    segment_size: u64,
+    first_lsn: u64,
+    window_start: u64,
+    window: Option<AlignedBuf>,
+    pub applied: u64,
+    pub rejected: u64,
+}
+
+impl<'d> SegmentScanner<'d> {
+    pub fn new(device: &'d dyn BlockDevice, sb: &Superblock, segment: u32, first_lsn: u64) -> Self {
+        SegmentScanner {
+            device,
+            segment,
+            segment_base: sb.segment_offset(segment),
+            segment_size: sb.segment_size_bytes,
+            first_lsn,
+            window_start: 0,
+            window: None,
+            applied: 0,
+            rejected: 0,
+        }
+    }
+
+    /// Bytes at [offset, offset+len) of the segment, reading as needed.
+    fn bytes(&mut self, offset: u64, len: usize) -> Result<&[u8], RecoveryError> {
+        let have = self.window.as_ref().is_some_and(|w| {
+            offset >= self.window_start && offset + len as u64 <= self.window_start + w.len() as u64
+        });
+        if !have {
+            let start = align_down(offset);
+            let wanted = align_up(offset + len as u64 - start).max(READ_WINDOW_BYTES as u64);
+            let size = wanted.min(self.segment_size - start);
+            let buf = self
+                .device
+                .read_at(AlignedBuf::zeroed(size as usize), self.segment_base + start)?;
+            self.window_start = start;
+            self.window = Some(buf);
+        }
+        let w = self.window.as_ref().map(|w| &w[..]).unwrap_or(&[]);
+        let at = (offset - self.window_start) as usize;
+        Ok(&w[at..at + len])
+    }
+
+    /// The valid record at `offset`, if there is one there.
+    fn record_at(&mut self, offset: u64, last_lsn: u64) -> Result<Option<RecordHeader>, RecoveryError> {
+        if offset + RECORD_HEADER_BYTES as u64 > self.segment_size {
+            return Ok(None);
+        }
+        let Some(header) = RecordHeader::peek(self.bytes(offset, RECORD_HEADER_BYTES)?) else {
+            return Ok(None);
+        };
+        if header.lsn < self.first_lsn
+            || header.lsn <= last_lsn
+            || offset + header.total_len() as u64 > self.segment_size
+        {
+            return Ok(None);
+        }
+        let whole = self.bytes(offset, header.total_len())?;
+        Ok(RecordHeader::verify(whole).then_some(header))
+    }
+
+    /// Walks the segment from `start`, calling `visit` for each valid record
+    /// (it returns true when the record's apply was rejected). Returns the
+    /// offset just past the last valid record.
+    pub fn scan(
+        &mut self,
+        start: u32,
+        last_lsn: &mut u64,
+        is_newest: bool,
+        report: &mut ScanReport,
+        visit: &mut dyn FnMut(ScannedRecord<'_>) -> bool,
+    ) -> Result<u32, RecoveryError> {
+        let mut pos = start as u64;
+        let mut end = start;
+        loop {
+            if let Some(header) = self.record_at(pos, *last_lsn)? {
+                let len = header.total_len();
+                let location = Location {
+                    segment: self.segment,
+                    offset: pos as u32,
+                    len: len as u32,
+                };
+                let payload = self.bytes(pos + RECORD_HEADER_BYTES as u64, len - RECORD_HEADER_BYTES)?.to_vec();
+                if visit(ScannedRecord { location, header, payload: &payload }) {
+                    self.rejected += 1;
+                } else {
+                    self.applied += 1;
+                }
+                report.bytes_scanned += len as u64;
+                *last_lsn = header.lsn;
+                pos += len as u64;
+                end = pos as u32;
+                continue;
+            }
+            if pos % BLOCK_SIZE as u64 != 0 {
+                // The rest of a batch's last block is padding.
+                pos = align_up(pos);
+                continue;
+            }
+            match self.resync(pos, *last_lsn)? {
+                Some(next) => {
+                    tracing::error!(segment = self.segment, offset = pos, len = next - pos, "damaged log records skipped");
+                    report.damage.push(Damage {
+                        segment: self.segment,
+                        offset: pos as u32,
+                        len: (next - pos) as u32,
+                        torn_tail: false,
+                    });
+                    pos = next;
+                }
+                None => {
+                    if is_newest && self.looks_written(pos)? {
+                        report.damage.push(Damage {
+                            segment: self.segment,
+                            offset: pos as u32,
+                            len: BLOCK_SIZE as u32,
+                            torn_tail: true,
+                        });
+                    }
+                    return Ok(end);
+                }
+            }
+        }
+    }
+
+    /// The next offset after `from` holding a valid record, within reach.
+    fn resync(&mut self, from: u64, last_lsn: u64) -> Result<Option<u64>, RecoveryError> {
+        let limit = (from + RESYNC_WINDOW_BYTES).min(self.segment_size);
+        let magic = RECORD_MAGIC.to_le_bytes();
+        let mut pos = from + 1;
+        while pos + RECORD_HEADER_BYTES as u64 <= limit {
+            let span = ((limit - pos) as usize).min(1 << 20);
+            let found = {
+                let bytes = self.bytes(pos, span)?;
+                bytes.windows(4).position(|w| w == magic)
+            };
+            match found {
+                Some(at) => {
+                    let candidate = pos + at as u64;
+                    if self.record_at(candidate, last_lsn)?.is_some() {
+                        return Ok(Some(candidate));
+                    }
+                    pos = candidate + 1;
+                }
+                None => pos += (span as u64).saturating_sub(3).max(1),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the block at `pos` holds anything but zeros (a torn record
+    /// rather than the clean end of the log).
+    fn looks_written(&mut self, pos: u64) -> Result<bool, RecoveryError> {
+        if pos + BLOCK_SIZE as u64 > self.segment_size {
+            return Ok(false);
+        }
+        Ok(self.bytes(pos, BLOCK_SIZE)?.iter().any(|&b| b != 0))
+    }
+}
