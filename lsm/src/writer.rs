@@ -20,6 +20,10 @@ use crate::format::{
 };
 use crate::index::{Index, LogPosition};
 
+/// Free segments held back from data (chunk) records, so that deletes,
+/// aborts and checkpoints still fit on a device full of data.
+pub const RESERVED_SEGMENTS: usize = 1;
+
 /// Upper bound of one batch write; also bounds what one submission may hold.
 pub const MAX_BATCH_BYTES: usize = 8 << 20;
 
@@ -322,6 +326,10 @@ impl WriterThread {
                 .head
                 .is_some_and(|h| h.offset as u64 + len <= segment_size);
             if !fits {
+                let carries_data = matches!(record.record, Record::Chunk { .. });
+                if carries_data && self.free.len() <= RESERVED_SEGMENTS {
+                    return Err(Error::NoSpace);
+                }
                 self.open_segment(batch)?;
             }
             let Some(head) = batch.head.as_mut() else {
