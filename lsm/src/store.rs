@@ -138,6 +138,11 @@ impl Store {
             .ok_or_else(|| Error::Failed("writer returned no location".into()))
     }
 
+    /// The lsn of the newest applied record: tells whether a checkpoint is due.
+    pub fn applied_lsn(&self) -> u64 {
+        self.inner.index.read().applied_lsn
+    }
+
     /// A consistent copy of the index (cheap: entries are shared).
     pub fn snapshot(&self) -> Index {
         self.inner.index.read().clone()

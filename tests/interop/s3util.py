@@ -25,6 +25,7 @@ import struct
 import urllib.parse
 import xml.etree.ElementTree as ET
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
@@ -123,6 +124,14 @@ def checksum_b64(algorithm: str, b: bytes) -> str:
     else:
         raise ValueError(algorithm)
     return base64.b64encode(raw).decode()
+
+
+def put_many(s3, bucket, keys, workers=8, body=None):
+    """PUT every key (body: the key's UTF-8 bytes unless given), in parallel."""
+    def one(k):
+        s3.put_object(Bucket=bucket, Key=k, Body=body if body is not None else k.encode())
+    with ThreadPoolExecutor(workers) as ex:
+        list(ex.map(one, keys))
 
 
 # --------------------------------------------------------------------------

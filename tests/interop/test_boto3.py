@@ -13,7 +13,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import ClientError
@@ -21,7 +20,7 @@ from botocore.exceptions import ClientError
 import s3util
 from conftest import make_boto3_client, unique_bucket_name
 from s3util import (KiB, MiB, Signer, etag_multipart, etag_single, expect_client_error,
-                    md5_b64, rand_bytes, raw_request, s3_path)
+                    md5_b64, put_many, rand_bytes, raw_request, s3_path)
 
 
 # --------------------------------------------------------------------------
@@ -46,13 +45,6 @@ def all_keys(s3, bucket, prefix=""):
 
 def bucket_names(s3):
     return {b["Name"] for b in s3.list_buckets()["Buckets"]}
-
-
-def put_many(s3, bucket, keys, workers=8, body=None):
-    def one(k):
-        s3.put_object(Bucket=bucket, Key=k, Body=body if body is not None else k.encode())
-    with ThreadPoolExecutor(workers) as ex:
-        list(ex.map(one, keys))
 
 
 def now_utc():

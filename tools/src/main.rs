@@ -1,1 +1,73 @@
-fn main() {}
+//! tools owns the `strata` binary: `serve` runs the S3 server, `format`
+//! prepares a device. It wires the crates together and owns no storage logic.
+
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "strata", version, about = "Strata: an S3-compatible object store on a raw block device")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the S3 server (creates and formats the default data file on first start).
+    Serve(config::ServeArgs),
+    /// Write fresh superblocks to a device or file, erasing what it held.
+    Format {
+        device: PathBuf,
+        #[arg(long, default_value_t = config::DEFAULT_SEGMENT_BYTES)]
+        segment_size_bytes: u64,
+        /// For a file that does not exist yet: its (sparse) size.
+        #[arg(long)]
+        size_bytes: Option<u64>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Format {
+            device,
+            segment_size_bytes,
+            size_bytes,
+        } => format(&device, segment_size_bytes, size_bytes),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("strata: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn format(device: &std::path::Path, segment_size_bytes: u64, size_bytes: Option<u64>) -> Result<(), String> {
+    let options = blockdev::OpenOptions {
+        create_size_bytes: size_bytes,
+        engine: None,
+    };
+    let dev = blockdev::open_device(device, &options).map_err(|e| e.to_string())?;
+    let sb = lsm::format_device(dev.as_ref(), segment_size_bytes).map_err(|e| e.to_string())?;
+    println!(
+        "formatted {}: {} segments of {} bytes",
+        device.display(),
+        sb.segment_count,
+        sb.segment_size_bytes
+    );
+    Ok(())
+}

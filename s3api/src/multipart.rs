@@ -1,0 +1,258 @@
+//! Multipart uploads: create, upload (and copy) parts, complete by linking
+//! the parts' chunks, abort, and the two listings.
+
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use crate::body::{ingest, object_body, ChecksumRequest, MAX_PUT_BYTES};
+use crate::convert::*;
+use crate::errors::to_s3;
+use crate::objects::{copy_source, set_checksum};
+use crate::service::Strata;
+
+const MAX_PART_NUMBER: i32 = 10_000;
+
+fn check_part_number(n: i32) -> S3Result<u32> {
+    if (1..=MAX_PART_NUMBER).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(s3_error!(InvalidArgument, "Part number must be an integer between 1 and {MAX_PART_NUMBER}"))
+    }
+}
+
+/// The upload must exist and belong to this bucket and key.
+fn upload_for(s: &Strata, bucket: &str, key: &str, upload_id: &str) -> S3Result<std::sync::Arc<lsm::Upload>> {
+    let upload = s.store()?.upload(upload_id).map_err(to_s3)?;
+    if upload.create.bucket != bucket || upload.create.key != key {
+        return Err(s3_error!(NoSuchUpload));
+    }
+    Ok(upload)
+}
+
+pub(crate) async fn create(s: &Strata, req: S3Request<CreateMultipartUploadInput>) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let store = s.store()?;
+    let input = &req.input;
+    let user_metadata = metadata_in(input.metadata.clone());
+    check_metadata_size(&user_metadata)?;
+    let meta = lsm::ObjectMeta {
+        content_type: input.content_type.clone(),
+        content_encoding: stored_encoding(input.content_encoding.clone()),
+        cache_control: input.cache_control.clone(),
+        content_disposition: input.content_disposition.clone(),
+        content_language: input.content_language.clone(),
+        expires: input.expires.as_ref().and_then(http_date),
+        user_metadata,
+        ..Default::default()
+    };
+    let upload_id = store
+        .create_upload(&input.bucket, &input.key, meta)
+        .await
+        .map_err(to_s3)?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(input.bucket.clone()),
+        key: Some(input.key.clone()),
+        upload_id: Some(upload_id),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn upload_part(s: &Strata, mut req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    let store = s.store()?;
+    let input = &mut req.input;
+    let number = check_part_number(input.part_number)?;
+    upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
+    let checks = ChecksumRequest::new(
+        input.content_md5.clone(),
+        input.checksum_algorithm.as_ref(),
+        [
+            input.checksum_crc32.clone(),
+            input.checksum_crc32c.clone(),
+            input.checksum_crc64nvme.clone(),
+            input.checksum_sha1.clone(),
+            input.checksum_sha256.clone(),
+        ],
+        req.trailing_headers.clone(),
+    );
+    let (data, checksums) = ingest(&store, input.body.take(), input.content_length, checks, MAX_PUT_BYTES).await?;
+    let part = store
+        .put_part(&input.upload_id, number, data, checksums.clone())
+        .await
+        .map_err(to_s3)?;
+    let mut output = UploadPartOutput {
+        e_tag: Some(ETag::Strong(part.etag.clone())),
+        ..Default::default()
+    };
+    for (name, value) in checksums {
+        set_checksum(&mut output.checksum_crc32, &mut output.checksum_crc32c, &mut output.checksum_crc64nvme, &mut output.checksum_sha1, &mut output.checksum_sha256, &name, value);
+    }
+    Ok(S3Response::new(output))
+}
+
+pub(crate) async fn upload_part_copy(s: &Strata, req: S3Request<UploadPartCopyInput>) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let store = s.store()?;
+    let input = &req.input;
+    let number = check_part_number(input.part_number)?;
+    upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
+    let (src_bucket, src_key) = copy_source(&input.copy_source)?;
+    let source = store.object(&src_bucket, &src_key).map_err(to_s3)?;
+    check_conditions(
+        &source,
+        input.copy_source_if_match.as_ref(),
+        input.copy_source_if_none_match.as_ref(),
+        input.copy_source_if_modified_since.as_ref(),
+        input.copy_source_if_unmodified_since.as_ref(),
+    )
+    .map_err(|e| if *e.code() == s3s::S3ErrorCode::NotModified { s3_error!(PreconditionFailed) } else { e })?;
+    let range = match &input.copy_source_range {
+        None => 0..source.meta.size,
+        Some(text) => {
+            let r = Range::parse(text).map_err(|_| s3_error!(InvalidArgument, "invalid x-amz-copy-source-range"))?;
+            if !matches!(r, Range::Int { last: Some(_), .. }) {
+                return Err(s3_error!(InvalidArgument, "x-amz-copy-source-range must be bytes=first-last"));
+            }
+            r.check(source.meta.size)?
+        }
+    };
+    // The part's bytes are re-chunked: a range rarely aligns with chunks,
+    // and the part's ETag must be the MD5 of exactly these bytes.
+    let blob = object_body(&store, &source, range.clone()).await?;
+    let (data, _) = ingest(
+        &store,
+        Some(blob),
+        Some((range.end - range.start) as i64),
+        ChecksumRequest::new(None, None, Default::default(), None),
+        MAX_PUT_BYTES,
+    )
+    .await?;
+    let part = store.put_part(&input.upload_id, number, data, vec![]).await.map_err(to_s3)?;
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(CopyPartResult {
+            e_tag: Some(ETag::Strong(part.etag.clone())),
+            last_modified: Some(timestamp_ms(part.last_modified_ms)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn complete(s: &Strata, req: S3Request<CompleteMultipartUploadInput>) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let store = s.store()?;
+    let input = &req.input;
+    upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
+    let listed = input
+        .multipart_upload
+        .as_ref()
+        .and_then(|m| m.parts.as_ref())
+        .ok_or_else(|| s3_error!(MalformedXML, "no parts listed"))?;
+    if listed.len() > MAX_PART_NUMBER as usize {
+        return Err(s3_error!(MalformedXML, "too many parts"));
+    }
+    let mut parts = Vec::with_capacity(listed.len());
+    for part in listed {
+        let number = part.part_number.ok_or_else(|| s3_error!(MalformedXML, "part without PartNumber"))?;
+        let etag = part.e_tag.as_ref().ok_or_else(|| s3_error!(MalformedXML, "part without ETag"))?;
+        parts.push((check_part_number(number).map_err(|_| s3_error!(InvalidPart))?, etag.value().to_string()));
+    }
+    let if_absent = match &input.if_none_match {
+        Some(ETagCondition::Any) => true,
+        Some(_) => return Err(s3_error!(NotImplemented, "If-None-Match supports only '*'")),
+        None => false,
+    };
+    if if_absent && store.object(&input.bucket, &input.key).is_ok() {
+        return Err(s3_error!(PreconditionFailed));
+    }
+    let entry = store
+        .complete_upload(&input.upload_id, &parts, if_absent)
+        .await
+        .map_err(to_s3)?;
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(input.bucket.clone()),
+        key: Some(input.key.clone()),
+        e_tag: Some(etag(&entry.meta)),
+        location: Some(format!("/{}/{}", input.bucket, input.key)),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn abort(s: &Strata, req: S3Request<AbortMultipartUploadInput>) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let input = &req.input;
+    upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
+    s.store()?.abort_upload(&input.upload_id).await.map_err(to_s3)?;
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+pub(crate) async fn list_parts(s: &Strata, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+    let input = &req.input;
+    let upload = upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
+    let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+    let marker = input.part_number_marker.unwrap_or(0).max(0) as u32;
+    let after: Vec<_> = upload.parts.range(marker + 1..).map(|(_, p)| p.clone()).collect();
+    let truncated = after.len() > max;
+    let shown = &after[..after.len().min(max)];
+    let parts = shown
+        .iter()
+        .map(|p| Part {
+            part_number: Some(p.part_number as i32),
+            e_tag: Some(ETag::Strong(p.etag.clone())),
+            size: Some(p.size as i64),
+            last_modified: Some(timestamp_ms(p.last_modified_ms)),
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(input.bucket.clone()),
+        key: Some(input.key.clone()),
+        upload_id: Some(input.upload_id.clone()),
+        part_number_marker: input.part_number_marker,
+        next_part_number_marker: shown.last().filter(|_| truncated).map(|p| p.part_number as i32),
+        max_parts: Some(max as i32),
+        is_truncated: Some(truncated),
+        parts: Some(parts),
+        ..Default::default()
+    }))
+}
+
+pub(crate) async fn list_uploads(s: &Strata, req: S3Request<ListMultipartUploadsInput>) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let store = s.store()?;
+    let input = &req.input;
+    let prefix = input.prefix.as_deref().unwrap_or("");
+    let url = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
+    let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
+    let key_marker = input.key_marker.as_deref().unwrap_or("");
+    let all = store.list_uploads(&input.bucket, prefix).map_err(to_s3)?;
+    let after: Vec<_> = all
+        .into_iter()
+        .filter(|u| {
+            let key = u.create.key.as_str();
+            key > key_marker
+                || (key == key_marker
+                    && input.upload_id_marker.as_deref().is_some_and(|m| u.create.upload_id.as_str() > m))
+        })
+        .collect();
+    let truncated = after.len() > max;
+    let shown = &after[..after.len().min(max)];
+    let enc = |k: &str| if url { url_encode(k) } else { k.to_string() };
+    let uploads = shown
+        .iter()
+        .map(|u| MultipartUpload {
+            key: Some(enc(&u.create.key)),
+            upload_id: Some(u.create.upload_id.clone()),
+            initiated: Some(timestamp_ms(u.create.initiated_ms)),
+            ..Default::default()
+        })
+        .collect();
+    let last = shown.last().filter(|_| truncated);
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(input.bucket.clone()),
+        prefix: Some(enc(prefix)),
+        key_marker: input.key_marker.clone(),
+        upload_id_marker: input.upload_id_marker.clone(),
+        next_key_marker: last.map(|u| enc(&u.create.key)),
+        next_upload_id_marker: last.map(|u| u.create.upload_id.clone()),
+        max_uploads: Some(max as i32),
+        is_truncated: Some(truncated),
+        uploads: Some(uploads),
+        encoding_type: input.encoding_type.clone(),
+        ..Default::default()
+    }))
+}

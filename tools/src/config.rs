@@ -1,0 +1,122 @@
+//! `strata serve` settings: flags, then environment, then an optional TOML
+//! file, then defaults. Credentials also come from the variable names that
+//! MinIO and RustFS deployments already pass.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+pub const DEFAULT_SEGMENT_BYTES: u64 = 256 << 20;
+pub const DEFAULT_DATA_FILE: &str = "data/strata.img";
+/// The default data file is sparse: only what is written takes space.
+pub const DEFAULT_DATA_BYTES: u64 = 64 << 30;
+const WELL_KNOWN_PAIR: (&str, &str) = ("minioadmin", "minioadmin");
+
+#[derive(clap::Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Listen address.
+    #[arg(long, env = "STRATA_ADDRESS")]
+    pub address: Option<SocketAddr>,
+    /// Data device (raw block device) or file.
+    #[arg(long, env = "STRATA_DATA")]
+    pub data: Option<PathBuf>,
+    /// Size of the data file when it has to be created.
+    #[arg(long, env = "STRATA_SIZE_BYTES")]
+    pub size_bytes: Option<u64>,
+    /// Segment size used when formatting a new data file.
+    #[arg(long, env = "STRATA_SEGMENT_SIZE_BYTES")]
+    pub segment_size_bytes: Option<u64>,
+    #[arg(long, env = "STRATA_REGION")]
+    pub region: Option<String>,
+    /// Seconds between background checkpoints.
+    #[arg(long, env = "STRATA_CHECKPOINT_INTERVAL_S")]
+    pub checkpoint_interval_s: Option<u64>,
+    /// A TOML file with any of the settings above (snake_case keys).
+    #[arg(long, env = "STRATA_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    address: Option<SocketAddr>,
+    data: Option<PathBuf>,
+    size_bytes: Option<u64>,
+    segment_size_bytes: Option<u64>,
+    region: Option<String>,
+    checkpoint_interval_s: Option<u64>,
+    access_key: Option<String>,
+    secret_key: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub address: SocketAddr,
+    pub data: PathBuf,
+    pub size_bytes: u64,
+    pub segment_size_bytes: u64,
+    pub region: String,
+    pub checkpoint_interval_s: u64,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+fn env_pair(user: &str, password: &str) -> Option<(String, String)> {
+    match (std::env::var(user), std::env::var(password)) {
+        (Ok(u), Ok(p)) if !u.is_empty() && !p.is_empty() => Some((u, p)),
+        _ => None,
+    }
+}
+
+impl ServeArgs {
+    pub fn resolve(self) -> Result<ServeConfig, String> {
+        let file: FileConfig = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let address = self
+            .address
+            .or(file.address)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000)));
+        let credentials = env_pair("STRATA_ACCESS_KEY", "STRATA_SECRET_KEY")
+            .or_else(|| env_pair("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"))
+            .or_else(|| env_pair("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"))
+            .or_else(|| env_pair("RUSTFS_ACCESS_KEY", "RUSTFS_SECRET_KEY"))
+            .or(match (file.access_key, file.secret_key) {
+                (Some(a), Some(s)) => Some((a, s)),
+                _ => None,
+            });
+        let (access_key, secret_key) = match credentials {
+            Some(pair) => pair,
+            None => (WELL_KNOWN_PAIR.0.to_string(), WELL_KNOWN_PAIR.1.to_string()),
+        };
+        if (access_key.as_str(), secret_key.as_str()) == WELL_KNOWN_PAIR {
+            if !address.ip().is_loopback() {
+                return Err(format!(
+                    "refusing to serve on {address} with the well-known credentials minioadmin/minioadmin; \
+                     set STRATA_ACCESS_KEY and STRATA_SECRET_KEY (or MINIO_ROOT_USER/MINIO_ROOT_PASSWORD)"
+                ));
+            }
+            tracing::warn!(
+                "USING THE WELL-KNOWN CREDENTIALS minioadmin/minioadmin: anyone who can reach {address} can read and write everything. Set STRATA_ACCESS_KEY and STRATA_SECRET_KEY."
+            );
+        }
+        Ok(ServeConfig {
+            address,
+            data: self.data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_FILE)),
+            size_bytes: self.size_bytes.or(file.size_bytes).unwrap_or(DEFAULT_DATA_BYTES),
+            segment_size_bytes: self
+                .segment_size_bytes
+                .or(file.segment_size_bytes)
+                .unwrap_or(DEFAULT_SEGMENT_BYTES),
+            region: self.region.or(file.region).unwrap_or_else(|| "us-east-1".into()),
+            checkpoint_interval_s: self.checkpoint_interval_s.or(file.checkpoint_interval_s).unwrap_or(60),
+            access_key,
+            secret_key,
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! `strata serve`: listen at once (liveness true, readiness false), recover
+//! the store, then serve S3; checkpoint in the background; on SIGTERM or
+//! Ctrl-C stop accepting, finish in-flight requests, checkpoint, exit 0.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+
+use crate::config::{ServeArgs, ServeConfig};
+
+pub fn run(args: ServeArgs) -> Result<(), String> {
+    let config = args.resolve()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(serve(config))
+}
+
+fn open_store(config: &ServeConfig) -> Result<(lsm::Store, recovery::RecoveryReport), String> {
+    let fresh = !config.data.exists();
+    let options = blockdev::OpenOptions {
+        create_size_bytes: Some(config.size_bytes),
+        engine: None,
+    };
+    let device = blockdev::open_device(&config.data, &options).map_err(|e| e.to_string())?;
+    if fresh {
+        tracing::info!(path = %config.data.display(), size_bytes = config.size_bytes, "creating and formatting the data file");
+        lsm::format_device(device.as_ref(), config.segment_size_bytes).map_err(|e| e.to_string())?;
+    }
+    let (store, report) = recovery::open(device, recovery::OpenOptions::default())
+        .map_err(|e| format!("cannot open {}: {e}", config.data.display()))?;
+    Ok((store, report))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn checkpoint_loop(store: lsm::Store, interval: Duration) {
+    let mut last = store.applied_lsn();
+    loop {
+        tokio::time::sleep(interval).await;
+        let now = store.applied_lsn();
+        if now != last {
+            match recovery::write_checkpoint(&store).await {
+                Ok(report) => last = report.applied_lsn,
+                Err(e) => tracing::warn!(error = %e, "background checkpoint failed"),
+            }
+        }
+    }
+}
+
+async fn serve(config: ServeConfig) -> Result<(), String> {
+    let state = s3api::AppState::new();
+    let app = s3api::router(
+        state.clone(),
+        config.access_key.clone(),
+        config.secret_key.clone(),
+        &s3api::HttpLimits::default(),
+    );
+    let listener = tokio::net::TcpListener::bind(config.address)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.address))?;
+    tracing::info!(address = %config.address, data = %config.data.display(), region = %config.region, "listening");
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+
+    let opening = config.clone();
+    let (store, report) = tokio::task::spawn_blocking(move || open_store(&opening))
+        .await
+        .map_err(|e| format!("recovery task failed: {e}"))??;
+    state
+        .metrics
+        .recovery_ms
+        .store((report.seconds * 1000.0) as u64, Ordering::Relaxed);
+    let _ = state.store.set(store.clone());
+    tracing::info!(objects = report.objects, seconds = report.seconds, "ready");
+    let checkpoints = tokio::spawn(checkpoint_loop(
+        store.clone(),
+        Duration::from_secs(config.checkpoint_interval_s.max(1)),
+    ));
+
+    let served = server.await.map_err(|e| format!("server task failed: {e}"))?;
+    checkpoints.abort();
+    served.map_err(|e| format!("server error: {e}"))?;
+    match recovery::write_checkpoint(&store).await {
+        Ok(r) => tracing::info!(objects = r.objects, "final checkpoint written"),
+        Err(e) => tracing::warn!(error = %e, "final checkpoint failed"),
+    }
+    store.shutdown();
+    tracing::info!("stopped");
+    Ok(())
+}
