@@ -80,11 +80,7 @@ pub trait BlockDevice: Send + Sync {
     fn describe(&self) -> String;
 }
 
-pub(crate) fn check_range(
-    offset: u64,
-    len: usize,
-    size: u64,
-) -> Result<(), DeviceError> {
+pub(crate) fn check_range(offset: u64, len: usize, size: u64) -> Result<(), DeviceError> {
     let bs = crate::BLOCK_SIZE;
     if offset % bs as u64 != 0 || len % bs != 0 {
         return Err(DeviceError::Unaligned {

@@ -212,7 +212,13 @@ mod tests {
 
     #[test]
     fn synced_writes_survive_a_crash_and_unsynced_ones_may_tear() {
-        let dev = FaultyDevice::new(64 * 1024, FaultConfig { seed: 7, ..Default::default() });
+        let dev = FaultyDevice::new(
+            64 * 1024,
+            FaultConfig {
+                seed: 7,
+                ..Default::default()
+            },
+        );
         dev.write_at(block(1), 0).unwrap();
         dev.sync().unwrap();
         dev.write_at(block(2), 4096).unwrap();
@@ -244,7 +250,10 @@ mod tests {
         let dev = FaultyDevice::new(64 * 1024, FaultConfig::default());
         dev.set_nospace_above(Some(8192));
         dev.write_at(block(3), 4096).unwrap();
-        assert!(matches!(dev.write_at(block(3), 8192), Err(DeviceError::NoSpace)));
+        assert!(matches!(
+            dev.write_at(block(3), 8192),
+            Err(DeviceError::NoSpace)
+        ));
         assert_eq!(dev.read_at(AlignedBuf::zeroed(4096), 4096).unwrap()[0], 3);
     }
 }

@@ -81,7 +81,10 @@ fn open_file(path: &Path, create_size: Option<u64>) -> Result<DeviceFile, Device
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(open_err(e)),
     };
-    if meta.as_ref().is_some_and(|m| m.file_type().is_block_device()) {
+    if meta
+        .as_ref()
+        .is_some_and(|m| m.file_type().is_block_device())
+    {
         return open_block_device(path, shown);
     }
     if meta.is_none() {
@@ -166,7 +169,9 @@ fn open_block_device(path: &Path, shown: String) -> Result<DeviceFile, DeviceErr
     if sector as usize > BLOCK_SIZE || BLOCK_SIZE % (sector.max(1) as usize) != 0 {
         return Err(DeviceError::Open {
             path: shown,
-            reason: format!("logical block size {sector} is not supported (need a divisor of {BLOCK_SIZE})"),
+            reason: format!(
+                "logical block size {sector} is not supported (need a divisor of {BLOCK_SIZE})"
+            ),
         });
     }
     Ok(DeviceFile {

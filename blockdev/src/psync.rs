@@ -53,6 +53,9 @@ impl BlockDevice for PsyncDevice {
     }
 
     fn describe(&self) -> String {
-        format!("{} ({:?}, psync, direct={})", self.dev.path, self.dev.kind, self.dev.direct)
+        format!(
+            "{} ({:?}, psync, direct={})",
+            self.dev.path, self.dev.kind, self.dev.direct
+        )
     }
 }

@@ -43,13 +43,14 @@ impl UringDevice {
         let thread = std::thread::Builder::new()
             .name("strata-uring".into())
             .spawn(move || {
-                let runtime = match tokio_uring::Runtime::new(tokio_uring::builder().entries(RING_ENTRIES)) {
-                    Ok(runtime) => runtime,
-                    Err(e) => {
-                        let _ = started_tx.send(Err(e));
-                        return;
-                    }
-                };
+                let runtime =
+                    match tokio_uring::Runtime::new(tokio_uring::builder().entries(RING_ENTRIES)) {
+                        Ok(runtime) => runtime,
+                        Err(e) => {
+                            let _ = started_tx.send(Err(e));
+                            return;
+                        }
+                    };
                 let _ = started_tx.send(Ok(()));
                 runtime.block_on(async move {
                     let file = std::rc::Rc::new(tokio_uring::fs::File::from_std(file));
@@ -141,6 +142,9 @@ impl BlockDevice for UringDevice {
     }
 
     fn describe(&self) -> String {
-        format!("{} ({:?}, io_uring, direct={})", self.dev.path, self.dev.kind, self.dev.direct)
+        format!(
+            "{} ({:?}, io_uring, direct={})",
+            self.dev.path, self.dev.kind, self.dev.direct
+        )
     }
 }

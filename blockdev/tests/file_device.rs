@@ -42,7 +42,10 @@ fn exercise(engine: IoEngine) {
         Err(DeviceError::OutOfRange { .. })
     ));
     let second = open_device(&path, &options(engine));
-    assert!(matches!(second, Err(DeviceError::Busy { .. })), "second open must be refused");
+    assert!(
+        matches!(second, Err(DeviceError::Busy { .. })),
+        "second open must be refused"
+    );
     drop(dev);
     open_device(&path, &options(engine)).expect("reopen after close");
 }

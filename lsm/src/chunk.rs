@@ -19,7 +19,9 @@ pub struct Compression {
 
 impl Default for Compression {
     fn default() -> Self {
-        Compression { zstd_level: Some(1) }
+        Compression {
+            zstd_level: Some(1),
+        }
     }
 }
 
@@ -82,20 +84,31 @@ pub fn decode_chunk(location: Location, record_flags: u8, payload: &[u8]) -> Res
 mod tests {
     use super::*;
 
-    const LOC: Location = Location { segment: 0, offset: 0, len: 0 };
+    const LOC: Location = Location {
+        segment: 0,
+        offset: 0,
+        len: 0,
+    };
 
     #[test]
     fn compressible_data_is_compressed_and_random_is_not() {
-        let text = "{\"id\": 12, \"name\": \"vector\"} ".repeat(4000).into_bytes();
+        let text = "{\"id\": 12, \"name\": \"vector\"} "
+            .repeat(4000)
+            .into_bytes();
         let rec = encode_chunk(&text, Compression::default());
         assert_eq!(rec.flags & flags::ZSTD, flags::ZSTD);
         assert!(rec.payload.len() < text.len() / 4);
         assert_eq!(decode_chunk(LOC, rec.flags, &rec.payload).unwrap(), text);
 
-        let random: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let random: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         let rec = encode_chunk(&random, Compression::default());
         if rec.flags & flags::ZSTD == 0 {
-            assert_eq!(rec.payload.len(), random.len() + crate::format::CHUNK_PREFIX_BYTES);
+            assert_eq!(
+                rec.payload.len(),
+                random.len() + crate::format::CHUNK_PREFIX_BYTES
+            );
         }
         assert_eq!(decode_chunk(LOC, rec.flags, &rec.payload).unwrap(), random);
 

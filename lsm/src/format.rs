@@ -86,7 +86,9 @@ impl Superblock {
     }
 
     pub fn decode(bytes: &[u8]) -> std::result::Result<Superblock, SuperblockProblem> {
-        let b = bytes.get(..SUPERBLOCK_BYTES).ok_or(SuperblockProblem::Short)?;
+        let b = bytes
+            .get(..SUPERBLOCK_BYTES)
+            .ok_or(SuperblockProblem::Short)?;
         if b[..8] != SUPERBLOCK_MAGIC {
             return Err(SuperblockProblem::NotStrata);
         }
@@ -404,7 +406,10 @@ pub struct CheckpointPart {
 pub enum Record {
     /// Chunks are read through `decode_chunk_payload`; only the hash is
     /// needed when replaying.
-    Chunk { hash: [u8; 32], raw_len: u32 },
+    Chunk {
+        hash: [u8; 32],
+        raw_len: u32,
+    },
     ObjectPut(ObjectPut),
     Tombstone(Tombstone),
     BucketCreate(BucketOp),
@@ -436,7 +441,9 @@ impl Record {
     /// built by `encode_chunk_payload`).
     pub fn encode_payload(&self) -> Vec<u8> {
         let encoded = match self {
-            Record::Chunk { .. } => unreachable!("chunk payloads are built by encode_chunk_payload"),
+            Record::Chunk { .. } => {
+                unreachable!("chunk payloads are built by encode_chunk_payload")
+            }
             Record::ObjectPut(r) => bincode::serialize(r),
             Record::Tombstone(r) => bincode::serialize(r),
             Record::BucketCreate(r) | Record::BucketDelete(r) => bincode::serialize(r),
@@ -610,19 +617,32 @@ mod tests {
             let full = record_bytes(record.kind(), 0, &payload);
             assert!(full.starts_with(header));
         }
-        assert!(mismatches.is_empty(), "encoding changed:\n{}", mismatches.join("\n"));
+        assert!(
+            mismatches.is_empty(),
+            "encoding changed:\n{}",
+            mismatches.join("\n")
+        );
     }
 
     #[test]
     fn golden_header_and_chunk_bytes() {
         let payload = encode_chunk_payload(&[0xab; 32], 3, b"xyz");
         let full = record_bytes(RecordKind::Chunk, flags::ZSTD, &payload);
-        assert_eq!(&full[..64], "435254530101000027000000000000002a000000000000008227ef00db8c1645");
+        assert_eq!(
+            &full[..64],
+            "435254530101000027000000000000002a000000000000008227ef00db8c1645"
+        );
         let chunk = decode_chunk_payload(&payload).unwrap();
-        assert_eq!((chunk.hash, chunk.raw_len, chunk.stored), ([0xab; 32], 3, &b"xyz"[..]));
+        assert_eq!(
+            (chunk.hash, chunk.raw_len, chunk.stored),
+            ([0xab; 32], 3, &b"xyz"[..])
+        );
         assert_eq!(
             Record::decode(RecordKind::Chunk, &payload).unwrap(),
-            Record::Chunk { hash: [0xab; 32], raw_len: 3 }
+            Record::Chunk {
+                hash: [0xab; 32],
+                raw_len: 3
+            }
         );
     }
 
@@ -633,7 +653,11 @@ mod tests {
             segment_size_bytes: 4 << 20,
             segment_count: 3,
             generation: 5,
-            checkpoint: Some(Location { segment: 2, offset: 8192, len: 100 }),
+            checkpoint: Some(Location {
+                segment: 2,
+                offset: 8192,
+                len: 100,
+            }),
         };
         let bytes = sb.encode();
         assert_eq!(
@@ -644,19 +668,42 @@ mod tests {
         assert_eq!(Superblock::decode(&bytes), Ok(sb.clone()));
         let mut bad = bytes.clone();
         bad[30] ^= 1;
-        assert_eq!(Superblock::decode(&bad), Err(SuperblockProblem::BadChecksum));
-        assert_eq!(Superblock::decode(&[0; 4096]), Err(SuperblockProblem::NotStrata));
+        assert_eq!(
+            Superblock::decode(&bad),
+            Err(SuperblockProblem::BadChecksum)
+        );
+        assert_eq!(
+            Superblock::decode(&[0; 4096]),
+            Err(SuperblockProblem::NotStrata)
+        );
 
-        let sh = SegmentHeader { device_uuid: [1; 16], sequence: 9, first_lsn: 77 };
+        let sh = SegmentHeader {
+            device_uuid: [1; 16],
+            sequence: 9,
+            first_lsn: 77,
+        };
         let enc = sh.encode();
         assert_eq!(SegmentHeader::decode(&enc, &[1; 16]), Some(sh));
-        assert_eq!(SegmentHeader::decode(&enc, &[2; 16]), None, "foreign device");
+        assert_eq!(
+            SegmentHeader::decode(&enc, &[2; 16]),
+            None,
+            "foreign device"
+        );
     }
 
     #[test]
     fn flipped_bit_fails_the_crc() {
-        let payload = Record::Tombstone(Tombstone { bucket: "b".into(), key: "k".into() }).encode_payload();
-        let header = RecordHeader { kind: RecordKind::Tombstone, flags: 0, payload_len: payload.len() as u32, lsn: 1 };
+        let payload = Record::Tombstone(Tombstone {
+            bucket: "b".into(),
+            key: "k".into(),
+        })
+        .encode_payload();
+        let header = RecordHeader {
+            kind: RecordKind::Tombstone,
+            flags: 0,
+            payload_len: payload.len() as u32,
+            lsn: 1,
+        };
         let mut out = Vec::new();
         header.encode_with(&payload, &mut out);
         for bit in 0..out.len() * 8 {

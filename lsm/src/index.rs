@@ -127,7 +127,10 @@ impl Index {
                 Ok(())
             }
             Record::MultipartPart(part) => {
-                let upload = self.uploads.get_mut(&part.upload_id).ok_or(Error::NoSuchUpload)?;
+                let upload = self
+                    .uploads
+                    .get_mut(&part.upload_id)
+                    .ok_or(Error::NoSuchUpload)?;
                 Arc::make_mut(upload)
                     .parts
                     .insert(part.part_number, Arc::new(part.clone()));
@@ -142,14 +145,24 @@ impl Index {
                 Ok(())
             }
             Record::MultipartAbort(abort) => {
-                self.uploads.remove(&abort.upload_id).ok_or(Error::NoSuchUpload)?;
+                self.uploads
+                    .remove(&abort.upload_id)
+                    .ok_or(Error::NoSuchUpload)?;
                 Ok(())
             }
         }
     }
 
-    fn put_object(&mut self, lsn: u64, location: Location, put: &crate::format::ObjectPut) -> Result<()> {
-        let bucket = self.buckets.get_mut(&put.bucket).ok_or(Error::NoSuchBucket)?;
+    fn put_object(
+        &mut self,
+        lsn: u64,
+        location: Location,
+        put: &crate::format::ObjectPut,
+    ) -> Result<()> {
+        let bucket = self
+            .buckets
+            .get_mut(&put.bucket)
+            .ok_or(Error::NoSuchBucket)?;
         if put.if_absent && bucket.objects.contains_key(&put.key) {
             return Err(Error::PreconditionFailed);
         }
@@ -185,7 +198,10 @@ impl Index {
     }
 
     pub fn upload(&self, upload_id: &str) -> Result<Arc<Upload>> {
-        self.uploads.get(upload_id).cloned().ok_or(Error::NoSuchUpload)
+        self.uploads
+            .get(upload_id)
+            .cloned()
+            .ok_or(Error::NoSuchUpload)
     }
 
     /// Open uploads of a bucket, ordered by key then upload id.
@@ -307,7 +323,14 @@ mod tests {
     fn with_keys(keys: &[&str]) -> Index {
         let mut index = Index::default();
         index
-            .apply(1, LOC, &Record::BucketCreate(BucketOp { bucket: "b".into(), at_ms: 0 }))
+            .apply(
+                1,
+                LOC,
+                &Record::BucketCreate(BucketOp {
+                    bucket: "b".into(),
+                    at_ms: 0,
+                }),
+            )
             .unwrap();
         for key in keys {
             put(&mut index, key);
@@ -325,7 +348,11 @@ mod tests {
     #[test]
     fn list_with_prefix_delimiter_and_paging() {
         let index = with_keys(&["a/1", "a/2", "b", "c/x/1", "c/y", "d"]);
-        let all = ListQuery { max_keys: 1000, delimiter: Some("/"), ..Default::default() };
+        let all = ListQuery {
+            max_keys: 1000,
+            delimiter: Some("/"),
+            ..Default::default()
+        };
         let page = index.list("b", &all).unwrap();
         assert_eq!(names(&page), (vec!["b", "d"], vec!["a/", "c/"]));
         assert!(page.next_marker.is_none());
@@ -334,7 +361,12 @@ mod tests {
         let mut after: Option<String> = None;
         let mut seen = Vec::new();
         loop {
-            let q = ListQuery { max_keys: 2, delimiter: Some("/"), start_after: after.as_deref(), ..Default::default() };
+            let q = ListQuery {
+                max_keys: 2,
+                delimiter: Some("/"),
+                start_after: after.as_deref(),
+                ..Default::default()
+            };
             let page = index.list("b", &q).unwrap();
             let (o, p) = names(&page);
             seen.extend(o.iter().chain(p.iter()).map(|s| s.to_string()));
@@ -346,17 +378,38 @@ mod tests {
         seen.sort();
         assert_eq!(seen, vec!["a/", "b", "c/", "d"]);
 
-        let q = ListQuery { prefix: "c/", delimiter: Some("/"), max_keys: 10, ..Default::default() };
-        assert_eq!(names(&index.list("b", &q).unwrap()), (vec!["c/y"], vec!["c/x/"]));
-        let q = ListQuery { prefix: "c/", max_keys: 10, ..Default::default() };
-        assert_eq!(names(&index.list("b", &q).unwrap()), (vec!["c/x/1", "c/y"], vec![]));
+        let q = ListQuery {
+            prefix: "c/",
+            delimiter: Some("/"),
+            max_keys: 10,
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&index.list("b", &q).unwrap()),
+            (vec!["c/y"], vec!["c/x/"])
+        );
+        let q = ListQuery {
+            prefix: "c/",
+            max_keys: 10,
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&index.list("b", &q).unwrap()),
+            (vec!["c/x/1", "c/y"], vec![])
+        );
     }
 
     #[test]
     fn conditions_are_decided_at_apply() {
         let mut index = with_keys(&["k"]);
-        let del = Record::BucketDelete(BucketOp { bucket: "b".into(), at_ms: 0 });
-        assert!(matches!(index.apply(2, LOC, &del), Err(Error::BucketNotEmpty)));
+        let del = Record::BucketDelete(BucketOp {
+            bucket: "b".into(),
+            at_ms: 0,
+        });
+        assert!(matches!(
+            index.apply(2, LOC, &del),
+            Err(Error::BucketNotEmpty)
+        ));
         let again = Record::ObjectPut(ObjectPut {
             bucket: "b".into(),
             key: "k".into(),
@@ -364,12 +417,25 @@ mod tests {
             chunks: vec![],
             if_absent: true,
         });
-        assert!(matches!(index.apply(3, LOC, &again), Err(Error::PreconditionFailed)));
+        assert!(matches!(
+            index.apply(3, LOC, &again),
+            Err(Error::PreconditionFailed)
+        ));
         index
-            .apply(4, LOC, &Record::Tombstone(Tombstone { bucket: "b".into(), key: "k".into() }))
+            .apply(
+                4,
+                LOC,
+                &Record::Tombstone(Tombstone {
+                    bucket: "b".into(),
+                    key: "k".into(),
+                }),
+            )
             .unwrap();
         index.apply(5, LOC, &del).unwrap();
         assert!(!index.bucket_exists("b"));
-        assert!(matches!(index.apply(6, LOC, &again), Err(Error::NoSuchBucket)));
+        assert!(matches!(
+            index.apply(6, LOC, &again),
+            Err(Error::NoSuchBucket)
+        ));
     }
 }

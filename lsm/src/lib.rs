@@ -3,6 +3,7 @@
 //! is s3api) nor rebuild itself from the device (that is recovery); it talks
 //! to the device only through blockdev.
 
+pub mod cache;
 pub mod chunk;
 pub mod error;
 pub mod format;

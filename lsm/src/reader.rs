@@ -35,7 +35,11 @@ pub fn read_record(
         return Err(corrupt("record length differs from the index"));
     }
     if !RecordHeader::verify(bytes) {
-        tracing::error!(segment = location.segment, offset = location.offset, "crc mismatch on read");
+        tracing::error!(
+            segment = location.segment,
+            offset = location.offset,
+            "crc mismatch on read"
+        );
         return Err(corrupt("crc mismatch"));
     }
     Ok((header, bytes[RECORD_HEADER_BYTES..].to_vec()))

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use blockdev::BlockDevice;
+use bytes::Bytes;
 use md5::{Digest, Md5};
 use parking_lot::{Mutex, RwLock};
 
+use crate::cache::ChunkCache;
 use crate::chunk::{decode_chunk, encode_chunk, Compression};
 use crate::error::{Error, Result};
 use crate::format::{
-    BucketOp, ChunkRef, Location, MultipartAbort, MultipartComplete, MultipartCreate, MultipartPart,
-    ObjectMeta, ObjectPut, Record, RecordKind, Superblock, Tombstone,
+    BucketOp, ChunkRef, Location, MultipartAbort, MultipartComplete, MultipartCreate,
+    MultipartPart, ObjectMeta, ObjectPut, Record, RecordKind, Superblock, Tombstone,
 };
 use crate::index::{BucketInfo, Index, ListPage, ListQuery, ObjectEntry, Upload};
 use crate::reader::read_record;
@@ -30,6 +32,8 @@ pub struct StoreConfig {
     pub write_window_chunks: usize,
     /// Every multipart part but the last must be at least this large.
     pub min_part_size_bytes: u64,
+    /// DRAM for decoded chunks in front of the device (0 disables it).
+    pub cache_bytes: usize,
 }
 
 impl Default for StoreConfig {
@@ -39,6 +43,7 @@ impl Default for StoreConfig {
             compression: Compression::default(),
             write_window_chunks: 8,
             min_part_size_bytes: 5 << 20,
+            cache_bytes: 512 << 20,
         }
     }
 }
@@ -66,6 +71,7 @@ struct Inner {
     superblock: Mutex<Superblock>,
     index: Arc<RwLock<Index>>,
     writer: LogWriter,
+    cache: ChunkCache,
     config: StoreConfig,
 }
 
@@ -101,6 +107,7 @@ impl Store {
                 superblock: Mutex::new(superblock),
                 index,
                 writer,
+                cache: ChunkCache::new(config.cache_bytes),
                 config,
             }),
         }
@@ -288,16 +295,28 @@ impl Store {
             bucket: bucket.to_string(),
             key: key.to_string(),
         };
-        self.append_one(Record::Tombstone(tombstone)).await.map(|_| ())
+        self.append_one(Record::Tombstone(tombstone))
+            .await
+            .map(|_| ())
     }
 
     pub fn list_objects(&self, bucket: &str, query: &ListQuery<'_>) -> Result<ListPage> {
         self.inner.index.read().list(bucket, query)
     }
 
-    /// Reads one chunk's raw bytes (blocking device I/O; call it off the
-    /// async executor).
-    pub fn read_chunk(&self, chunk: &ChunkRef) -> Result<Vec<u8>> {
+    /// Reads one chunk's raw bytes, from the cache or the device (blocking
+    /// I/O: call it off the async executor).
+    pub fn read_chunk(&self, chunk: &ChunkRef) -> Result<Bytes> {
+        if let Some(hit) = self.inner.cache.get(&chunk.location) {
+            return Ok(hit);
+        }
+        let raw = Bytes::from(self.read_chunk_uncached(chunk)?);
+        self.inner.cache.insert(chunk.location, raw.clone());
+        Ok(raw)
+    }
+
+    /// Reads one chunk from the device, bypassing the cache (fsck, scrub).
+    pub fn read_chunk_uncached(&self, chunk: &ChunkRef) -> Result<Vec<u8>> {
         let sb = self.superblock();
         let (header, payload) = read_record(self.inner.device.as_ref(), &sb, chunk.location)?;
         if header.kind != RecordKind::Chunk {
@@ -427,7 +446,9 @@ impl Store {
         let abort = MultipartAbort {
             upload_id: upload_id.to_string(),
         };
-        self.append_one(Record::MultipartAbort(abort)).await.map(|_| ())
+        self.append_one(Record::MultipartAbort(abort))
+            .await
+            .map(|_| ())
     }
 }
 

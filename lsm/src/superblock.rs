@@ -5,14 +5,18 @@
 use blockdev::{AlignedBuf, BlockDevice, BLOCK_SIZE};
 
 use crate::error::{Error, Result};
-use crate::format::{Superblock, SuperblockProblem, MIN_SEGMENT_BYTES, SEGMENTS_START, SUPERBLOCK_OFFSETS};
+use crate::format::{
+    Superblock, SuperblockProblem, MIN_SEGMENT_BYTES, SEGMENTS_START, SUPERBLOCK_OFFSETS,
+};
 
 /// Why a device cannot be served.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenProblem {
     #[error("the device is not formatted for Strata ({0}); run `strata format` first")]
     Unformatted(SuperblockProblem),
-    #[error("the device is smaller than its superblock says ({actual} < {needed} bytes): truncated?")]
+    #[error(
+        "the device is smaller than its superblock says ({actual} < {needed} bytes): truncated?"
+    )]
     Truncated { actual: u64, needed: u64 },
     #[error(transparent)]
     Store(#[from] Error),

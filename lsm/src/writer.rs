@@ -287,8 +287,15 @@ impl WriterThread {
             let mut stats = self.stats.lock();
             stats.free_segments = self.free.len();
             stats.batches += 1;
-            stats.records += placed.iter().map(|(s, _)| s.records.len() as u64).sum::<u64>();
-            stats.bytes_written += batch.writes.iter().map(|(_, w)| align_up(w.len() as u64)).sum::<u64>();
+            stats.records += placed
+                .iter()
+                .map(|(s, _)| s.records.len() as u64)
+                .sum::<u64>();
+            stats.bytes_written += batch
+                .writes
+                .iter()
+                .map(|(_, w)| align_up(w.len() as u64))
+                .sum::<u64>();
         }
         let mut outcomes = Vec::with_capacity(placed.len());
         {
@@ -314,22 +321,34 @@ impl WriterThread {
     }
 
     /// Lays records out after the head, opening new segments as needed.
-    fn place(&mut self, batch: &mut Batch, records: &[PendingRecord]) -> Result<Vec<(Location, u64)>> {
+    fn place(
+        &mut self,
+        batch: &mut Batch,
+        records: &[PendingRecord],
+    ) -> Result<Vec<(Location, u64)>> {
         let segment_size = self.superblock.segment_size_bytes;
         let mut out = Vec::with_capacity(records.len());
         for record in records {
             let len = record.total_len() as u64;
             if len > segment_size - SEGMENT_HEADER_BYTES as u64 {
-                return Err(Error::TooLarge(format!("record of {len} bytes exceeds a segment")));
+                return Err(Error::TooLarge(format!(
+                    "record of {len} bytes exceeds a segment"
+                )));
             }
             let fits = batch
                 .head
                 .is_some_and(|h| h.offset as u64 + len <= segment_size);
+            // Data may not eat into the reserve: after placing it, at least
+            // RESERVED_SEGMENTS segments must still be free.
+            let carries_data = matches!(record.record, Record::Chunk { .. });
+            let free_after = self.free.len().saturating_sub(usize::from(!fits));
+            if carries_data
+                && (free_after < RESERVED_SEGMENTS
+                    || (!fits && self.free.len() <= RESERVED_SEGMENTS))
+            {
+                return Err(Error::NoSpace);
+            }
             if !fits {
-                let carries_data = matches!(record.record, Record::Chunk { .. });
-                if carries_data && self.free.len() <= RESERVED_SEGMENTS {
-                    return Err(Error::NoSpace);
-                }
                 self.open_segment(batch)?;
             }
             let Some(head) = batch.head.as_mut() else {

@@ -48,9 +48,16 @@ pub async fn write_checkpoint(store: &Store) -> Result<CheckpointReport, Recover
         previous = committed.locations.first().copied();
         parts += 1;
     }
-    let last = previous.ok_or_else(|| RecoveryError::CheckpointUnreadable("empty checkpoint".into()))?;
+    let last =
+        previous.ok_or_else(|| RecoveryError::CheckpointUnreadable("empty checkpoint".into()))?;
     store.commit_checkpoint(last)?;
-    tracing::info!(objects, applied_lsn, bytes = compressed.len(), parts, "checkpoint written");
+    tracing::info!(
+        objects,
+        applied_lsn,
+        bytes = compressed.len(),
+        parts,
+        "checkpoint written"
+    );
     Ok(CheckpointReport {
         objects,
         applied_lsn,
@@ -60,7 +67,10 @@ pub async fn write_checkpoint(store: &Store) -> Result<CheckpointReport, Recover
 }
 
 /// Loads the checkpoint the superblock names, verifying every part.
-pub fn load_checkpoint(device: &dyn BlockDevice, sb: &Superblock) -> Result<Option<Index>, RecoveryError> {
+pub fn load_checkpoint(
+    device: &dyn BlockDevice,
+    sb: &Superblock,
+) -> Result<Option<Index>, RecoveryError> {
     let Some(mut location) = sb.checkpoint else {
         return Ok(None);
     };
@@ -74,12 +84,16 @@ pub fn load_checkpoint(device: &dyn BlockDevice, sb: &Superblock) -> Result<Opti
             )));
         }
         let Record::Checkpoint(part) = Record::decode(header.kind, &payload)? else {
-            return Err(RecoveryError::CheckpointUnreadable("wrong record kind".into()));
+            return Err(RecoveryError::CheckpointUnreadable(
+                "wrong record kind".into(),
+            ));
         };
         let expected_index = pieces.len() as u32;
         pieces.push(part.bytes);
         match part.previous {
-            Some(previous) if part.part_index > 0 && expected_index < MAX_PARTS => location = previous,
+            Some(previous) if part.part_index > 0 && expected_index < MAX_PARTS => {
+                location = previous
+            }
             None if part.part_index == 0 => break,
             _ => {
                 return Err(RecoveryError::CheckpointUnreadable(

@@ -56,7 +56,10 @@ impl Default for OpenOptions {
 }
 
 /// Rebuilds the index from the device and starts the store on it.
-pub fn open(device: Arc<dyn BlockDevice>, options: OpenOptions) -> Result<(Store, RecoveryReport), RecoveryError> {
+pub fn open(
+    device: Arc<dyn BlockDevice>,
+    options: OpenOptions,
+) -> Result<(Store, RecoveryReport), RecoveryError> {
     let started = Instant::now();
     let sb = lsm::read_superblock(device.as_ref())?;
     let mut checkpoint_problem = None;

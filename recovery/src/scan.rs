@@ -49,25 +49,41 @@ pub struct ScannedRecord<'a> {
     pub payload: &'a [u8],
 }
 
-/// Segments whose header is valid for this device, in sequence order, and
-/// the rest (free).
+/// The segments as their headers describe them.
+pub struct SegmentHeaders {
+    /// Valid headers for this device, in sequence order.
+    pub used: Vec<(u32, SegmentHeader)>,
+    /// All-zero headers: formatted or released segments, safe to reuse.
+    pub free: BTreeSet<u32>,
+    /// Headers that are neither: never reused, since a flipped bit in a
+    /// header must not turn a segment full of data into free space.
+    pub damaged: Vec<u32>,
+}
+
 pub fn read_segment_headers(
     device: &dyn BlockDevice,
     sb: &Superblock,
-) -> Result<(Vec<(u32, SegmentHeader)>, BTreeSet<u32>), RecoveryError> {
-    let mut used = Vec::new();
-    let mut free = BTreeSet::new();
+) -> Result<SegmentHeaders, RecoveryError> {
+    let mut headers = SegmentHeaders {
+        used: Vec::new(),
+        free: BTreeSet::new(),
+        damaged: Vec::new(),
+    };
     for segment in 0..sb.segment_count {
         let block = device.read_at(AlignedBuf::zeroed(BLOCK_SIZE), sb.segment_offset(segment))?;
         match SegmentHeader::decode(&block, &sb.device_uuid) {
-            Some(header) => used.push((segment, header)),
+            Some(header) => headers.used.push((segment, header)),
+            None if block.iter().all(|&b| b == 0) => {
+                headers.free.insert(segment);
+            }
             None => {
-                free.insert(segment);
+                tracing::error!(segment, "damaged segment header; the segment is left alone");
+                headers.damaged.push(segment);
             }
         }
     }
-    used.sort_by_key(|(_, h)| h.sequence);
-    Ok((used, free))
+    headers.used.sort_by_key(|(_, h)| h.sequence);
+    Ok(headers)
 }
 
 /// Replays the log into `index` from `from` (a checkpoint's tail), or from
@@ -79,7 +95,19 @@ pub fn replay(
     from: Option<LogPosition>,
     report: &mut ScanReport,
 ) -> Result<WriterStart, RecoveryError> {
-    let (used, free) = read_segment_headers(device, sb)?;
+    let SegmentHeaders {
+        used,
+        free,
+        damaged,
+    } = read_segment_headers(device, sb)?;
+    for segment in damaged {
+        report.damage.push(Damage {
+            segment,
+            offset: 0,
+            len: SEGMENT_HEADER_BYTES,
+            torn_tail: false,
+        });
+    }
     let mut next_lsn = index.applied_lsn + 1;
     let mut last_lsn = index.applied_lsn;
     let mut next_sequence = 1;
@@ -191,7 +219,11 @@ impl<'d> SegmentScanner<'d> {
     }
 
     /// The valid record at `offset`, if there is one there.
-    fn record_at(&mut self, offset: u64, last_lsn: u64) -> Result<Option<RecordHeader>, RecoveryError> {
+    fn record_at(
+        &mut self,
+        offset: u64,
+        last_lsn: u64,
+    ) -> Result<Option<RecordHeader>, RecoveryError> {
         if offset + RECORD_HEADER_BYTES as u64 > self.segment_size {
             return Ok(None);
         }
@@ -229,8 +261,14 @@ impl<'d> SegmentScanner<'d> {
                     offset: pos as u32,
                     len: len as u32,
                 };
-                let payload = self.bytes(pos + RECORD_HEADER_BYTES as u64, len - RECORD_HEADER_BYTES)?.to_vec();
-                if visit(ScannedRecord { location, header, payload: &payload }) {
+                let payload = self
+                    .bytes(pos + RECORD_HEADER_BYTES as u64, len - RECORD_HEADER_BYTES)?
+                    .to_vec();
+                if visit(ScannedRecord {
+                    location,
+                    header,
+                    payload: &payload,
+                }) {
                     self.rejected += 1;
                 } else {
                     self.applied += 1;
@@ -248,7 +286,12 @@ impl<'d> SegmentScanner<'d> {
             }
             match self.resync(pos, *last_lsn)? {
                 Some(next) => {
-                    tracing::error!(segment = self.segment, offset = pos, len = next - pos, "damaged log records skipped");
+                    tracing::error!(
+                        segment = self.segment,
+                        offset = pos,
+                        len = next - pos,
+                        "damaged log records skipped"
+                    );
                     report.damage.push(Damage {
                         segment: self.segment,
                         offset: pos as u32,

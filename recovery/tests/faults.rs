@@ -81,7 +81,10 @@ fn bit_flips_anywhere_in_the_log_never_corrupt_reads_or_panic() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let used = 4 << 20; // everything written lies in the first few segments
         for _ in 0..20 {
-            dev.flip_bit(rng.gen_range(1 << 20..(1 << 20) + used), rng.gen_range(0..8));
+            dev.flip_bit(
+                rng.gen_range(1 << 20..(1 << 20) + used),
+                rng.gen_range(0..8),
+            );
         }
         let Ok((recovered, _)) = recovery::open(dev, options()) else {
             continue; // a refusal is fine; a panic or wrong data is not
@@ -125,7 +128,10 @@ fn full_device_fails_writes_cleanly_and_keeps_reading() {
     for (key, data) in stored.iter().skip(1) {
         assert_eq!(&read_all(&recovered, "b", key).unwrap(), data);
     }
-    assert!(matches!(recovered.object("b", "k0"), Err(lsm::Error::NoSuchKey)));
+    assert!(matches!(
+        recovered.object("b", "k0"),
+        Err(lsm::Error::NoSuchKey)
+    ));
 }
 
 #[test]
@@ -138,13 +144,19 @@ fn host_enospc_and_read_errors_are_errors() {
         put(&store, "b", "k", &body(1, 10_000)).await.unwrap();
     });
     dev.set_nospace_above(Some(1 << 20));
-    let err = rt.block_on(put(&store, "b", "k2", &body(2, 10_000))).unwrap_err();
+    let err = rt
+        .block_on(put(&store, "b", "k2", &body(2, 10_000)))
+        .unwrap_err();
     assert!(matches!(err, lsm::Error::NoSpace), "{err:?}");
     assert_eq!(read_all(&store, "b", "k").unwrap(), body(1, 10_000));
     dev.set_nospace_above(None);
-    rt.block_on(put(&store, "b", "k2", &body(2, 10_000))).unwrap();
+    rt.block_on(put(&store, "b", "k2", &body(2, 10_000)))
+        .unwrap();
     dev.set_read_errors(true);
-    assert!(matches!(read_all(&store, "b", "k"), Err(lsm::Error::Device(_))));
+    assert!(matches!(
+        read_all(&store, "b", "k"),
+        Err(lsm::Error::Device(_))
+    ));
     dev.set_read_errors(false);
     assert_eq!(read_all(&store, "b", "k2").unwrap(), body(2, 10_000));
 }
@@ -152,14 +164,19 @@ fn host_enospc_and_read_errors_are_errors() {
 #[test]
 fn unformatted_and_truncated_devices_are_refused() {
     let blank: Arc<dyn BlockDevice> = Arc::new(FaultyDevice::new(8 << 20, FaultConfig::default()));
-    let err = recovery::open(blank, options()).err().expect("blank device must be refused");
+    let err = recovery::open(blank, options())
+        .err()
+        .expect("blank device must be refused");
     assert!(err.to_string().contains("not formatted"), "{err}");
 
     let dev = formatted(16 << 20, 5);
     let mut image = dev.visible_image();
     image.truncate(8 << 20);
-    let short: Arc<dyn BlockDevice> = Arc::new(FaultyDevice::from_image(image, FaultConfig::default()));
-    let err = recovery::open(short, options()).err().expect("truncated device must be refused");
+    let short: Arc<dyn BlockDevice> =
+        Arc::new(FaultyDevice::from_image(image, FaultConfig::default()));
+    let err = recovery::open(short, options())
+        .err()
+        .expect("truncated device must be refused");
     assert!(err.to_string().contains("truncated"), "{err}");
 }
 
@@ -169,15 +186,27 @@ fn unformatted_and_truncated_devices_are_refused() {
 fn real_loop_device() {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("loop.img");
-    std::fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
     let out = std::process::Command::new("losetup")
-        .args(["--find", "--show", "--direct-io=on", "--sector-size", "4096"])
+        .args([
+            "--find",
+            "--show",
+            "--direct-io=on",
+            "--sector-size",
+            "4096",
+        ])
         .arg(&image)
         .output();
     let loop_dev = match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
         Ok(o) => {
-            eprintln!("SKIPPED real_loop_device: losetup failed: {}", String::from_utf8_lossy(&o.stderr));
+            eprintln!(
+                "SKIPPED real_loop_device: losetup failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
             return;
         }
         Err(e) => {
@@ -188,18 +217,29 @@ fn real_loop_device() {
     struct Detach(String);
     impl Drop for Detach {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("losetup").args(["-d", &self.0]).status();
+            let _ = std::process::Command::new("losetup")
+                .args(["-d", &self.0])
+                .status();
         }
     }
     let _detach = Detach(loop_dev.clone());
     let rt = runtime();
-    let open_dev = || blockdev::open_device(std::path::Path::new(&loop_dev), &blockdev::OpenOptions::default()).unwrap();
+    let open_dev = || {
+        blockdev::open_device(
+            std::path::Path::new(&loop_dev),
+            &blockdev::OpenOptions::default(),
+        )
+        .unwrap()
+    };
     let dev = open_dev();
     assert_eq!(dev.size_bytes(), 64 << 20);
     lsm::format_device(dev.as_ref(), 4 << 20).unwrap();
     // A second opener is refused while we hold it.
     assert!(matches!(
-        blockdev::open_device(std::path::Path::new(&loop_dev), &blockdev::OpenOptions::default()),
+        blockdev::open_device(
+            std::path::Path::new(&loop_dev),
+            &blockdev::OpenOptions::default()
+        ),
         Err(blockdev::DeviceError::Busy { .. })
     ));
     let (store, _) = recovery::open(dev, options()).unwrap();
@@ -213,4 +253,49 @@ fn real_loop_device() {
     let (store, report) = recovery::open(open_dev(), options()).unwrap();
     assert_eq!(report.objects, 1);
     assert_eq!(read_all(&store, "b", "k").unwrap(), data);
+}
+
+/// A flipped bit in a segment header must not turn that segment into free
+/// space that new writes overwrite.
+#[test]
+fn damaged_segment_header_is_never_reused() {
+    let rt = runtime();
+    let dev = formatted(8 << 20, 11);
+    let (store, _) = open(dev.clone());
+    rt.block_on(async {
+        store.create_bucket("b").await.unwrap();
+        put(&store, "b", "k", &body(5, 200_000)).await.unwrap();
+    });
+    let first = store.object("b", "k").unwrap().chunks[0].location.segment;
+    let sb = store.superblock();
+    store.shutdown();
+    drop(store);
+    let start = sb.segment_offset(first) as usize;
+    let end = start + sb.segment_size_bytes as usize;
+    dev.flip_bit(start as u64 + 40, 3);
+    let before = dev.visible_image()[start..end].to_vec();
+    let (store, report) = open(dev.clone());
+    assert!(
+        report
+            .scan
+            .damage
+            .iter()
+            .any(|d| d.segment == first && d.offset == 0),
+        "{report:?}"
+    );
+    rt.block_on(async {
+        for i in 0..40u64 {
+            if put(&store, "b", &format!("n{i}"), &body(i, 100_000))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    assert_eq!(
+        &dev.visible_image()[start..end],
+        &before[..],
+        "damaged segment was overwritten"
+    );
 }

@@ -88,14 +88,20 @@ async fn run(
             if let Some(objects) = after.buckets.get_mut(&bucket_name(*bucket)) {
                 objects.remove(&key_name(*key));
             }
-            store.delete_object(&bucket_name(*bucket), &key_name(*key)).await
+            store
+                .delete_object(&bucket_name(*bucket), &key_name(*key))
+                .await
         }
         Op::UploadCreate { bucket, key } => {
-            match store.create_upload(&bucket_name(*bucket), &key_name(*key), Default::default()).await {
+            match store
+                .create_upload(&bucket_name(*bucket), &key_name(*key), Default::default())
+                .await
+            {
                 Ok(id) => {
-                    after
-                        .uploads
-                        .insert(id.clone(), (bucket_name(*bucket), key_name(*key), BTreeMap::new()));
+                    after.uploads.insert(
+                        id.clone(),
+                        (bucket_name(*bucket), key_name(*key), BTreeMap::new()),
+                    );
                     upload_ids.push(id);
                     Ok(())
                 }
@@ -117,7 +123,10 @@ async fn run(
             }
             .await;
             match written {
-                Ok(w) => store.put_part(&id, *part as u32, w, vec![]).await.map(|_| ()),
+                Ok(w) => store
+                    .put_part(&id, *part as u32, w, vec![])
+                    .await
+                    .map(|_| ()),
                 Err(e) => Err(e),
             }
         }
@@ -126,7 +135,11 @@ async fn run(
                 return Ok(());
             };
             let listed: Vec<(u32, String)> = match store.upload(&id) {
-                Ok(u) => u.parts.values().map(|p| (p.part_number, p.etag.clone())).collect(),
+                Ok(u) => u
+                    .parts
+                    .values()
+                    .map(|p| (p.part_number, p.etag.clone()))
+                    .collect(),
                 Err(_) => vec![(1, "none".into())],
             };
             if let Some((bucket, key, parts)) = after.uploads.remove(&id) {
@@ -156,7 +169,9 @@ async fn run(
             Ok(())
         }
         // Power is gone: the op's outcome is unknown.
-        Err(lsm::Error::Failed(_)) | Err(lsm::Error::ShuttingDown) | Err(lsm::Error::Device(_)) => Err(after),
+        Err(lsm::Error::Failed(_)) | Err(lsm::Error::ShuttingDown) | Err(lsm::Error::Device(_)) => {
+            Err(after)
+        }
         // A refused op (NoSuchBucket, BucketNotEmpty, InvalidPart, ...)
         // changes nothing; the model agrees when it would refuse too.
         Err(e) => {
@@ -170,12 +185,18 @@ async fn run(
 }
 
 fn refused_by_model(model: &Model, op: &Op, upload_ids: &[String]) -> bool {
-    let upload = |u: &u8| upload_ids.get(*u as usize).and_then(|id| model.uploads.get(id));
+    let upload = |u: &u8| {
+        upload_ids
+            .get(*u as usize)
+            .and_then(|id| model.uploads.get(id))
+    };
     match op {
         Op::CreateBucket(b) => model.buckets.contains_key(&bucket_name(*b)),
         Op::DeleteBucket(b) => match model.buckets.get(&bucket_name(*b)) {
             None => true,
-            Some(objects) => !objects.is_empty() || model.uploads.values().any(|u| u.0 == bucket_name(*b)),
+            Some(objects) => {
+                !objects.is_empty() || model.uploads.values().any(|u| u.0 == bucket_name(*b))
+            }
         },
         Op::Put { bucket, .. } | Op::Delete { bucket, .. } | Op::UploadCreate { bucket, .. } => {
             !model.buckets.contains_key(&bucket_name(*bucket))
@@ -194,12 +215,23 @@ fn observe(store: &lsm::Store) -> Model {
     let mut model = Model::default();
     for bucket in store.list_buckets() {
         let page = store
-            .list_objects(&bucket.name, &lsm::ListQuery { max_keys: usize::MAX, ..Default::default() })
+            .list_objects(
+                &bucket.name,
+                &lsm::ListQuery {
+                    max_keys: usize::MAX,
+                    ..Default::default()
+                },
+            )
             .unwrap();
         let objects = page
             .objects
             .iter()
-            .map(|(key, _)| (key.clone(), read_all(store, &bucket.name, key).expect("object unreadable")))
+            .map(|(key, _)| {
+                (
+                    key.clone(),
+                    read_all(store, &bucket.name, key).expect("object unreadable"),
+                )
+            })
             .collect();
         for upload in store.list_uploads(&bucket.name, "").unwrap() {
             let mut parts = BTreeMap::new();
@@ -212,7 +244,11 @@ fn observe(store: &lsm::Store) -> Model {
             }
             model.uploads.insert(
                 upload.create.upload_id.clone(),
-                (upload.create.bucket.clone(), upload.create.key.clone(), parts),
+                (
+                    upload.create.bucket.clone(),
+                    upload.create.key.clone(),
+                    parts,
+                ),
             );
         }
         model.buckets.insert(bucket.name, objects);
@@ -229,7 +265,13 @@ fn check(ops: Vec<Op>, crash_after: u64, seed: u64) {
     let mut upload_ids = Vec::new();
     let mut in_flight: Option<Model> = None;
     for (i, op) in ops.iter().enumerate() {
-        if let Err(if_done) = rt.block_on(run(&store, &mut model, &mut upload_ids, op, seed ^ i as u64)) {
+        if let Err(if_done) = rt.block_on(run(
+            &store,
+            &mut model,
+            &mut upload_ids,
+            op,
+            seed ^ i as u64,
+        )) {
             in_flight = Some(if_done);
             break;
         }
@@ -238,7 +280,8 @@ fn check(ops: Vec<Op>, crash_after: u64, seed: u64) {
     drop(store);
 
     let image = dev.crash_image();
-    let dev2: Arc<dyn BlockDevice> = Arc::new(FaultyDevice::from_image(image, FaultConfig::default()));
+    let dev2: Arc<dyn BlockDevice> =
+        Arc::new(FaultyDevice::from_image(image, FaultConfig::default()));
     let (recovered, report) = open(dev2.clone());
     let seen = observe(&recovered);
     let ok = seen == model || in_flight.as_ref().is_some_and(|m| &seen == m);
@@ -255,26 +298,31 @@ fn check(ops: Vec<Op>, crash_after: u64, seed: u64) {
     drop(recovered);
     let (again, _) = open(dev2);
     let mut expected = seen;
-    expected.buckets.insert("after-crash".into(), BTreeMap::new());
+    expected
+        .buckets
+        .insert("after-crash".into(), BTreeMap::new());
     assert_eq!(summary(&observe(&again)), summary(&expected));
 }
 
 fn summary(m: &Model) -> Vec<String> {
-    let mut out: Vec<String> = m
-        .buckets
-        .iter()
-        .flat_map(|(b, objects)| {
-            std::iter::once(format!("bucket {b}")).chain(
-                objects
-                    .iter()
-                    .map(move |(k, v)| format!("{b}/{k}: {} bytes, hash {}", v.len(), blake3::hash(v))),
-            )
-        })
-        .collect();
+    let mut out: Vec<String> =
+        m.buckets
+            .iter()
+            .flat_map(|(b, objects)| {
+                std::iter::once(format!("bucket {b}")).chain(objects.iter().map(move |(k, v)| {
+                    format!("{b}/{k}: {} bytes, hash {}", v.len(), blake3::hash(v))
+                }))
+            })
+            .collect();
     let uploads: BTreeSet<String> = m
         .uploads
         .iter()
-        .map(|(id, (b, k, parts))| format!("upload {id} {b}/{k} parts {:?}", parts.keys().collect::<Vec<_>>()))
+        .map(|(id, (b, k, parts))| {
+            format!(
+                "upload {id} {b}/{k} parts {:?}",
+                parts.keys().collect::<Vec<_>>()
+            )
+        })
         .collect();
     out.extend(uploads);
     out
@@ -303,11 +351,20 @@ fn clean_restart_with_and_without_checkpoint() {
     rt.block_on(async {
         store.create_bucket("b").await.unwrap();
         for i in 0..50u64 {
-            put(&store, "b", &format!("k{i}"), &body(i, (i as usize * 997) % 20000)).await.unwrap();
+            put(
+                &store,
+                "b",
+                &format!("k{i}"),
+                &body(i, (i as usize * 997) % 20000),
+            )
+            .await
+            .unwrap();
         }
         recovery::write_checkpoint(&store).await.unwrap();
         for i in 50..80u64 {
-            put(&store, "b", &format!("k{i}"), &body(i, 3000)).await.unwrap();
+            put(&store, "b", &format!("k{i}"), &body(i, 3000))
+                .await
+                .unwrap();
         }
         store.delete_object("b", "k3").await.unwrap();
     });
@@ -317,10 +374,30 @@ fn clean_restart_with_and_without_checkpoint() {
     let (with_cp, report) = open(dev.clone());
     assert!(report.checkpoint_used, "{report:?}");
     assert_eq!(observe(&with_cp), expected);
-    assert_eq!(with_cp.list_objects("b", &lsm::ListQuery { max_keys: 1000, ..Default::default() }).unwrap().objects.len(), 79);
+    assert_eq!(
+        with_cp
+            .list_objects(
+                "b",
+                &lsm::ListQuery {
+                    max_keys: 1000,
+                    ..Default::default()
+                }
+            )
+            .unwrap()
+            .objects
+            .len(),
+        79
+    );
     with_cp.shutdown();
     drop(with_cp);
-    let (full, report) = recovery::open(dev, recovery::OpenOptions { ignore_checkpoint: true, ..options() }).unwrap();
+    let (full, report) = recovery::open(
+        dev,
+        recovery::OpenOptions {
+            ignore_checkpoint: true,
+            ..options()
+        },
+    )
+    .unwrap();
     assert!(!report.checkpoint_used);
     assert_eq!(observe(&full), expected);
 }
@@ -329,7 +406,11 @@ fn clean_restart_with_and_without_checkpoint() {
 /// acknowledged object is there with its bytes.
 #[test]
 fn concurrent_writers_survive_a_crash() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let dev = formatted(64 << 20, 3);
     let (store, _) = open(dev.clone());
     rt.block_on(store.create_bucket("b")).unwrap();
@@ -358,10 +439,16 @@ fn concurrent_writers_survive_a_crash() {
     });
     assert!(!acked.is_empty());
     let stats = store.stats();
-    assert!(stats.writer.batches < stats.writer.records, "no batching happened: {stats:?}");
+    assert!(
+        stats.writer.batches < stats.writer.records,
+        "no batching happened: {stats:?}"
+    );
     store.shutdown();
     drop(store);
-    let dev2 = Arc::new(FaultyDevice::from_image(dev.crash_image(), FaultConfig::default()));
+    let dev2 = Arc::new(FaultyDevice::from_image(
+        dev.crash_image(),
+        FaultConfig::default(),
+    ));
     let (recovered, _) = open(dev2);
     for (key, data) in &acked {
         assert_eq!(&read_all(&recovered, "b", key).unwrap(), data, "{key}");

@@ -46,7 +46,11 @@ impl ChecksumRequest {
                 wanted.push((*name, value));
             }
         }
-        ChecksumRequest { content_md5, wanted, trailers }
+        ChecksumRequest {
+            content_md5,
+            wanted,
+            trailers,
+        }
     }
 
     fn hasher(&self) -> ChecksumHasher {
@@ -76,7 +80,10 @@ fn body_error(e: &s3s::StdError) -> S3Error {
     } else if message.contains("SignatureMismatch") {
         s3_error!(SignatureDoesNotMatch)
     } else {
-        s3_error!(IncompleteBody, "the request body ended early or was malformed")
+        s3_error!(
+            IncompleteBody,
+            "the request body ended early or was malformed"
+        )
     }
 }
 
@@ -90,7 +97,10 @@ pub(crate) async fn ingest(
     max_bytes: u64,
 ) -> S3Result<(WrittenData, Vec<(String, String)>)> {
     if declared_len.is_some_and(|n| n < 0 || n as u64 > max_bytes) {
-        return Err(s3_error!(EntityTooLarge, "at most {max_bytes} bytes in one request"));
+        return Err(s3_error!(
+            EntityTooLarge,
+            "at most {max_bytes} bytes in one request"
+        ));
     }
     let mut hasher = checks.hasher();
     let mut writer = store.object_writer();
@@ -100,7 +110,10 @@ pub(crate) async fn ingest(
             let piece = piece.map_err(|e| body_error(&e))?;
             received += piece.len() as u64;
             if received > max_bytes {
-                return Err(s3_error!(EntityTooLarge, "at most {max_bytes} bytes in one request"));
+                return Err(s3_error!(
+                    EntityTooLarge,
+                    "at most {max_bytes} bytes in one request"
+                ));
             }
             hasher.update(&piece);
             writer.write(&piece).await.map_err(to_s3)?;
@@ -118,7 +131,10 @@ pub(crate) async fn ingest(
             return Err(s3_error!(InvalidDigest));
         }
         if expected != written.md5 {
-            return Err(s3_error!(BadDigest, "the Content-MD5 you specified did not match what we received"));
+            return Err(s3_error!(
+                BadDigest,
+                "the Content-MD5 you specified did not match what we received"
+            ));
         }
     }
     let computed = hasher.finalize();
@@ -141,7 +157,10 @@ pub(crate) async fn ingest(
             .map(str::to_string);
         if let Some(expected) = sent.clone().or(trailer) {
             if expected.trim() != value {
-                return Err(s3_error!(BadDigest, "the {name} checksum you specified did not match what we received"));
+                return Err(s3_error!(
+                    BadDigest,
+                    "the {name} checksum you specified did not match what we received"
+                ));
             }
         }
         kept.push((name.to_string(), value));
@@ -150,7 +169,10 @@ pub(crate) async fn ingest(
 }
 
 /// The chunks that cover `range` of an object, with the part of each used.
-pub(crate) fn chunks_for(entry: &ObjectEntry, range: std::ops::Range<u64>) -> Vec<(ChunkRef, usize, usize)> {
+pub(crate) fn chunks_for(
+    entry: &ObjectEntry,
+    range: std::ops::Range<u64>,
+) -> Vec<(ChunkRef, usize, usize)> {
     let mut out = Vec::new();
     let mut at = 0u64;
     for chunk in &entry.chunks {
@@ -196,25 +218,33 @@ impl ByteStream for ChunkBody {
 }
 
 /// Reads one piece of one chunk on the blocking pool.
-async fn read_piece(store: Store, chunk: ChunkRef, from: usize, to: usize) -> Result<Bytes, lsm::Error> {
-    tokio::task::spawn_blocking(move || {
-        let raw = store.read_chunk(&chunk)?;
-        Ok(Bytes::from(raw).slice(from..to))
-    })
-    .await
-    .unwrap_or_else(|e| Err(lsm::Error::Failed(format!("read task failed: {e}"))))
+async fn read_piece(
+    store: Store,
+    chunk: ChunkRef,
+    from: usize,
+    to: usize,
+) -> Result<Bytes, lsm::Error> {
+    tokio::task::spawn_blocking(move || Ok(store.read_chunk(&chunk)?.slice(from..to)))
+        .await
+        .unwrap_or_else(|e| Err(lsm::Error::Failed(format!("read task failed: {e}"))))
 }
 
 /// The body for `range` of `entry`. The first chunk is read before the
 /// response starts, so a damaged or unreadable object fails with an error
 /// status instead of a truncated 200.
-pub(crate) async fn object_body(store: &Store, entry: &ObjectEntry, range: std::ops::Range<u64>) -> S3Result<StreamingBlob> {
+pub(crate) async fn object_body(
+    store: &Store,
+    entry: &ObjectEntry,
+    range: std::ops::Range<u64>,
+) -> S3Result<StreamingBlob> {
     let len = (range.end - range.start) as usize;
     let mut pieces = chunks_for(entry, range).into_iter();
     let Some((chunk, from, to)) = pieces.next() else {
         return Ok(StreamingBlob::from(s3s::Body::from(Bytes::new())));
     };
-    let first = read_piece(store.clone(), chunk, from, to).await.map_err(to_s3)?;
+    let first = read_piece(store.clone(), chunk, from, to)
+        .await
+        .map_err(to_s3)?;
     let rest: Vec<_> = pieces.collect();
     if rest.is_empty() {
         return Ok(StreamingBlob::from(s3s::Body::from(first)));

@@ -35,16 +35,28 @@ pub(crate) async fn list_buckets(s: &Strata) -> S3Result<S3Response<ListBucketsO
     }))
 }
 
-pub(crate) async fn create_bucket(s: &Strata, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+pub(crate) async fn create_bucket(
+    s: &Strata,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
     let store = s.store()?;
-    store.create_bucket(&req.input.bucket).await.map_err(to_s3)?;
+    store
+        .create_bucket(&req.input.bucket)
+        .await
+        .map_err(to_s3)?;
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{}", req.input.bucket)),
     }))
 }
 
-pub(crate) async fn delete_bucket(s: &Strata, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
-    s.store()?.delete_bucket(&req.input.bucket).await.map_err(to_s3)?;
+pub(crate) async fn delete_bucket(
+    s: &Strata,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
+    s.store()?
+        .delete_bucket(&req.input.bucket)
+        .await
+        .map_err(to_s3)?;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 
@@ -70,7 +82,16 @@ struct Listed {
     next: Option<String>,
 }
 
-fn list(s: &Strata, bucket: &str, prefix: &str, delimiter: Option<&str>, after: Option<&str>, max: usize, url: bool, with_owner: bool) -> S3Result<Listed> {
+fn list(
+    s: &Strata,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: Option<&str>,
+    max: usize,
+    url: bool,
+    with_owner: bool,
+) -> S3Result<Listed> {
     let store = s.store()?;
     let query = lsm::ListQuery {
         prefix,
@@ -88,7 +109,9 @@ fn list(s: &Strata, bucket: &str, prefix: &str, delimiter: Option<&str>, after: 
             last_modified: Some(timestamp_ms(entry.meta.last_modified_ms)),
             e_tag: Some(etag(&entry.meta)),
             size: Some(entry.meta.size as i64),
-            storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+            storage_class: Some(ObjectStorageClass::from_static(
+                ObjectStorageClass::STANDARD,
+            )),
             owner: with_owner.then(owner),
             ..Default::default()
         })
@@ -96,7 +119,9 @@ fn list(s: &Strata, bucket: &str, prefix: &str, delimiter: Option<&str>, after: 
     let prefixes = page
         .common_prefixes
         .iter()
-        .map(|p| CommonPrefix { prefix: Some(enc(p)) })
+        .map(|p| CommonPrefix {
+            prefix: Some(enc(p)),
+        })
         .collect();
     Ok(Listed {
         contents,
@@ -105,32 +130,65 @@ fn list(s: &Strata, bucket: &str, prefix: &str, delimiter: Option<&str>, after: 
     })
 }
 
-pub(crate) async fn list_objects_v2(s: &Strata, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+pub(crate) async fn list_objects_v2(
+    s: &Strata,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
     let input = &req.input;
-    let url = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
+    let url = input
+        .encoding_type
+        .as_ref()
+        .is_some_and(|e| e.as_str() == EncodingType::URL);
     let token = match &input.continuation_token {
         Some(t) => Some(
             base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(t)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?,
+                .ok_or_else(|| {
+                    s3_error!(
+                        InvalidArgument,
+                        "The continuation token provided is incorrect"
+                    )
+                })?,
         ),
         None => None,
     };
     let after = token.as_deref().or(input.start_after.as_deref());
     let prefix = input.prefix.as_deref().unwrap_or("");
     let max = max_keys(input.max_keys)?;
-    let listed = list(s, &input.bucket, prefix, input.delimiter.as_deref(), after, max, url, input.fetch_owner.unwrap_or(false))?;
+    let listed = list(
+        s,
+        &input.bucket,
+        prefix,
+        input.delimiter.as_deref(),
+        after,
+        max,
+        url,
+        input.fetch_owner.unwrap_or(false),
+    )?;
     let key_count = (listed.contents.len() + listed.prefixes.len()) as i32;
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket.clone()),
-        prefix: Some(if url { url_encode(prefix) } else { prefix.to_string() }),
-        delimiter: input.delimiter.as_deref().map(|d| if url { url_encode(d) } else { d.to_string() }),
+        prefix: Some(if url {
+            url_encode(prefix)
+        } else {
+            prefix.to_string()
+        }),
+        delimiter: input
+            .delimiter
+            .as_deref()
+            .map(|d| if url { url_encode(d) } else { d.to_string() }),
         max_keys: Some(max as i32),
         key_count: Some(key_count),
         continuation_token: input.continuation_token.clone(),
-        start_after: input.start_after.as_deref().map(|a| if url { url_encode(a) } else { a.to_string() }),
+        start_after: input.start_after.as_deref().map(|a| {
+            if url {
+                url_encode(a)
+            } else {
+                a.to_string()
+            }
+        }),
         is_truncated: Some(listed.next.is_some()),
         next_continuation_token: listed
             .next
@@ -142,12 +200,27 @@ pub(crate) async fn list_objects_v2(s: &Strata, req: S3Request<ListObjectsV2Inpu
     }))
 }
 
-pub(crate) async fn list_objects(s: &Strata, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+pub(crate) async fn list_objects(
+    s: &Strata,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
     let input = &req.input;
-    let url = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
+    let url = input
+        .encoding_type
+        .as_ref()
+        .is_some_and(|e| e.as_str() == EncodingType::URL);
     let prefix = input.prefix.as_deref().unwrap_or("");
     let max = max_keys(input.max_keys)?;
-    let listed = list(s, &input.bucket, prefix, input.delimiter.as_deref(), input.marker.as_deref(), max, url, true)?;
+    let listed = list(
+        s,
+        &input.bucket,
+        prefix,
+        input.delimiter.as_deref(),
+        input.marker.as_deref(),
+        max,
+        url,
+        true,
+    )?;
     let enc = |v: &str| if url { url_encode(v) } else { v.to_string() };
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket.clone()),
@@ -157,7 +230,11 @@ pub(crate) async fn list_objects(s: &Strata, req: S3Request<ListObjectsInput>) -
         max_keys: Some(max as i32),
         is_truncated: Some(listed.next.is_some()),
         // S3 returns NextMarker only with a delimiter; clients use the last key otherwise.
-        next_marker: listed.next.as_deref().filter(|_| input.delimiter.is_some()).map(enc),
+        next_marker: listed
+            .next
+            .as_deref()
+            .filter(|_| input.delimiter.is_some())
+            .map(enc),
         contents: Some(listed.contents),
         common_prefixes: Some(listed.prefixes),
         encoding_type: input.encoding_type.clone(),

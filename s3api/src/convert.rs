@@ -131,7 +131,10 @@ mod tests {
     #[test]
     fn aws_chunked_is_never_stored() {
         assert_eq!(stored_encoding(Some("aws-chunked".into())), None);
-        assert_eq!(stored_encoding(Some("aws-chunked, gzip".into())), Some("gzip".into()));
+        assert_eq!(
+            stored_encoding(Some("aws-chunked, gzip".into())),
+            Some("gzip".into())
+        );
         assert_eq!(stored_encoding(None), None);
     }
 }

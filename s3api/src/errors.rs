@@ -23,16 +23,25 @@ pub(crate) fn to_s3(e: lsm::Error) -> S3Error {
         E::PreconditionFailed => s3_error!(PreconditionFailed),
         E::InvalidPart(m) => s3_error!(InvalidPart, "{m}"),
         E::InvalidPartOrder => s3_error!(InvalidPartOrder),
-        E::EntityTooSmall(n) => s3_error!(EntityTooSmall, "part {n} is smaller than the minimum part size"),
+        E::EntityTooSmall(n) => s3_error!(
+            EntityTooSmall,
+            "part {n} is smaller than the minimum part size"
+        ),
         E::TooLarge(m) => s3_error!(EntityTooLarge, "{m}"),
         E::NoSpace => storage_full(),
         E::Corruption { location, reason } => {
             tracing::error!(segment = location.segment, offset = location.offset, %reason, "corrupt data refused");
-            s3_error!(InternalError, "stored data failed its checksum; it is not served")
+            s3_error!(
+                InternalError,
+                "stored data failed its checksum; it is not served"
+            )
         }
         E::Failed(m) => {
             tracing::error!(reason = %m, "store is read-only");
-            s3_error!(ServiceUnavailable, "the store is read-only after an I/O error")
+            s3_error!(
+                ServiceUnavailable,
+                "the store is read-only after an I/O error"
+            )
         }
         E::ShuttingDown => s3_error!(ServiceUnavailable, "the server is shutting down"),
         other @ (E::Device(_) | E::Decode(_)) => {

@@ -30,7 +30,7 @@ pub struct HttpLimits {
 impl Default for HttpLimits {
     fn default() -> Self {
         HttpLimits {
-            max_concurrent_requests: 1024,
+            max_concurrent_requests: 256,
             max_xml_bytes: 4 << 20,
         }
     }
@@ -58,7 +58,9 @@ impl Default for AppState {
     }
 }
 
-const LATENCY_BUCKETS_S: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+const LATENCY_BUCKETS_S: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 #[derive(Default)]
 pub struct Metrics {
@@ -73,9 +75,16 @@ pub struct Metrics {
 
 impl Metrics {
     fn record(&self, method: &str, status: u16, seconds: f64, bytes_in: u64, bytes_out: u64) {
-        *self.requests.lock().entry((method.to_string(), status)).or_default() += 1;
+        *self
+            .requests
+            .lock()
+            .entry((method.to_string(), status))
+            .or_default() += 1;
         let mut latency = self.latency.lock();
-        let entry = latency.entry(method.to_string()).or_insert(([0; LATENCY_BUCKETS_S.len()], 0.0, 0));
+        let entry =
+            latency
+                .entry(method.to_string())
+                .or_insert(([0; LATENCY_BUCKETS_S.len()], 0.0, 0));
         for (i, bound) in LATENCY_BUCKETS_S.iter().enumerate() {
             if seconds <= *bound {
                 entry.0[i] += 1;
@@ -92,28 +101,70 @@ impl Metrics {
         let mut out = String::new();
         let _ = writeln!(out, "# TYPE strata_requests_total counter");
         for ((method, status), n) in self.requests.lock().iter() {
-            let _ = writeln!(out, "strata_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "strata_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}"
+            );
         }
         let _ = writeln!(out, "# TYPE strata_request_seconds histogram");
         for (method, (buckets, sum, count)) in self.latency.lock().iter() {
             for (bound, n) in LATENCY_BUCKETS_S.iter().zip(buckets) {
-                let _ = writeln!(out, "strata_request_seconds_bucket{{method=\"{method}\",le=\"{bound}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "strata_request_seconds_bucket{{method=\"{method}\",le=\"{bound}\"}} {n}"
+                );
             }
-            let _ = writeln!(out, "strata_request_seconds_bucket{{method=\"{method}\",le=\"+Inf\"}} {count}");
-            let _ = writeln!(out, "strata_request_seconds_sum{{method=\"{method}\"}} {sum}");
-            let _ = writeln!(out, "strata_request_seconds_count{{method=\"{method}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "strata_request_seconds_bucket{{method=\"{method}\",le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(
+                out,
+                "strata_request_seconds_sum{{method=\"{method}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "strata_request_seconds_count{{method=\"{method}\"}} {count}"
+            );
         }
-        let _ = writeln!(out, "# TYPE strata_bytes_in_total counter\nstrata_bytes_in_total {}", self.bytes_in.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# TYPE strata_bytes_out_total counter\nstrata_bytes_out_total {}", self.bytes_out.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# TYPE strata_recovery_seconds gauge\nstrata_recovery_seconds {}", self.recovery_ms.load(Ordering::Relaxed) as f64 / 1000.0);
+        let _ = writeln!(
+            out,
+            "# TYPE strata_bytes_in_total counter\nstrata_bytes_in_total {}",
+            self.bytes_in.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE strata_bytes_out_total counter\nstrata_bytes_out_total {}",
+            self.bytes_out.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE strata_recovery_seconds gauge\nstrata_recovery_seconds {}",
+            self.recovery_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        );
         if let Some(store) = store {
             let stats = store.stats();
-            let used = (stats.segments_total as u64 - stats.segments_free as u64) * stats.segment_size_bytes;
+            let used = (stats.segments_total as u64 - stats.segments_free as u64)
+                * stats.segment_size_bytes;
             let free = stats.segments_free as u64 * stats.segment_size_bytes;
-            let _ = writeln!(out, "# TYPE strata_device_bytes_used gauge\nstrata_device_bytes_used {used}");
-            let _ = writeln!(out, "# TYPE strata_device_bytes_free gauge\nstrata_device_bytes_free {free}");
-            let _ = writeln!(out, "# TYPE strata_objects gauge\nstrata_objects {}", stats.objects);
-            let _ = writeln!(out, "# TYPE strata_logical_bytes gauge\nstrata_logical_bytes {}", stats.logical_bytes);
+            let _ = writeln!(
+                out,
+                "# TYPE strata_device_bytes_used gauge\nstrata_device_bytes_used {used}"
+            );
+            let _ = writeln!(
+                out,
+                "# TYPE strata_device_bytes_free gauge\nstrata_device_bytes_free {free}"
+            );
+            let _ = writeln!(
+                out,
+                "# TYPE strata_objects gauge\nstrata_objects {}",
+                stats.objects
+            );
+            let _ = writeln!(
+                out,
+                "# TYPE strata_logical_bytes gauge\nstrata_logical_bytes {}",
+                stats.logical_bytes
+            );
             if let Some(allocated) = stats.device_allocated_bytes {
                 let _ = writeln!(out, "# TYPE strata_device_allocated_bytes gauge\nstrata_device_allocated_bytes {allocated}");
             }
@@ -138,14 +189,24 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("multipart/form-data"));
     if is_form_post {
-        return (StatusCode::NOT_IMPLEMENTED, "browser POST uploads are not supported").into_response();
+        return (
+            StatusCode::NOT_IMPLEMENTED,
+            "browser POST uploads are not supported",
+        )
+            .into_response();
     }
     let method = req.method().to_string();
     let bytes_in = content_length(req.headers());
     let started = Instant::now();
     let response = next.run(req).await;
     let bytes_out = content_length(response.headers());
-    state.metrics.record(&method, response.status().as_u16(), started.elapsed().as_secs_f64(), bytes_in, bytes_out);
+    state.metrics.record(
+        &method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+        bytes_in,
+        bytes_out,
+    );
     response
 }
 
@@ -167,13 +228,20 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// The whole HTTP application.
-pub fn router(state: AppState, access_key: String, secret_key: String, limits: &HttpLimits) -> Router {
+pub fn router(
+    state: AppState,
+    access_key: String,
+    secret_key: String,
+    limits: &HttpLimits,
+) -> Router {
     let mut builder = S3ServiceBuilder::new(Strata::new(state.store.clone()));
     builder.set_auth(StaticAuth::new(access_key, secret_key));
     let mut config = s3s::config::S3Config::default();
     config.xml_max_body_size = limits.max_xml_bytes;
     config.post_object_max_file_size = 0;
-    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(config))));
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        config,
+    ))));
     let s3 = builder.build();
     let s3_fallback = move |req: Request| {
         let s3 = s3.clone();
@@ -196,6 +264,8 @@ pub fn router(state: AppState, access_key: String, secret_key: String, limits: &
         .route("/metrics", get(metrics))
         .fallback(s3_fallback)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .layer(tower::limit::ConcurrencyLimitLayer::new(limits.max_concurrent_requests))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            limits.max_concurrent_requests,
+        ))
         .with_state(state)
 }

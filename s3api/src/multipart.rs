@@ -16,12 +16,20 @@ fn check_part_number(n: i32) -> S3Result<u32> {
     if (1..=MAX_PART_NUMBER).contains(&n) {
         Ok(n as u32)
     } else {
-        Err(s3_error!(InvalidArgument, "Part number must be an integer between 1 and {MAX_PART_NUMBER}"))
+        Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and {MAX_PART_NUMBER}"
+        ))
     }
 }
 
 /// The upload must exist and belong to this bucket and key.
-fn upload_for(s: &Strata, bucket: &str, key: &str, upload_id: &str) -> S3Result<std::sync::Arc<lsm::Upload>> {
+fn upload_for(
+    s: &Strata,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> S3Result<std::sync::Arc<lsm::Upload>> {
     let upload = s.store()?.upload(upload_id).map_err(to_s3)?;
     if upload.create.bucket != bucket || upload.create.key != key {
         return Err(s3_error!(NoSuchUpload));
@@ -29,7 +37,10 @@ fn upload_for(s: &Strata, bucket: &str, key: &str, upload_id: &str) -> S3Result<
     Ok(upload)
 }
 
-pub(crate) async fn create(s: &Strata, req: S3Request<CreateMultipartUploadInput>) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+pub(crate) async fn create(
+    s: &Strata,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let store = s.store()?;
     let input = &req.input;
     let user_metadata = metadata_in(input.metadata.clone());
@@ -56,7 +67,10 @@ pub(crate) async fn create(s: &Strata, req: S3Request<CreateMultipartUploadInput
     }))
 }
 
-pub(crate) async fn upload_part(s: &Strata, mut req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+pub(crate) async fn upload_part(
+    s: &Strata,
+    mut req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
     let store = s.store()?;
     let input = &mut req.input;
     let number = check_part_number(input.part_number)?;
@@ -73,7 +87,14 @@ pub(crate) async fn upload_part(s: &Strata, mut req: S3Request<UploadPartInput>)
         ],
         req.trailing_headers.clone(),
     );
-    let (data, checksums) = ingest(&store, input.body.take(), input.content_length, checks, MAX_PUT_BYTES).await?;
+    let (data, checksums) = ingest(
+        &store,
+        input.body.take(),
+        input.content_length,
+        checks,
+        MAX_PUT_BYTES,
+    )
+    .await?;
     let part = store
         .put_part(&input.upload_id, number, data, checksums.clone())
         .await
@@ -83,12 +104,23 @@ pub(crate) async fn upload_part(s: &Strata, mut req: S3Request<UploadPartInput>)
         ..Default::default()
     };
     for (name, value) in checksums {
-        set_checksum(&mut output.checksum_crc32, &mut output.checksum_crc32c, &mut output.checksum_crc64nvme, &mut output.checksum_sha1, &mut output.checksum_sha256, &name, value);
+        set_checksum(
+            &mut output.checksum_crc32,
+            &mut output.checksum_crc32c,
+            &mut output.checksum_crc64nvme,
+            &mut output.checksum_sha1,
+            &mut output.checksum_sha256,
+            &name,
+            value,
+        );
     }
     Ok(S3Response::new(output))
 }
 
-pub(crate) async fn upload_part_copy(s: &Strata, req: S3Request<UploadPartCopyInput>) -> S3Result<S3Response<UploadPartCopyOutput>> {
+pub(crate) async fn upload_part_copy(
+    s: &Strata,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let store = s.store()?;
     let input = &req.input;
     let number = check_part_number(input.part_number)?;
@@ -102,13 +134,23 @@ pub(crate) async fn upload_part_copy(s: &Strata, req: S3Request<UploadPartCopyIn
         input.copy_source_if_modified_since.as_ref(),
         input.copy_source_if_unmodified_since.as_ref(),
     )
-    .map_err(|e| if *e.code() == s3s::S3ErrorCode::NotModified { s3_error!(PreconditionFailed) } else { e })?;
+    .map_err(|e| {
+        if *e.code() == s3s::S3ErrorCode::NotModified {
+            s3_error!(PreconditionFailed)
+        } else {
+            e
+        }
+    })?;
     let range = match &input.copy_source_range {
         None => 0..source.meta.size,
         Some(text) => {
-            let r = Range::parse(text).map_err(|_| s3_error!(InvalidArgument, "invalid x-amz-copy-source-range"))?;
+            let r = Range::parse(text)
+                .map_err(|_| s3_error!(InvalidArgument, "invalid x-amz-copy-source-range"))?;
             if !matches!(r, Range::Int { last: Some(_), .. }) {
-                return Err(s3_error!(InvalidArgument, "x-amz-copy-source-range must be bytes=first-last"));
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "x-amz-copy-source-range must be bytes=first-last"
+                ));
             }
             r.check(source.meta.size)?
         }
@@ -124,7 +166,10 @@ pub(crate) async fn upload_part_copy(s: &Strata, req: S3Request<UploadPartCopyIn
         MAX_PUT_BYTES,
     )
     .await?;
-    let part = store.put_part(&input.upload_id, number, data, vec![]).await.map_err(to_s3)?;
+    let part = store
+        .put_part(&input.upload_id, number, data, vec![])
+        .await
+        .map_err(to_s3)?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(part.etag.clone())),
@@ -135,7 +180,10 @@ pub(crate) async fn upload_part_copy(s: &Strata, req: S3Request<UploadPartCopyIn
     }))
 }
 
-pub(crate) async fn complete(s: &Strata, req: S3Request<CompleteMultipartUploadInput>) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+pub(crate) async fn complete(
+    s: &Strata,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let store = s.store()?;
     let input = &req.input;
     upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
@@ -149,9 +197,17 @@ pub(crate) async fn complete(s: &Strata, req: S3Request<CompleteMultipartUploadI
     }
     let mut parts = Vec::with_capacity(listed.len());
     for part in listed {
-        let number = part.part_number.ok_or_else(|| s3_error!(MalformedXML, "part without PartNumber"))?;
-        let etag = part.e_tag.as_ref().ok_or_else(|| s3_error!(MalformedXML, "part without ETag"))?;
-        parts.push((check_part_number(number).map_err(|_| s3_error!(InvalidPart))?, etag.value().to_string()));
+        let number = part
+            .part_number
+            .ok_or_else(|| s3_error!(MalformedXML, "part without PartNumber"))?;
+        let etag = part
+            .e_tag
+            .as_ref()
+            .ok_or_else(|| s3_error!(MalformedXML, "part without ETag"))?;
+        parts.push((
+            check_part_number(number).map_err(|_| s3_error!(InvalidPart))?,
+            etag.value().to_string(),
+        ));
     }
     let if_absent = match &input.if_none_match {
         Some(ETagCondition::Any) => true,
@@ -174,19 +230,32 @@ pub(crate) async fn complete(s: &Strata, req: S3Request<CompleteMultipartUploadI
     }))
 }
 
-pub(crate) async fn abort(s: &Strata, req: S3Request<AbortMultipartUploadInput>) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+pub(crate) async fn abort(
+    s: &Strata,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let input = &req.input;
     upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
-    s.store()?.abort_upload(&input.upload_id).await.map_err(to_s3)?;
+    s.store()?
+        .abort_upload(&input.upload_id)
+        .await
+        .map_err(to_s3)?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 
-pub(crate) async fn list_parts(s: &Strata, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+pub(crate) async fn list_parts(
+    s: &Strata,
+    req: S3Request<ListPartsInput>,
+) -> S3Result<S3Response<ListPartsOutput>> {
     let input = &req.input;
     let upload = upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
     let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
     let marker = input.part_number_marker.unwrap_or(0).max(0) as u32;
-    let after: Vec<_> = upload.parts.range(marker + 1..).map(|(_, p)| p.clone()).collect();
+    let after: Vec<_> = upload
+        .parts
+        .range(marker + 1..)
+        .map(|(_, p)| p.clone())
+        .collect();
     let truncated = after.len() > max;
     let shown = &after[..after.len().min(max)];
     let parts = shown
@@ -204,7 +273,10 @@ pub(crate) async fn list_parts(s: &Strata, req: S3Request<ListPartsInput>) -> S3
         key: Some(input.key.clone()),
         upload_id: Some(input.upload_id.clone()),
         part_number_marker: input.part_number_marker,
-        next_part_number_marker: shown.last().filter(|_| truncated).map(|p| p.part_number as i32),
+        next_part_number_marker: shown
+            .last()
+            .filter(|_| truncated)
+            .map(|p| p.part_number as i32),
         max_parts: Some(max as i32),
         is_truncated: Some(truncated),
         parts: Some(parts),
@@ -212,11 +284,17 @@ pub(crate) async fn list_parts(s: &Strata, req: S3Request<ListPartsInput>) -> S3
     }))
 }
 
-pub(crate) async fn list_uploads(s: &Strata, req: S3Request<ListMultipartUploadsInput>) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+pub(crate) async fn list_uploads(
+    s: &Strata,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let store = s.store()?;
     let input = &req.input;
     let prefix = input.prefix.as_deref().unwrap_or("");
-    let url = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
+    let url = input
+        .encoding_type
+        .as_ref()
+        .is_some_and(|e| e.as_str() == EncodingType::URL);
     let max = input.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
     let key_marker = input.key_marker.as_deref().unwrap_or("");
     let all = store.list_uploads(&input.bucket, prefix).map_err(to_s3)?;
@@ -226,7 +304,10 @@ pub(crate) async fn list_uploads(s: &Strata, req: S3Request<ListMultipartUploads
             let key = u.create.key.as_str();
             key > key_marker
                 || (key == key_marker
-                    && input.upload_id_marker.as_deref().is_some_and(|m| u.create.upload_id.as_str() > m))
+                    && input
+                        .upload_id_marker
+                        .as_deref()
+                        .is_some_and(|m| u.create.upload_id.as_str() > m))
         })
         .collect();
     let truncated = after.len() > max;

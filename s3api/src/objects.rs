@@ -27,7 +27,10 @@ fn meta_from_put(input: &PutObjectInput) -> S3Result<lsm::ObjectMeta> {
     })
 }
 
-pub(crate) async fn put_object(s: &Strata, mut req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+pub(crate) async fn put_object(
+    s: &Strata,
+    mut req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
     let store = s.store()?;
     let input = &mut req.input;
     if !store.bucket_exists(&input.bucket) {
@@ -35,7 +38,12 @@ pub(crate) async fn put_object(s: &Strata, mut req: S3Request<PutObjectInput>) -
     }
     let if_absent = match &input.if_none_match {
         Some(ETagCondition::Any) => true,
-        Some(_) => return Err(s3_error!(NotImplemented, "If-None-Match on PUT supports only '*'")),
+        Some(_) => {
+            return Err(s3_error!(
+                NotImplemented,
+                "If-None-Match on PUT supports only '*'"
+            ))
+        }
         None => false,
     };
     if if_absent && store.object(&input.bucket, &input.key).is_ok() {
@@ -54,8 +62,18 @@ pub(crate) async fn put_object(s: &Strata, mut req: S3Request<PutObjectInput>) -
         ],
         req.trailing_headers.clone(),
     );
-    let (data, checksums) = ingest(&store, input.body.take(), input.content_length, checks, MAX_PUT_BYTES).await?;
-    let meta = lsm::ObjectMeta { checksums: checksums.clone(), ..meta };
+    let (data, checksums) = ingest(
+        &store,
+        input.body.take(),
+        input.content_length,
+        checks,
+        MAX_PUT_BYTES,
+    )
+    .await?;
+    let meta = lsm::ObjectMeta {
+        checksums: checksums.clone(),
+        ..meta
+    };
     let entry = store
         .put_object(&input.bucket, &input.key, meta, data, if_absent)
         .await
@@ -65,7 +83,15 @@ pub(crate) async fn put_object(s: &Strata, mut req: S3Request<PutObjectInput>) -
         ..Default::default()
     };
     for (name, value) in checksums {
-        set_checksum(&mut output.checksum_crc32, &mut output.checksum_crc32c, &mut output.checksum_crc64nvme, &mut output.checksum_sha1, &mut output.checksum_sha256, &name, value);
+        set_checksum(
+            &mut output.checksum_crc32,
+            &mut output.checksum_crc32c,
+            &mut output.checksum_crc64nvme,
+            &mut output.checksum_sha1,
+            &mut output.checksum_sha256,
+            &name,
+            value,
+        );
     }
     Ok(S3Response::new(output))
 }
@@ -89,7 +115,10 @@ pub(crate) fn set_checksum(
     *slot = Some(value);
 }
 
-fn resolve_range(range: Option<&Range>, size: u64) -> S3Result<(std::ops::Range<u64>, Option<String>)> {
+fn resolve_range(
+    range: Option<&Range>,
+    size: u64,
+) -> S3Result<(std::ops::Range<u64>, Option<String>)> {
     match range {
         None => Ok((0..size, None)),
         Some(_) if size == 0 => Err(s3_error!(InvalidRange)),
@@ -101,7 +130,10 @@ fn resolve_range(range: Option<&Range>, size: u64) -> S3Result<(std::ops::Range<
     }
 }
 
-pub(crate) async fn get_object(s: &Strata, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+pub(crate) async fn get_object(
+    s: &Strata,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
     let store = s.store()?;
     let input = &req.input;
     let entry = store.object(&input.bucket, &input.key).map_err(to_s3)?;
@@ -122,7 +154,11 @@ pub(crate) async fn get_object(s: &Strata, req: S3Request<GetObjectInput>) -> S3
         accept_ranges: Some("bytes".into()),
         e_tag: Some(etag(meta)),
         last_modified: Some(timestamp_ms(meta.last_modified_ms)),
-        content_type: Some(meta.content_type.clone().unwrap_or_else(|| "binary/octet-stream".into())),
+        content_type: Some(
+            meta.content_type
+                .clone()
+                .unwrap_or_else(|| "binary/octet-stream".into()),
+        ),
         content_encoding: meta.content_encoding.clone(),
         cache_control: meta.cache_control.clone(),
         content_disposition: meta.content_disposition.clone(),
@@ -131,15 +167,31 @@ pub(crate) async fn get_object(s: &Strata, req: S3Request<GetObjectInput>) -> S3
         metadata: metadata_out(meta),
         ..Default::default()
     };
-    if input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) && input.range.is_none() {
+    if input
+        .checksum_mode
+        .as_ref()
+        .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+        && input.range.is_none()
+    {
         for (name, value) in meta.checksums.clone() {
-            set_checksum(&mut output.checksum_crc32, &mut output.checksum_crc32c, &mut output.checksum_crc64nvme, &mut output.checksum_sha1, &mut output.checksum_sha256, &name, value);
+            set_checksum(
+                &mut output.checksum_crc32,
+                &mut output.checksum_crc32c,
+                &mut output.checksum_crc64nvme,
+                &mut output.checksum_sha1,
+                &mut output.checksum_sha256,
+                &name,
+                value,
+            );
         }
     }
     Ok(S3Response::new(output))
 }
 
-pub(crate) async fn head_object(s: &Strata, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+pub(crate) async fn head_object(
+    s: &Strata,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
     let store = s.store()?;
     let input = &req.input;
     let entry = store.object(&input.bucket, &input.key).map_err(to_s3)?;
@@ -165,23 +217,53 @@ pub(crate) async fn head_object(s: &Strata, req: S3Request<HeadObjectInput>) -> 
                 .or_else(|| meta.content_type.clone())
                 .unwrap_or_else(|| "binary/octet-stream".into()),
         ),
-        content_encoding: input.response_content_encoding.clone().or_else(|| meta.content_encoding.clone()),
-        cache_control: input.response_cache_control.clone().or_else(|| meta.cache_control.clone()),
-        content_disposition: input.response_content_disposition.clone().or_else(|| meta.content_disposition.clone()),
-        content_language: input.response_content_language.clone().or_else(|| meta.content_language.clone()),
-        expires: input.response_expires.clone().or_else(|| meta.expires.as_deref().and_then(parse_http_date)),
+        content_encoding: input
+            .response_content_encoding
+            .clone()
+            .or_else(|| meta.content_encoding.clone()),
+        cache_control: input
+            .response_cache_control
+            .clone()
+            .or_else(|| meta.cache_control.clone()),
+        content_disposition: input
+            .response_content_disposition
+            .clone()
+            .or_else(|| meta.content_disposition.clone()),
+        content_language: input
+            .response_content_language
+            .clone()
+            .or_else(|| meta.content_language.clone()),
+        expires: input
+            .response_expires
+            .clone()
+            .or_else(|| meta.expires.as_deref().and_then(parse_http_date)),
         metadata: metadata_out(meta),
         ..Default::default()
     };
-    if input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
+    if input
+        .checksum_mode
+        .as_ref()
+        .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+    {
         for (name, value) in meta.checksums.clone() {
-            set_checksum(&mut output.checksum_crc32, &mut output.checksum_crc32c, &mut output.checksum_crc64nvme, &mut output.checksum_sha1, &mut output.checksum_sha256, &name, value);
+            set_checksum(
+                &mut output.checksum_crc32,
+                &mut output.checksum_crc32c,
+                &mut output.checksum_crc64nvme,
+                &mut output.checksum_sha1,
+                &mut output.checksum_sha256,
+                &name,
+                value,
+            );
         }
     }
     Ok(S3Response::new(output))
 }
 
-pub(crate) async fn delete_object(s: &Strata, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+pub(crate) async fn delete_object(
+    s: &Strata,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
     let store = s.store()?;
     store
         .delete_object(&req.input.bucket, &req.input.key)
@@ -190,11 +272,17 @@ pub(crate) async fn delete_object(s: &Strata, req: S3Request<DeleteObjectInput>)
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
 
-pub(crate) async fn delete_objects(s: &Strata, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+pub(crate) async fn delete_objects(
+    s: &Strata,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
     let store = s.store()?;
     let input = &req.input;
     if input.delete.objects.len() > MAX_DELETE_KEYS {
-        return Err(s3_error!(MalformedXML, "at most {MAX_DELETE_KEYS} keys per request"));
+        return Err(s3_error!(
+            MalformedXML,
+            "at most {MAX_DELETE_KEYS} keys per request"
+        ));
     }
     if !store.bucket_exists(&input.bucket) {
         return Err(s3_error!(NoSuchBucket));
@@ -232,13 +320,26 @@ pub(crate) async fn delete_objects(s: &Strata, req: S3Request<DeleteObjectsInput
 
 pub(crate) fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
     match source {
-        CopySource::Bucket { bucket, key, version_id: None } if !key.is_empty() => Ok((bucket.to_string(), key.to_string())),
-        CopySource::Bucket { version_id: Some(_), .. } => Err(s3_error!(NotImplemented, "versioned copy sources are not supported")),
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id: None,
+        } if !key.is_empty() => Ok((bucket.to_string(), key.to_string())),
+        CopySource::Bucket {
+            version_id: Some(_),
+            ..
+        } => Err(s3_error!(
+            NotImplemented,
+            "versioned copy sources are not supported"
+        )),
         _ => Err(s3_error!(InvalidArgument, "unsupported copy source")),
     }
 }
 
-pub(crate) async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+pub(crate) async fn copy_object(
+    s: &Strata,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
     let store = s.store()?;
     let input = &req.input;
     let (src_bucket, src_key) = copy_source(&input.copy_source)?;
@@ -250,7 +351,13 @@ pub(crate) async fn copy_object(s: &Strata, req: S3Request<CopyObjectInput>) -> 
         input.copy_source_if_modified_since.as_ref(),
         input.copy_source_if_unmodified_since.as_ref(),
     )
-    .map_err(|e| if *e.code() == s3s::S3ErrorCode::NotModified { s3_error!(PreconditionFailed) } else { e })?;
+    .map_err(|e| {
+        if *e.code() == s3s::S3ErrorCode::NotModified {
+            s3_error!(PreconditionFailed)
+        } else {
+            e
+        }
+    })?;
     let replace = input
         .metadata_directive
         .as_ref()

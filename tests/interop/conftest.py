@@ -103,6 +103,7 @@ class StrataServer:
         env["STRATA_SECRET_KEY"] = self.secret_key
         env.setdefault("RUST_BACKTRACE", "1")
         env.setdefault("RUST_LOG", "info")
+        env.setdefault("NO_COLOR", "1")  # plain log file
         self.starts += 1
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== [{time.strftime('%H:%M:%S')}] start #{self.starts}: "

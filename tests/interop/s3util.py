@@ -110,6 +110,30 @@ def crc32c(b: bytes, crc: int = 0) -> int:
     return crc ^ 0xFFFFFFFF
 
 
+def _crc64nvme_table():
+    poly = 0x9A6C9329AC4BC9B5  # CRC-64/NVME, reflected
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ poly if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC64NVME_TABLE = _crc64nvme_table()
+
+
+def crc64nvme(b: bytes, crc: int = 0) -> int:
+    """CRC-64/NVME (the x-amz-checksum-crc64nvme algorithm), pure Python: small inputs only."""
+    t = _CRC64NVME_TABLE
+    mask = 0xFFFFFFFFFFFFFFFF
+    crc ^= mask
+    for byte in b:
+        crc = t[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ mask
+
+
 def checksum_b64(algorithm: str, b: bytes) -> str:
     """Value of the x-amz-checksum-<algorithm> header for body b."""
     a = algorithm.upper()
@@ -117,6 +141,8 @@ def checksum_b64(algorithm: str, b: bytes) -> str:
         raw = struct.pack(">I", zlib.crc32(b) & 0xFFFFFFFF)
     elif a == "CRC32C":
         raw = struct.pack(">I", crc32c(b))
+    elif a == "CRC64NVME":
+        raw = struct.pack(">Q", crc64nvme(b))
     elif a == "SHA1":
         raw = hashlib.sha1(b).digest()
     elif a == "SHA256":
@@ -293,11 +319,13 @@ def s3_path(bucket: str | None = None, key: str | None = None) -> str:
 
 def raw_request(host: str, port: int, method: str, path: str, *, query=None,
                 headers: dict | None = None, body: bytes = b"", signer: Signer | None = None,
-                payload_hash: str | None = None, timeout: float = 60) -> RawResponse:
+                payload_hash: str | None = None, timeout: float = 60,
+                chunked_transfer: bool = False) -> RawResponse:
     """Send one HTTP/1.1 request and read the whole response.
 
     path: encoded path; query: list of (name, value). With a signer the request
-    is SigV4-signed, by default over sha256(body)."""
+    is SigV4-signed, by default over sha256(body). chunked_transfer sends the
+    body with Transfer-Encoding: chunked and no Content-Length."""
     headers = dict(headers or {})
     headers.setdefault("host", f"{host}:{port}")
     if signer is not None:
@@ -311,9 +339,17 @@ def raw_request(host: str, port: int, method: str, path: str, *, query=None,
         conn.putrequest(method, url, skip_host=True, skip_accept_encoding=True)
         for k, v in headers.items():
             conn.putheader(k, v)
-        if "content-length" not in {k.lower() for k in headers} and (body or method in ("PUT", "POST")):
-            conn.putheader("content-length", str(len(body)))
-        conn.endheaders(body if body else None)
+        if chunked_transfer:
+            conn.putheader("transfer-encoding", "chunked")
+            conn.endheaders()
+            for i in range(0, len(body), 16 * 1024):
+                piece = body[i:i + 16 * 1024]
+                conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+            conn.send(b"0\r\n\r\n")
+        else:
+            if "content-length" not in {k.lower() for k in headers} and (body or method in ("PUT", "POST")):
+                conn.putheader("content-length", str(len(body)))
+            conn.endheaders(body if body else None)
         r = conn.getresponse()
         data = r.read()
         return RawResponse(r.status, {k.lower(): v for k, v in r.getheaders()}, data)

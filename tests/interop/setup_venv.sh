@@ -26,7 +26,8 @@ if [[ "$want" == "$have" ]]; then
     exit 0
 fi
 
-echo "setup_venv: installing $req (sha256 ${want:0:12}; previous install: ${have:+${have:0:12}}${have:-none})"
+prev="${have:0:12}"
+echo "setup_venv: installing $req (sha256 ${want:0:12}; previous install: ${prev:-none})"
 rm -f "$stamp"
 "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$req"
 "$venv/bin/python" -m pip check

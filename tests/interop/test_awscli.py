@@ -99,8 +99,12 @@ def test_cp_100mib_round_trip(aws, s3, cli_bucket, tmp_path):
     assert head["ETag"].endswith('-13"'), head["ETag"]
     dst = tmp_path / "back.bin"
     aws("s3", "cp", f"s3://{cli_bucket}/big/big.bin", str(dst))
-    assert dst.stat().st_size == 100 * MiB
-    assert file_sha256(dst) == file_sha256(src)
+    try:
+        assert dst.stat().st_size == 100 * MiB
+        assert file_sha256(dst) == file_sha256(src)
+    finally:
+        src.unlink()
+        dst.unlink()
 
 
 def test_cp_small_file_and_stdin_stdout(aws, s3, cli_bucket, tmp_path):

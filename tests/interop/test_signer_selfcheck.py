@@ -88,6 +88,11 @@ def test_crc32c_known_value():
     assert s3util.crc32c(b"123456789") == 0xE3069283
 
 
+def test_crc64nvme_known_value():
+    # CRC-64/NVME catalogue check value
+    assert s3util.crc64nvme(b"123456789") == 0xAE8B14860A799888
+
+
 def test_etag_helpers():
     assert s3util.etag_single(b"") == '"d41d8cd98f00b204e9800998ecf8427e"'
     parts = [b"a" * 10, b"b" * 3]

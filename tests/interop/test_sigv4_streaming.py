@@ -24,7 +24,10 @@ MODES = {
 
 
 def streaming_request(server, method, path, query, data, mode, *, chunk=64 * KiB,
-                      trailer_value=None, corrupt_at=None, decoded_length=None):
+                      trailer_value=None, corrupt_at=None, decoded_length=None,
+                      algorithm="CRC32", chunked_transfer=False):
+    """An aws-chunked request. chunked_transfer: also HTTP chunked framing and no
+    Content-Length, exactly like the AWS C++ SDK (Arrow) over plain HTTP."""
     signer = Signer(server.access_key, server.secret_key)
     amz_date = s3util.amz_now()
     payload = MODES[mode]
@@ -33,13 +36,15 @@ def streaming_request(server, method, path, query, data, mode, *, chunk=64 * KiB
                "content-type": "application/octet-stream",
                "x-amz-decoded-content-length": str(len(data) if decoded_length is None else decoded_length)}
     if mode != "signed":
-        headers["x-amz-trailer"] = "x-amz-checksum-crc32"
-        trailers = [("x-amz-checksum-crc32", trailer_value or s3util.checksum_b64("CRC32", data))]
+        name = f"x-amz-checksum-{algorithm.lower()}"
+        headers["x-amz-trailer"] = name
+        trailers = [(name, trailer_value or s3util.checksum_b64(algorithm, data))]
     chunk_signer = signer if mode.startswith("signed") else None
     # The encoded length does not depend on signature values: measure with a dummy seed.
     probe = s3util.aws_chunked_body(data, chunk, signer=chunk_signer, amz_date=amz_date,
                                     seed_signature="0" * 64, trailers=trailers)
-    headers["content-length"] = str(len(probe))
+    if not chunked_transfer:
+        headers["content-length"] = str(len(probe))
     headers, seed = signer.sign(method, path, query, headers, payload, amz_date=amz_date)
     body = s3util.aws_chunked_body(data, chunk, signer=chunk_signer, amz_date=amz_date,
                                    seed_signature=seed, trailers=trailers)
@@ -48,7 +53,8 @@ def streaming_request(server, method, path, query, data, mode, *, chunk=64 * KiB
         # Flip one byte of chunk data (after the first chunk header).
         i = body.index(b"\r\n") + 2 + corrupt_at
         body = body[:i] + bytes([body[i] ^ 0x01]) + body[i + 1:]
-    return raw_request(server.host, server.port, method, path, query=query, headers=headers, body=body)
+    return raw_request(server.host, server.port, method, path, query=query, headers=headers, body=body,
+                       chunked_transfer=chunked_transfer)
 
 
 @pytest.mark.parametrize("mode", list(MODES))
@@ -64,6 +70,41 @@ def test_streaming_put_object(server, s3, bucket, mode):
     if mode != "signed":
         head = s3.head_object(Bucket=bucket, Key=f"stream/{mode}", ChecksumMode="ENABLED")
         assert head.get("ChecksumCRC32") == s3util.checksum_b64("CRC32", data)
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"])
+def test_unsigned_trailer_algorithms(server, s3, bucket, algorithm):
+    data = rand_bytes(100 * KiB + 1, algorithm)
+    r = streaming_request(server, "PUT", s3_path(bucket, "k"), [], data, "unsigned-trailer", algorithm=algorithm)
+    assert r.status == 200, r
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == data
+    head = s3.head_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")
+    assert head.get("Checksum" + algorithm) == s3util.checksum_b64(algorithm, data)
+
+
+def test_arrow_shaped_upload(server, s3, bucket):
+    """What pyarrow 26 (AWS C++ SDK 1.11) sends over http: CreateMultipartUpload,
+    then UploadPart with Transfer-Encoding: chunked (no Content-Length),
+    Content-Encoding: aws-chunked, STREAMING-UNSIGNED-PAYLOAD-TRAILER and an
+    x-amz-checksum-crc64nvme trailer; also as a plain PutObject."""
+    parts = [rand_bytes(5 * MiB + 1, "arrow-1"), rand_bytes(300 * KiB, "arrow-2")]
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="arrow")["UploadId"]
+    done = []
+    for n, p in enumerate(parts, 1):
+        r = streaming_request(server, "PUT", s3_path(bucket, "arrow"), [("partNumber", str(n)), ("uploadId", uid)],
+                              p, "unsigned-trailer", algorithm="CRC64NVME", chunked_transfer=True,
+                              chunk=64 * KiB)
+        assert r.status == 200, r
+        assert r.headers.get("etag") == etag_single(p)
+        done.append({"PartNumber": n, "ETag": r.headers["etag"]})
+    s3.complete_multipart_upload(Bucket=bucket, Key="arrow", UploadId=uid, MultipartUpload={"Parts": done})
+    assert s3.get_object(Bucket=bucket, Key="arrow")["Body"].read() == b"".join(parts)
+
+    data = rand_bytes(1000, "arrow-put")
+    r = streaming_request(server, "PUT", s3_path(bucket, "arrow-put"), [], data, "unsigned-trailer",
+                          algorithm="CRC64NVME", chunked_transfer=True)
+    assert r.status == 200, r
+    assert s3.get_object(Bucket=bucket, Key="arrow-put")["Body"].read() == data
 
 
 @pytest.mark.parametrize("mode", list(MODES))

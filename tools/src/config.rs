@@ -73,7 +73,8 @@ impl ServeArgs {
     pub fn resolve(self) -> Result<ServeConfig, String> {
         let file: FileConfig = match &self.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
             }
             None => FileConfig::default(),
@@ -107,14 +108,26 @@ impl ServeArgs {
         }
         Ok(ServeConfig {
             address,
-            data: self.data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_FILE)),
-            size_bytes: self.size_bytes.or(file.size_bytes).unwrap_or(DEFAULT_DATA_BYTES),
+            data: self
+                .data
+                .or(file.data)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_FILE)),
+            size_bytes: self
+                .size_bytes
+                .or(file.size_bytes)
+                .unwrap_or(DEFAULT_DATA_BYTES),
             segment_size_bytes: self
                 .segment_size_bytes
                 .or(file.segment_size_bytes)
                 .unwrap_or(DEFAULT_SEGMENT_BYTES),
-            region: self.region.or(file.region).unwrap_or_else(|| "us-east-1".into()),
-            checkpoint_interval_s: self.checkpoint_interval_s.or(file.checkpoint_interval_s).unwrap_or(60),
+            region: self
+                .region
+                .or(file.region)
+                .unwrap_or_else(|| "us-east-1".into()),
+            checkpoint_interval_s: self
+                .checkpoint_interval_s
+                .or(file.checkpoint_interval_s)
+                .unwrap_or(60),
             access_key,
             secret_key,
         })

@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "strata", version, about = "Strata: an S3-compatible object store on a raw block device")]
+#[command(
+    name = "strata",
+    version,
+    about = "Strata: an S3-compatible object store on a raw block device"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,7 +38,8 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -56,7 +61,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn format(device: &std::path::Path, segment_size_bytes: u64, size_bytes: Option<u64>) -> Result<(), String> {
+fn format(
+    device: &std::path::Path,
+    segment_size_bytes: u64,
+    size_bytes: Option<u64>,
+) -> Result<(), String> {
     let options = blockdev::OpenOptions {
         create_size_bytes: size_bytes,
         engine: None,

@@ -27,7 +27,8 @@ fn open_store(config: &ServeConfig) -> Result<(lsm::Store, recovery::RecoveryRep
     let device = blockdev::open_device(&config.data, &options).map_err(|e| e.to_string())?;
     if fresh {
         tracing::info!(path = %config.data.display(), size_bytes = config.size_bytes, "creating and formatting the data file");
-        lsm::format_device(device.as_ref(), config.segment_size_bytes).map_err(|e| e.to_string())?;
+        lsm::format_device(device.as_ref(), config.segment_size_bytes)
+            .map_err(|e| e.to_string())?;
     }
     let (store, report) = recovery::open(device, recovery::OpenOptions::default())
         .map_err(|e| format!("cannot open {}: {e}", config.data.display()))?;
@@ -103,7 +104,9 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         Duration::from_secs(config.checkpoint_interval_s.max(1)),
     ));
 
-    let served = server.await.map_err(|e| format!("server task failed: {e}"))?;
+    let served = server
+        .await
+        .map_err(|e| format!("server task failed: {e}"))?;
     checkpoints.abort();
     served.map_err(|e| format!("server error: {e}"))?;
     match recovery::write_checkpoint(&store).await {

@@ -16,6 +16,7 @@ pub fn config() -> StoreConfig {
         compression: Compression::default(),
         write_window_chunks: 4,
         min_part_size_bytes: 1000,
+        cache_bytes: 0,
     }
 }
 
@@ -27,7 +28,13 @@ pub fn options() -> recovery::OpenOptions {
 }
 
 pub fn formatted(size: u64, seed: u64) -> Arc<FaultyDevice> {
-    let dev = Arc::new(FaultyDevice::new(size, FaultConfig { seed, ..Default::default() }));
+    let dev = Arc::new(FaultyDevice::new(
+        size,
+        FaultConfig {
+            seed,
+            ..Default::default()
+        },
+    ));
     lsm::format_device(dev.as_ref(), SEGMENT_BYTES).unwrap();
     dev
 }
@@ -37,7 +44,10 @@ pub fn open(dev: Arc<dyn BlockDevice>) -> (Store, recovery::RecoveryReport) {
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Deterministic, mildly compressible bytes.

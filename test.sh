@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit, property, fault and integration tests,
+# then the client interoperability suite (boto3, aws CLI, minio, pyarrow)
+# against the real server binary, in a pinned venv this script creates.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+cargo build --workspace --all-targets
+cargo test --workspace --no-fail-fast
+
+STRATA_BIN="$PWD/target/debug/strata" tests/interop/run.sh "$@"

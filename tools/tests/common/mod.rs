@@ -1,0 +1,122 @@
+//! Starts the real `strata` binary on a loopback port with its own data
+//! file, and stops or kills it.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ACCESS_KEY: &str = "AKIDSTRATATEST";
+pub const SECRET_KEY: &str = "strata-test-secret-key-0123456789abcdefgh";
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let mut server = Server {
+            dir: tempfile::tempdir().expect("tempdir"),
+            port: free_port(),
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data.img")
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["serve", "--address"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--data")
+            .arg(self.data())
+            .args([
+                "--size-bytes",
+                "2147483648",
+                "--segment-size-bytes",
+                "33554432",
+            ])
+            .env("STRATA_ACCESS_KEY", ACCESS_KEY)
+            .env("STRATA_SECRET_KEY", SECRET_KEY)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start strata");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                use std::io::{Read, Write};
+                let _ = s.write_all(
+                    b"GET /minio/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                );
+                let mut reply = String::new();
+                let _ = s.read_to_string(&mut reply);
+                if reply.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server not ready; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, then start again on the same data file.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.spawn();
+    }
+
+    /// SIGTERM and wait; returns the exit status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
