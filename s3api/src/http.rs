@@ -197,8 +197,22 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     }
     let method = req.method().to_string();
     let bytes_in = content_length(req.headers());
+    // hyper sends no "100 Continue" for an empty body and answers at once;
+    // botocore (aws CLI) then keeps a stale response parser on that pooled
+    // connection and the next request on it hangs. Closing the connection
+    // after such a response makes the client start the next one afresh.
+    let empty_expect = bytes_in == 0
+        && req
+            .headers()
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let started = Instant::now();
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
+    if empty_expect {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
     let bytes_out = content_length(response.headers());
     state.metrics.record(
         &method,

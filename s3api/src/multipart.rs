@@ -310,9 +310,31 @@ pub(crate) async fn list_uploads(
                         .is_some_and(|m| u.create.upload_id.as_str() > m))
         })
         .collect();
-    let truncated = after.len() > max;
-    let shown = &after[..after.len().min(max)];
     let enc = |k: &str| if url { url_encode(k) } else { k.to_string() };
+    // With a delimiter, keys that continue past it fold into common prefixes,
+    // each counting once toward max-uploads.
+    let delimiter = input.delimiter.as_deref().filter(|d| !d.is_empty());
+    let mut shown = Vec::new();
+    let mut prefixes: Vec<String> = Vec::new();
+    let mut truncated = false;
+    for upload in &after {
+        let rest = &upload.create.key[prefix.len()..];
+        let common = delimiter
+            .and_then(|d| rest.find(d).map(|at| &upload.create.key[..prefix.len() + at + d.len()]));
+        if let Some(common) = common {
+            if prefixes.last().map(String::as_str) == Some(common) {
+                continue;
+            }
+        }
+        if shown.len() + prefixes.len() == max {
+            truncated = true;
+            break;
+        }
+        match common {
+            Some(common) => prefixes.push(common.to_string()),
+            None => shown.push(upload.clone()),
+        }
+    }
     let uploads = shown
         .iter()
         .map(|u| MultipartUpload {
@@ -322,6 +344,7 @@ pub(crate) async fn list_uploads(
             ..Default::default()
         })
         .collect();
+    let common_prefixes = prefixes.iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect();
     let last = shown.last().filter(|_| truncated);
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(input.bucket.clone()),
@@ -333,6 +356,8 @@ pub(crate) async fn list_uploads(
         max_uploads: Some(max as i32),
         is_truncated: Some(truncated),
         uploads: Some(uploads),
+        common_prefixes: Some(common_prefixes),
+        delimiter: input.delimiter.clone(),
         encoding_type: input.encoding_type.clone(),
         ..Default::default()
     }))
