@@ -82,7 +82,7 @@ pub trait BlockDevice: Send + Sync {
 
 pub(crate) fn check_range(offset: u64, len: usize, size: u64) -> Result<(), DeviceError> {
     let bs = crate::BLOCK_SIZE;
-    if offset % bs as u64 != 0 || len % bs != 0 {
+    if !offset.is_multiple_of(bs as u64) || !len.is_multiple_of(bs) {
         return Err(DeviceError::Unaligned {
             offset,
             len,

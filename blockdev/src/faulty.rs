@@ -140,7 +140,7 @@ impl State {
 fn eio(what: &str) -> DeviceError {
     DeviceError::Io {
         device: "faulty".into(),
-        source: std::io::Error::new(std::io::ErrorKind::Other, what.to_string()),
+        source: std::io::Error::other(what.to_string()),
     }
 }
 

@@ -166,7 +166,7 @@ fn open_block_device(path: &Path, shown: String) -> Result<DeviceFile, DeviceErr
         path: shown.clone(),
         reason: format!("block device ioctl failed: {e}"),
     })?;
-    if sector as usize > BLOCK_SIZE || BLOCK_SIZE % (sector.max(1) as usize) != 0 {
+    if sector as usize > BLOCK_SIZE || !BLOCK_SIZE.is_multiple_of(sector.max(1) as usize) {
         return Err(DeviceError::Open {
             path: shown,
             reason: format!(

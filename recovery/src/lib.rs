@@ -39,20 +39,11 @@ impl RecoveryReport {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     pub store: StoreConfig,
     /// Ignore the checkpoint and replay the whole log (fsck, tests).
     pub ignore_checkpoint: bool,
-}
-
-impl Default for OpenOptions {
-    fn default() -> Self {
-        OpenOptions {
-            store: StoreConfig::default(),
-            ignore_checkpoint: false,
-        }
-    }
 }
 
 /// Rebuilds the index from the device and starts the store on it.

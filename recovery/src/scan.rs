@@ -279,7 +279,7 @@ impl<'d> SegmentScanner<'d> {
                 end = pos as u32;
                 continue;
             }
-            if pos % BLOCK_SIZE as u64 != 0 {
+            if !pos.is_multiple_of(BLOCK_SIZE as u64) {
                 // The rest of a batch's last block is padding.
                 pos = align_up(pos);
                 continue;

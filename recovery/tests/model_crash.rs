@@ -42,11 +42,14 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// An open upload in the model: bucket, key, part number -> bytes.
+type ModelUpload = (String, String, BTreeMap<u32, Vec<u8>>);
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Model {
     buckets: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
     /// upload id -> (bucket, key, part number -> bytes)
-    uploads: BTreeMap<String, (String, String, BTreeMap<u32, Vec<u8>>)>,
+    uploads: BTreeMap<String, ModelUpload>,
 }
 
 fn bucket_name(b: u8) -> String {

@@ -201,11 +201,8 @@ impl futures::Stream for ChunkBody {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.rx.poll_recv(cx).map(|item| {
             item.map(|r| {
-                r.map(|b| {
-                    self.left = self.left.saturating_sub(b.len());
-                    b
-                })
-                .map_err(Into::into)
+                r.inspect(|b| self.left = self.left.saturating_sub(b.len()))
+                    .map_err(Into::into)
             })
         })
     }

@@ -85,21 +85,11 @@ struct Listed {
 fn list(
     s: &Strata,
     bucket: &str,
-    prefix: &str,
-    delimiter: Option<&str>,
-    after: Option<&str>,
-    max: usize,
+    query: &lsm::ListQuery<'_>,
     url: bool,
     with_owner: bool,
 ) -> S3Result<Listed> {
-    let store = s.store()?;
-    let query = lsm::ListQuery {
-        prefix,
-        delimiter,
-        start_after: after,
-        max_keys: max,
-    };
-    let page = store.list_objects(bucket, &query).map_err(to_s3)?;
+    let page = s.store()?.list_objects(bucket, query).map_err(to_s3)?;
     let enc = |k: &str| if url { url_encode(k) } else { k.to_string() };
     let contents = page
         .objects
@@ -157,13 +147,16 @@ pub(crate) async fn list_objects_v2(
     let after = token.as_deref().or(input.start_after.as_deref());
     let prefix = input.prefix.as_deref().unwrap_or("");
     let max = max_keys(input.max_keys)?;
+    let query = lsm::ListQuery {
+        prefix,
+        delimiter: input.delimiter.as_deref(),
+        start_after: after,
+        max_keys: max,
+    };
     let listed = list(
         s,
         &input.bucket,
-        prefix,
-        input.delimiter.as_deref(),
-        after,
-        max,
+        &query,
         url,
         input.fetch_owner.unwrap_or(false),
     )?;
@@ -211,16 +204,13 @@ pub(crate) async fn list_objects(
         .is_some_and(|e| e.as_str() == EncodingType::URL);
     let prefix = input.prefix.as_deref().unwrap_or("");
     let max = max_keys(input.max_keys)?;
-    let listed = list(
-        s,
-        &input.bucket,
+    let query = lsm::ListQuery {
         prefix,
-        input.delimiter.as_deref(),
-        input.marker.as_deref(),
-        max,
-        url,
-        true,
-    )?;
+        delimiter: input.delimiter.as_deref(),
+        start_after: input.marker.as_deref(),
+        max_keys: max,
+    };
+    let listed = list(s, &input.bucket, &query, url, true)?;
     let enc = |v: &str| if url { url_encode(v) } else { v.to_string() };
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket.clone()),

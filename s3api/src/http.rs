@@ -63,11 +63,17 @@ const LATENCY_BUCKETS_S: [f64; 12] = [
 ];
 
 #[derive(Default)]
+struct LatencyHistogram {
+    buckets: [u64; LATENCY_BUCKETS_S.len()],
+    sum_s: f64,
+    count: u64,
+}
+
+#[derive(Default)]
 pub struct Metrics {
     /// (method, status) -> count
     requests: Mutex<BTreeMap<(String, u16), u64>>,
-    /// per method: bucket counts, sum of seconds, count
-    latency: Mutex<BTreeMap<String, ([u64; LATENCY_BUCKETS_S.len()], f64, u64)>>,
+    latency: Mutex<BTreeMap<String, LatencyHistogram>>,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     pub recovery_ms: AtomicU64,
@@ -81,17 +87,14 @@ impl Metrics {
             .entry((method.to_string(), status))
             .or_default() += 1;
         let mut latency = self.latency.lock();
-        let entry =
-            latency
-                .entry(method.to_string())
-                .or_insert(([0; LATENCY_BUCKETS_S.len()], 0.0, 0));
+        let histogram = latency.entry(method.to_string()).or_default();
         for (i, bound) in LATENCY_BUCKETS_S.iter().enumerate() {
             if seconds <= *bound {
-                entry.0[i] += 1;
+                histogram.buckets[i] += 1;
             }
         }
-        entry.1 += seconds;
-        entry.2 += 1;
+        histogram.sum_s += seconds;
+        histogram.count += 1;
         self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
     }
@@ -107,8 +110,9 @@ impl Metrics {
             );
         }
         let _ = writeln!(out, "# TYPE strata_request_seconds histogram");
-        for (method, (buckets, sum, count)) in self.latency.lock().iter() {
-            for (bound, n) in LATENCY_BUCKETS_S.iter().zip(buckets) {
+        for (method, h) in self.latency.lock().iter() {
+            let (sum, count) = (h.sum_s, h.count);
+            for (bound, n) in LATENCY_BUCKETS_S.iter().zip(&h.buckets) {
                 let _ = writeln!(
                     out,
                     "strata_request_seconds_bucket{{method=\"{method}\",le=\"{bound}\"}} {n}"
@@ -209,9 +213,10 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     let started = Instant::now();
     let mut response = next.run(req).await;
     if empty_expect {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        response.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
     }
     let bytes_out = content_length(response.headers());
     state.metrics.record(

@@ -319,8 +319,10 @@ pub(crate) async fn list_uploads(
     let mut truncated = false;
     for upload in &after {
         let rest = &upload.create.key[prefix.len()..];
-        let common = delimiter
-            .and_then(|d| rest.find(d).map(|at| &upload.create.key[..prefix.len() + at + d.len()]));
+        let common = delimiter.and_then(|d| {
+            rest.find(d)
+                .map(|at| &upload.create.key[..prefix.len() + at + d.len()])
+        });
         if let Some(common) = common {
             if prefixes.last().map(String::as_str) == Some(common) {
                 continue;
@@ -344,7 +346,12 @@ pub(crate) async fn list_uploads(
             ..Default::default()
         })
         .collect();
-    let common_prefixes = prefixes.iter().map(|p| CommonPrefix { prefix: Some(enc(p)) }).collect();
+    let common_prefixes = prefixes
+        .iter()
+        .map(|p| CommonPrefix {
+            prefix: Some(enc(p)),
+        })
+        .collect();
     let last = shown.last().filter(|_| truncated);
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(input.bucket.clone()),
