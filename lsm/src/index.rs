@@ -166,13 +166,22 @@ impl Index {
         if put.if_absent && bucket.objects.contains_key(&put.key) {
             return Err(Error::PreconditionFailed);
         }
+        // Inline data is read from this very record.
+        let chunks = if put.inline.is_empty() {
+            put.chunks.clone()
+        } else {
+            vec![ChunkRef {
+                location,
+                raw_len: put.meta.size as u32,
+            }]
+        };
         bucket.objects.insert(
             put.key.clone(),
             Arc::new(ObjectEntry {
                 lsn,
                 location,
                 meta: put.meta.clone(),
-                chunks: put.chunks.clone(),
+                chunks,
             }),
         );
         Ok(())
@@ -316,6 +325,8 @@ mod tests {
             meta: ObjectMeta::default(),
             chunks: vec![],
             if_absent: false,
+            inline: vec![],
+            inline_flags: 0,
         });
         index.apply(1, LOC, &record).unwrap();
     }
@@ -416,6 +427,8 @@ mod tests {
             meta: ObjectMeta::default(),
             chunks: vec![],
             if_absent: true,
+            inline: vec![],
+            inline_flags: 0,
         });
         assert!(matches!(
             index.apply(3, LOC, &again),

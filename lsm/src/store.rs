@@ -82,12 +82,16 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// What an `ObjectWriter` produced: the stored chunks and the body's MD5.
-#[derive(Debug, Clone)]
+/// Bodies up to this size are written inside their object record: one
+/// durable write per PUT and one read per GET.
+pub const INLINE_MAX_BYTES: usize = 128 << 10;
+
+/// What an `ObjectWriter` produced: the stored chunks, or for a small body
+/// its encoded chunk payload to be stored inline with the object record.
 pub struct WrittenData {
     pub size: u64,
-    pub md5: [u8; 16],
     pub chunks: Vec<ChunkRef>,
+    inline: Option<PendingRecord>,
 }
 
 impl Store {
@@ -223,15 +227,15 @@ impl Store {
     pub fn object_writer(&self) -> ObjectWriter {
         ObjectWriter {
             store: self.clone(),
-            buffer: Vec::with_capacity(self.inner.config.chunk_size_bytes),
-            md5: Md5::new(),
+            buffer: Vec::new(),
             size: 0,
             chunks: Vec::new(),
             in_flight: VecDeque::new(),
         }
     }
 
-    /// Makes a written body visible under `key` (durable before it returns).
+    /// Makes a written body visible under `key` (durable before it
+    /// returns). `meta.etag` is the caller's (S3 wants the body's MD5).
     pub async fn put_object(
         &self,
         bucket: &str,
@@ -241,16 +245,42 @@ impl Store {
         if_absent: bool,
     ) -> Result<Arc<ObjectEntry>> {
         meta.size = data.size;
-        meta.etag = hex::encode(data.md5);
         meta.last_modified_ms = now_ms();
+        let (inline, inline_flags) = match data.inline {
+            Some(chunk) => (chunk.payload, chunk.flags),
+            None => (Vec::new(), 0),
+        };
         self.commit_object(ObjectPut {
             bucket: bucket.to_string(),
             key: key.to_string(),
             meta,
             chunks: data.chunks,
             if_absent,
+            inline,
+            inline_flags,
         })
         .await
+    }
+
+    /// Stores inline data as a chunk record of its own (a multipart part
+    /// cannot carry it) and returns the chunk references.
+    async fn materialize(&self, data: WrittenData) -> Result<Vec<ChunkRef>> {
+        let Some(chunk) = data.inline else {
+            return Ok(data.chunks);
+        };
+        let location = {
+            let committed = self.append(vec![chunk]).await?;
+            committed.outcome?;
+            committed
+                .locations
+                .first()
+                .copied()
+                .ok_or_else(|| Error::Failed("writer returned no location".into()))?
+        };
+        Ok(vec![ChunkRef {
+            location,
+            raw_len: data.size as u32,
+        }])
     }
 
     /// A new object that shares the source's chunks: no data is rewritten.
@@ -270,6 +300,8 @@ impl Store {
             meta,
             chunks: source.chunks.clone(),
             if_absent: false,
+            inline: Vec::new(),
+            inline_flags: 0,
         })
         .await
     }
@@ -319,13 +351,26 @@ impl Store {
     pub fn read_chunk_uncached(&self, chunk: &ChunkRef) -> Result<Vec<u8>> {
         let sb = self.superblock();
         let (header, payload) = read_record(self.inner.device.as_ref(), &sb, chunk.location)?;
-        if header.kind != RecordKind::Chunk {
-            return Err(Error::Corruption {
-                location: chunk.location,
-                reason: format!("expected a chunk, found {:?}", header.kind),
-            });
-        }
-        let raw = decode_chunk(chunk.location, header.flags, &payload)?;
+        let raw = match header.kind {
+            RecordKind::Chunk => decode_chunk(chunk.location, header.flags, &payload)?,
+            RecordKind::ObjectPut => match Record::decode(header.kind, &payload)? {
+                Record::ObjectPut(put) if !put.inline.is_empty() => {
+                    decode_chunk(chunk.location, put.inline_flags, &put.inline)?
+                }
+                _ => {
+                    return Err(Error::Corruption {
+                        location: chunk.location,
+                        reason: "object record without inline data".into(),
+                    })
+                }
+            },
+            other => {
+                return Err(Error::Corruption {
+                    location: chunk.location,
+                    reason: format!("expected a chunk, found {other:?}"),
+                })
+            }
+        };
         if raw.len() != chunk.raw_len as usize {
             return Err(Error::Corruption {
                 location: chunk.location,
@@ -365,21 +410,25 @@ impl Store {
         Ok(index.uploads(bucket, prefix))
     }
 
+    /// Records a part; `etag` is the part body's MD5 in hex.
     pub async fn put_part(
         &self,
         upload_id: &str,
         part_number: u32,
         data: WrittenData,
+        etag: String,
         checksums: Vec<(String, String)>,
     ) -> Result<Arc<MultipartPart>> {
+        let size = data.size;
+        let chunks = self.materialize(data).await?;
         let part = MultipartPart {
             upload_id: upload_id.to_string(),
             part_number,
-            size: data.size,
-            etag: hex::encode(data.md5),
+            size,
+            etag,
             last_modified_ms: now_ms(),
             checksums,
-            chunks: data.chunks,
+            chunks,
         };
         self.append_one(Record::MultipartPart(part)).await?;
         self.upload(upload_id)?
@@ -432,6 +481,8 @@ impl Store {
             meta,
             chunks,
             if_absent,
+            inline: Vec::new(),
+            inline_flags: 0,
         };
         let complete = MultipartComplete {
             upload_id: upload_id.to_string(),
@@ -457,7 +508,6 @@ impl Store {
 pub struct ObjectWriter {
     store: Store,
     buffer: Vec<u8>,
-    md5: Md5,
     size: u64,
     chunks: Vec<ChunkRef>,
     in_flight: VecDeque<(usize, Ticket)>,
@@ -466,7 +516,6 @@ pub struct ObjectWriter {
 impl ObjectWriter {
     pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
         let chunk_size = self.store.inner.config.chunk_size_bytes;
-        self.md5.update(data);
         self.size += data.len() as u64;
         while !data.is_empty() {
             let take = (chunk_size - self.buffer.len()).min(data.len());
@@ -514,8 +563,18 @@ impl ObjectWriter {
         Ok(())
     }
 
-    /// Writes what is buffered and waits for every chunk to be durable.
+    /// Writes what is buffered and waits for every chunk to be durable. A
+    /// small body is not written yet: it goes inline into the object record.
     pub async fn finish(mut self) -> Result<WrittenData> {
+        let small = self.chunks.is_empty() && self.buffer.len() <= INLINE_MAX_BYTES;
+        if small && !self.buffer.is_empty() {
+            let chunk = encode_chunk(&self.buffer, self.store.inner.config.compression);
+            return Ok(WrittenData {
+                size: self.size,
+                chunks: Vec::new(),
+                inline: Some(chunk),
+            });
+        }
         if !self.buffer.is_empty() {
             self.flush_chunk().await?;
         }
@@ -524,8 +583,8 @@ impl ObjectWriter {
         }
         Ok(WrittenData {
             size: self.size,
-            md5: self.md5.finalize().into(),
             chunks: self.chunks,
+            inline: None,
         })
     }
 }

@@ -127,7 +127,7 @@ async fn run(
             .await;
             match written {
                 Ok(w) => store
-                    .put_part(&id, *part as u32, w, vec![])
+                    .put_part(&id, *part as u32, w, hex::encode(md5_of(&data)), vec![])
                     .await
                     .map(|_| ()),
                 Err(e) => Err(e),
@@ -213,6 +213,11 @@ fn refused_by_model(model: &Model, op: &Op, upload_ids: &[String]) -> bool {
     }
 }
 
+fn md5_of(data: &[u8]) -> [u8; 16] {
+    use md5::Digest;
+    md5::Md5::digest(data).into()
+}
+
 /// The recovered store as a model.
 fn observe(store: &lsm::Store) -> Model {
     let mut model = Model::default();
@@ -267,6 +272,7 @@ fn check(ops: Vec<Op>, crash_after: u64, seed: u64) {
     let mut model = Model::default();
     let mut upload_ids = Vec::new();
     let mut in_flight: Option<Model> = None;
+    let mut crashed_op = None;
     for (i, op) in ops.iter().enumerate() {
         if let Err(if_done) = rt.block_on(run(
             &store,
@@ -276,6 +282,7 @@ fn check(ops: Vec<Op>, crash_after: u64, seed: u64) {
             seed ^ i as u64,
         )) {
             in_flight = Some(if_done);
+            crashed_op = Some(op.clone());
             break;
         }
     }
@@ -286,7 +293,16 @@ fn check(ops: Vec<Op>, crash_after: u64, seed: u64) {
     let dev2: Arc<dyn BlockDevice> =
         Arc::new(FaultyDevice::from_image(image, FaultConfig::default()));
     let (recovered, report) = open(dev2.clone());
-    let seen = observe(&recovered);
+    let observed = observe(&recovered);
+    let mut seen = observed.clone();
+    // An upload created by the op in flight has an id the model never
+    // learned; it may exist (empty) or not.
+    if let Some(Op::UploadCreate { bucket, key }) = crashed_op {
+        seen.uploads.retain(|id, (b, k, parts)| {
+            model.uploads.contains_key(id)
+                || !(*b == bucket_name(bucket) && *k == key_name(key) && parts.is_empty())
+        });
+    }
     let ok = seen == model || in_flight.as_ref().is_some_and(|m| &seen == m);
     assert!(
         ok,
@@ -300,7 +316,7 @@ fn check(ops: Vec<Op>, crash_after: u64, seed: u64) {
     recovered.shutdown();
     drop(recovered);
     let (again, _) = open(dev2);
-    let mut expected = seen;
+    let mut expected = observed;
     expected
         .buckets
         .insert("after-crash".into(), BTreeMap::new());

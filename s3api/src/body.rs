@@ -11,6 +11,7 @@ use base64::Engine;
 use bytes::Bytes;
 use futures::StreamExt;
 use lsm::{ChunkRef, ObjectEntry, Store, WrittenData};
+use md5::{Digest, Md5};
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::Checksum as _;
 use s3s::dto::{ChecksumAlgorithm, StreamingBlob};
@@ -87,15 +88,23 @@ fn body_error(e: &s3s::StdError) -> S3Error {
     }
 }
 
-/// Streams `body` into the store and checks every digest. Returns the data
-/// (not yet visible under any key) and the checksums to keep.
+/// A body stored but not yet visible under any key.
+pub(crate) struct Ingested {
+    pub data: WrittenData,
+    /// Hex MD5 of the body: the ETag S3 clients expect.
+    pub md5_hex: String,
+    /// Additional checksums to keep, as (algorithm, base64).
+    pub checksums: Vec<(String, String)>,
+}
+
+/// Streams `body` into the store and checks every digest.
 pub(crate) async fn ingest(
     store: &Store,
     body: Option<StreamingBlob>,
     declared_len: Option<i64>,
     checks: ChecksumRequest,
     max_bytes: u64,
-) -> S3Result<(WrittenData, Vec<(String, String)>)> {
+) -> S3Result<Ingested> {
     if declared_len.is_some_and(|n| n < 0 || n as u64 > max_bytes) {
         return Err(s3_error!(
             EntityTooLarge,
@@ -103,6 +112,7 @@ pub(crate) async fn ingest(
         ));
     }
     let mut hasher = checks.hasher();
+    let mut md5 = Md5::new();
     let mut writer = store.object_writer();
     let mut received: u64 = 0;
     if let Some(mut body) = body {
@@ -116,6 +126,7 @@ pub(crate) async fn ingest(
                 ));
             }
             hasher.update(&piece);
+            md5.update(&piece);
             writer.write(&piece).await.map_err(to_s3)?;
         }
     }
@@ -123,14 +134,15 @@ pub(crate) async fn ingest(
         return Err(s3_error!(IncompleteBody, "received {received} bytes"));
     }
     let written = writer.finish().await.map_err(to_s3)?;
-    if let Some(md5) = &checks.content_md5 {
+    let md5: [u8; 16] = md5.finalize().into();
+    if let Some(sent) = &checks.content_md5 {
         let expected = base64::engine::general_purpose::STANDARD
-            .decode(md5.trim())
+            .decode(sent.trim())
             .map_err(|_| s3_error!(InvalidDigest))?;
         if expected.len() != 16 {
             return Err(s3_error!(InvalidDigest));
         }
-        if expected != written.md5 {
+        if expected != md5 {
             return Err(s3_error!(
                 BadDigest,
                 "the Content-MD5 you specified did not match what we received"
@@ -165,7 +177,11 @@ pub(crate) async fn ingest(
         }
         kept.push((name.to_string(), value));
     }
-    Ok((written, kept))
+    Ok(Ingested {
+        data: written,
+        md5_hex: hex::encode(md5),
+        checksums: kept,
+    })
 }
 
 /// The chunks that cover `range` of an object, with the part of each used.

@@ -87,7 +87,7 @@ pub(crate) async fn upload_part(
         ],
         req.trailing_headers.clone(),
     );
-    let (data, checksums) = ingest(
+    let body = ingest(
         &store,
         input.body.take(),
         input.content_length,
@@ -95,8 +95,15 @@ pub(crate) async fn upload_part(
         MAX_PUT_BYTES,
     )
     .await?;
+    let checksums = body.checksums;
     let part = store
-        .put_part(&input.upload_id, number, data, checksums.clone())
+        .put_part(
+            &input.upload_id,
+            number,
+            body.data,
+            body.md5_hex,
+            checksums.clone(),
+        )
         .await
         .map_err(to_s3)?;
     let mut output = UploadPartOutput {
@@ -158,7 +165,7 @@ pub(crate) async fn upload_part_copy(
     // The part's bytes are re-chunked: a range rarely aligns with chunks,
     // and the part's ETag must be the MD5 of exactly these bytes.
     let blob = object_body(&store, &source, range.clone()).await?;
-    let (data, _) = ingest(
+    let body = ingest(
         &store,
         Some(blob),
         Some((range.end - range.start) as i64),
@@ -167,7 +174,7 @@ pub(crate) async fn upload_part_copy(
     )
     .await?;
     let part = store
-        .put_part(&input.upload_id, number, data, vec![])
+        .put_part(&input.upload_id, number, body.data, body.md5_hex, vec![])
         .await
         .map_err(to_s3)?;
     Ok(S3Response::new(UploadPartCopyOutput {

@@ -62,7 +62,7 @@ pub(crate) async fn put_object(
         ],
         req.trailing_headers.clone(),
     );
-    let (data, checksums) = ingest(
+    let body = ingest(
         &store,
         input.body.take(),
         input.content_length,
@@ -70,12 +70,14 @@ pub(crate) async fn put_object(
         MAX_PUT_BYTES,
     )
     .await?;
+    let checksums = body.checksums;
     let meta = lsm::ObjectMeta {
         checksums: checksums.clone(),
+        etag: body.md5_hex,
         ..meta
     };
     let entry = store
-        .put_object(&input.bucket, &input.key, meta, data, if_absent)
+        .put_object(&input.bucket, &input.key, meta, body.data, if_absent)
         .await
         .map_err(to_s3)?;
     let mut output = PutObjectOutput {

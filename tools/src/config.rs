@@ -32,6 +32,12 @@ pub struct ServeArgs {
     /// Seconds between background checkpoints.
     #[arg(long, env = "STRATA_CHECKPOINT_INTERVAL_S")]
     pub checkpoint_interval_s: Option<u64>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, env = "STRATA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "STRATA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -46,6 +52,8 @@ struct FileConfig {
     segment_size_bytes: Option<u64>,
     region: Option<String>,
     checkpoint_interval_s: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     access_key: Option<String>,
     secret_key: Option<String>,
 }
@@ -58,6 +66,7 @@ pub struct ServeConfig {
     pub segment_size_bytes: u64,
     pub region: String,
     pub checkpoint_interval_s: u64,
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub access_key: String,
     pub secret_key: String,
 }
@@ -128,6 +137,14 @@ impl ServeArgs {
                 .checkpoint_interval_s
                 .or(file.checkpoint_interval_s)
                 .unwrap_or(60),
+            tls: match (
+                self.tls_cert.or(file.tls_cert),
+                self.tls_key.or(file.tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => return Err("TLS needs both a certificate and a key".into()),
+            },
             access_key,
             secret_key,
         })

@@ -3,6 +3,7 @@
 
 mod config;
 mod serve;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

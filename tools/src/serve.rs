@@ -78,16 +78,31 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.address))?;
     tracing::info!(address = %config.address, data = %config.data.display(), region = %config.region, "listening");
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+    let server = match &config.tls {
+        Some((cert, key)) => {
+            let acceptor = crate::tls::acceptor(cert, key)?;
+            let listener = crate::tls::TlsListener::start(listener, acceptor)
+                .map_err(|e| format!("cannot start TLS: {e}"))?;
+            tracing::info!("serving HTTPS");
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            })
         }
-    });
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-    });
+        None => {
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            })
+        }
+    };
 
     let opening = config.clone();
     let (store, report) = tokio::task::spawn_blocking(move || open_store(&opening))

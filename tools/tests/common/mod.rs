@@ -14,6 +14,7 @@ pub const SECRET_KEY: &str = "strata-test-secret-key-0123456789abcdefgh";
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -26,9 +27,21 @@ fn free_port() -> u16 {
 
 impl Server {
     pub fn start() -> Server {
+        Self::start_with(Vec::new(), |_| Vec::new())
+    }
+
+    /// Starts with extra `serve` arguments, computed from the data dir.
+    pub fn start_with(
+        extra: Vec<String>,
+        more: impl FnOnce(&std::path::Path) -> Vec<String>,
+    ) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut extra_args = extra;
+        extra_args.extend(more(dir.path()));
         let mut server = Server {
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir,
             port: free_port(),
+            extra_args,
             child: None,
         };
         server.spawn();
@@ -52,14 +65,18 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_strata"))
             .args(["serve", "--address"])
             .arg(format!("127.0.0.1:{}", self.port))
-            .arg("--data")
-            .arg(self.data())
             .args([
                 "--size-bytes",
                 "2147483648",
                 "--segment-size-bytes",
                 "33554432",
             ])
+            .args(&self.extra_args)
+            .args(if self.extra_args.iter().any(|a| a == "--data") {
+                Vec::new()
+            } else {
+                vec!["--data".to_string(), self.data().display().to_string()]
+            })
             .env("STRATA_ACCESS_KEY", ACCESS_KEY)
             .env("STRATA_SECRET_KEY", SECRET_KEY)
             .stdout(Stdio::null())
@@ -72,7 +89,22 @@ impl Server {
 
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let tls = self.extra_args.iter().any(|a| a == "--tls-cert");
         while Instant::now() < deadline {
+            if tls {
+                let status = Command::new("curl")
+                    .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
+                    .arg(format!(
+                        "https://127.0.0.1:{}/minio/health/ready",
+                        self.port
+                    ))
+                    .output();
+                if status.is_ok_and(|o| o.stdout == b"200") {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 use std::io::{Read, Write};
                 let _ = s.write_all(
