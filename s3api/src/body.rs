@@ -33,6 +33,37 @@ pub(crate) struct ChecksumRequest {
 
 pub(crate) const ALGORITHMS: [&str; 5] = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"];
 
+/// The checksum values an S3 input carries, in `ALGORITHMS` order.
+macro_rules! sent_checksums {
+    ($input:expr) => {
+        [
+            $input.checksum_crc32.clone(),
+            $input.checksum_crc32c.clone(),
+            $input.checksum_crc64nvme.clone(),
+            $input.checksum_sha1.clone(),
+            $input.checksum_sha256.clone(),
+        ]
+    };
+}
+pub(crate) use sent_checksums;
+
+/// Sets an S3 output's checksum fields from stored (algorithm, value) pairs.
+macro_rules! fill_checksums {
+    ($output:expr, $checksums:expr) => {
+        for (name, value) in $checksums {
+            let slot = match name.as_str() {
+                "CRC32" => &mut $output.checksum_crc32,
+                "CRC32C" => &mut $output.checksum_crc32c,
+                "CRC64NVME" => &mut $output.checksum_crc64nvme,
+                "SHA1" => &mut $output.checksum_sha1,
+                _ => &mut $output.checksum_sha256,
+            };
+            *slot = Some(value);
+        }
+    };
+}
+pub(crate) use fill_checksums;
+
 impl ChecksumRequest {
     pub fn new(
         content_md5: Option<String>,

@@ -4,10 +4,12 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use crate::body::{ingest, object_body, ChecksumRequest, MAX_PUT_BYTES};
+use crate::body::{
+    fill_checksums, ingest, object_body, sent_checksums, ChecksumRequest, MAX_PUT_BYTES,
+};
 use crate::convert::*;
 use crate::errors::to_s3;
-use crate::objects::{copy_source, set_checksum};
+use crate::objects::copy_source;
 use crate::service::Strata;
 
 const MAX_PART_NUMBER: i32 = 10_000;
@@ -78,13 +80,7 @@ pub(crate) async fn upload_part(
     let checks = ChecksumRequest::new(
         input.content_md5.clone(),
         input.checksum_algorithm.as_ref(),
-        [
-            input.checksum_crc32.clone(),
-            input.checksum_crc32c.clone(),
-            input.checksum_crc64nvme.clone(),
-            input.checksum_sha1.clone(),
-            input.checksum_sha256.clone(),
-        ],
+        sent_checksums!(input),
         req.trailing_headers.clone(),
     );
     let body = ingest(
@@ -110,17 +106,7 @@ pub(crate) async fn upload_part(
         e_tag: Some(ETag::Strong(part.etag.clone())),
         ..Default::default()
     };
-    for (name, value) in checksums {
-        set_checksum(
-            &mut output.checksum_crc32,
-            &mut output.checksum_crc32c,
-            &mut output.checksum_crc64nvme,
-            &mut output.checksum_sha1,
-            &mut output.checksum_sha256,
-            &name,
-            value,
-        );
-    }
+    fill_checksums!(output, checksums);
     Ok(S3Response::new(output))
 }
 

@@ -4,7 +4,9 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use crate::body::{ingest, object_body, ChecksumRequest, MAX_PUT_BYTES};
+use crate::body::{
+    fill_checksums, ingest, object_body, sent_checksums, ChecksumRequest, MAX_PUT_BYTES,
+};
 use crate::convert::*;
 use crate::errors::to_s3;
 use crate::service::Strata;
@@ -53,13 +55,7 @@ pub(crate) async fn put_object(
     let checks = ChecksumRequest::new(
         input.content_md5.clone(),
         input.checksum_algorithm.as_ref(),
-        [
-            input.checksum_crc32.clone(),
-            input.checksum_crc32c.clone(),
-            input.checksum_crc64nvme.clone(),
-            input.checksum_sha1.clone(),
-            input.checksum_sha256.clone(),
-        ],
+        sent_checksums!(input),
         req.trailing_headers.clone(),
     );
     let body = ingest(
@@ -84,37 +80,8 @@ pub(crate) async fn put_object(
         e_tag: Some(etag(&entry.meta)),
         ..Default::default()
     };
-    for (name, value) in checksums {
-        set_checksum(
-            &mut output.checksum_crc32,
-            &mut output.checksum_crc32c,
-            &mut output.checksum_crc64nvme,
-            &mut output.checksum_sha1,
-            &mut output.checksum_sha256,
-            &name,
-            value,
-        );
-    }
+    fill_checksums!(output, checksums);
     Ok(S3Response::new(output))
-}
-
-pub(crate) fn set_checksum(
-    crc32: &mut Option<String>,
-    crc32c: &mut Option<String>,
-    crc64nvme: &mut Option<String>,
-    sha1: &mut Option<String>,
-    sha256: &mut Option<String>,
-    name: &str,
-    value: String,
-) {
-    let slot = match name {
-        "CRC32" => crc32,
-        "CRC32C" => crc32c,
-        "CRC64NVME" => crc64nvme,
-        "SHA1" => sha1,
-        _ => sha256,
-    };
-    *slot = Some(value);
 }
 
 fn resolve_range(
@@ -175,17 +142,7 @@ pub(crate) async fn get_object(
         .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
         && input.range.is_none()
     {
-        for (name, value) in meta.checksums.clone() {
-            set_checksum(
-                &mut output.checksum_crc32,
-                &mut output.checksum_crc32c,
-                &mut output.checksum_crc64nvme,
-                &mut output.checksum_sha1,
-                &mut output.checksum_sha256,
-                &name,
-                value,
-            );
-        }
+        fill_checksums!(output, meta.checksums.clone());
     }
     Ok(S3Response::new(output))
 }
@@ -247,17 +204,7 @@ pub(crate) async fn head_object(
         .as_ref()
         .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
     {
-        for (name, value) in meta.checksums.clone() {
-            set_checksum(
-                &mut output.checksum_crc32,
-                &mut output.checksum_crc32c,
-                &mut output.checksum_crc64nvme,
-                &mut output.checksum_sha1,
-                &mut output.checksum_sha256,
-                &name,
-                value,
-            );
-        }
+        fill_checksums!(output, meta.checksums.clone());
     }
     Ok(S3Response::new(output))
 }
