@@ -80,14 +80,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    fn record(&self, method: &str, status: u16, seconds: f64, bytes_in: u64, bytes_out: u64) {
+    fn record(&self, operation: &str, status: u16, seconds: f64, bytes_in: u64, bytes_out: u64) {
         *self
             .requests
             .lock()
-            .entry((method.to_string(), status))
+            .entry((operation.to_string(), status))
             .or_default() += 1;
         let mut latency = self.latency.lock();
-        let histogram = latency.entry(method.to_string()).or_default();
+        let histogram = latency.entry(operation.to_string()).or_default();
         for (i, bound) in LATENCY_BUCKETS_S.iter().enumerate() {
             if seconds <= *bound {
                 histogram.buckets[i] += 1;
@@ -103,32 +103,32 @@ impl Metrics {
         use std::fmt::Write;
         let mut out = String::new();
         let _ = writeln!(out, "# TYPE strata_requests_total counter");
-        for ((method, status), n) in self.requests.lock().iter() {
+        for ((operation, status), n) in self.requests.lock().iter() {
             let _ = writeln!(
                 out,
-                "strata_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}"
+                "strata_requests_total{{operation=\"{operation}\",status=\"{status}\"}} {n}"
             );
         }
         let _ = writeln!(out, "# TYPE strata_request_seconds histogram");
-        for (method, h) in self.latency.lock().iter() {
+        for (operation, h) in self.latency.lock().iter() {
             let (sum, count) = (h.sum_s, h.count);
             for (bound, n) in LATENCY_BUCKETS_S.iter().zip(&h.buckets) {
                 let _ = writeln!(
                     out,
-                    "strata_request_seconds_bucket{{method=\"{method}\",le=\"{bound}\"}} {n}"
+                    "strata_request_seconds_bucket{{operation=\"{operation}\",le=\"{bound}\"}} {n}"
                 );
             }
             let _ = writeln!(
                 out,
-                "strata_request_seconds_bucket{{method=\"{method}\",le=\"+Inf\"}} {count}"
+                "strata_request_seconds_bucket{{operation=\"{operation}\",le=\"+Inf\"}} {count}"
             );
             let _ = writeln!(
                 out,
-                "strata_request_seconds_sum{{method=\"{method}\"}} {sum}"
+                "strata_request_seconds_sum{{operation=\"{operation}\"}} {sum}"
             );
             let _ = writeln!(
                 out,
-                "strata_request_seconds_count{{method=\"{method}\"}} {count}"
+                "strata_request_seconds_count{{operation=\"{operation}\"}} {count}"
             );
         }
         let _ = writeln!(
@@ -177,6 +177,58 @@ impl Metrics {
     }
 }
 
+/// The S3 operation a request asks for, as a metrics label (s3s routes the
+/// request itself; this only names it, from method, path and query).
+fn operation(req: &Request) -> &'static str {
+    let path = req.uri().path();
+    if path.starts_with("/health") || path.starts_with("/minio/health") {
+        return "Health";
+    }
+    if path == "/metrics" {
+        return "Metrics";
+    }
+    let query = req.uri().query().unwrap_or("");
+    let has = |name: &str| {
+        query
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some(name))
+    };
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let bucket = parts.next().unwrap_or("");
+    let key = parts.next().unwrap_or("");
+    let copy = req.headers().contains_key("x-amz-copy-source");
+    let method = req.method();
+    match (bucket.is_empty(), key.is_empty()) {
+        (true, _) if method == Method::GET => "ListBuckets",
+        (false, true) => match *method {
+            Method::GET if has("location") => "GetBucketLocation",
+            Method::GET if has("uploads") => "ListMultipartUploads",
+            Method::GET if query.contains("list-type=2") => "ListObjectsV2",
+            Method::GET => "ListObjects",
+            Method::HEAD => "HeadBucket",
+            Method::PUT => "CreateBucket",
+            Method::DELETE => "DeleteBucket",
+            Method::POST if has("delete") => "DeleteObjects",
+            _ => "Other",
+        },
+        (false, false) => match *method {
+            Method::GET if has("uploadId") => "ListParts",
+            Method::GET => "GetObject",
+            Method::HEAD => "HeadObject",
+            Method::PUT if has("uploadId") && copy => "UploadPartCopy",
+            Method::PUT if has("uploadId") => "UploadPart",
+            Method::PUT if copy => "CopyObject",
+            Method::PUT => "PutObject",
+            Method::POST if has("uploads") => "CreateMultipartUpload",
+            Method::POST if has("uploadId") => "CompleteMultipartUpload",
+            Method::DELETE if has("uploadId") => "AbortMultipartUpload",
+            Method::DELETE => "DeleteObject",
+            _ => "Other",
+        },
+        _ => "Other",
+    }
+}
+
 fn content_length(headers: &axum::http::HeaderMap) -> u64 {
     headers
         .get(header::CONTENT_LENGTH)
@@ -199,7 +251,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         )
             .into_response();
     }
-    let method = req.method().to_string();
+    let operation = operation(&req);
     let bytes_in = content_length(req.headers());
     // hyper sends no "100 Continue" for an empty body and answers at once;
     // botocore (aws CLI) then keeps a stale response parser on that pooled
@@ -220,7 +272,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     }
     let bytes_out = content_length(response.headers());
     state.metrics.record(
-        &method,
+        operation,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
         bytes_in,

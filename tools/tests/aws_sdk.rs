@@ -35,6 +35,18 @@ fn data(seed: u8, len: usize) -> Vec<u8> {
         .collect()
 }
 
+fn incompressible(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 async fn get_bytes(c: &Client, bucket: &str, key: &str, range: Option<&str>) -> Vec<u8> {
     let mut req = c.get_object().bucket(bucket).key(key);
     if let Some(r) = range {
@@ -242,4 +254,61 @@ async fn aws_sdk_round_trip_and_restart() {
         .send()
         .await
         .is_err());
+}
+
+/// A full device answers PUTs with 507 XMinioStorageFull, keeps serving
+/// reads, and still accepts deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_device_gives_507_and_keeps_reading() {
+    let server = Server::start_with(
+        vec![
+            "--size-bytes".into(),
+            (8u64 << 20).to_string(),
+            "--segment-size-bytes".into(),
+            (1u64 << 20).to_string(),
+        ],
+        |_| Vec::new(),
+    );
+    let c = client(&server);
+    c.create_bucket()
+        .bucket("full")
+        .send()
+        .await
+        .expect("create bucket");
+    let mut stored = Vec::new();
+    let mut refusal = None;
+    for i in 0..100u8 {
+        let body = incompressible(i as u64, 300_000);
+        match c
+            .put_object()
+            .bucket("full")
+            .key(format!("k{i}"))
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+        {
+            Ok(_) => stored.push((format!("k{i}"), body)),
+            Err(e) => {
+                refusal = Some(e);
+                break;
+            }
+        }
+    }
+    let refusal = refusal.expect("the device never filled up");
+    let raw = refusal.raw_response().expect("an HTTP answer");
+    assert_eq!(raw.status().as_u16(), 507, "{refusal:?}");
+    assert!(
+        format!("{refusal:?}").contains("XMinioStorageFull"),
+        "{refusal:?}"
+    );
+    assert!(stored.len() >= 5, "only {} objects fit", stored.len());
+    for (key, body) in &stored {
+        assert_eq!(&get_bytes(&c, "full", key, None).await, body);
+    }
+    c.delete_object()
+        .bucket("full")
+        .key(&stored[0].0)
+        .send()
+        .await
+        .expect("delete on a full device");
 }

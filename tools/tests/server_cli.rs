@@ -80,7 +80,7 @@ fn health_and_metrics() {
     let (metrics, code) = curl(&[&format!("{}/metrics", server.endpoint())]);
     assert_eq!(code, "200");
     assert!(
-        metrics.contains("strata_requests_total{method=\"GET\",status=\"403\"}"),
+        metrics.contains("strata_requests_total{operation=\"ListBuckets\",status=\"403\"}"),
         "{metrics}"
     );
     assert!(metrics.contains("strata_device_bytes_free"), "{metrics}");

@@ -65,12 +65,16 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_strata"))
             .args(["serve", "--address"])
             .arg(format!("127.0.0.1:{}", self.port))
-            .args([
-                "--size-bytes",
-                "2147483648",
-                "--segment-size-bytes",
-                "33554432",
-            ])
+            .args(if self.extra_args.iter().any(|a| a == "--size-bytes") {
+                Vec::new()
+            } else {
+                vec![
+                    "--size-bytes",
+                    "2147483648",
+                    "--segment-size-bytes",
+                    "33554432",
+                ]
+            })
             .args(&self.extra_args)
             .args(if self.extra_args.iter().any(|a| a == "--data") {
                 Vec::new()
