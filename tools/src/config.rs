@@ -32,6 +32,9 @@ pub struct ServeArgs {
     /// Seconds between background checkpoints.
     #[arg(long, env = "STRATA_CHECKPOINT_INTERVAL_S")]
     pub checkpoint_interval_s: Option<u64>,
+    /// Open connections served at once; more wait in the listen backlog.
+    #[arg(long, env = "STRATA_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// PEM certificate chain: serve HTTPS (with --tls-key).
     #[arg(long, env = "STRATA_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -54,6 +57,7 @@ struct FileConfig {
     checkpoint_interval_s: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    max_connections: Option<usize>,
     access_key: Option<String>,
     secret_key: Option<String>,
 }
@@ -67,6 +71,7 @@ pub struct ServeConfig {
     pub region: String,
     pub checkpoint_interval_s: u64,
     pub tls: Option<(PathBuf, PathBuf)>,
+    pub max_connections: usize,
     pub access_key: String,
     pub secret_key: String,
 }
@@ -137,6 +142,10 @@ impl ServeArgs {
                 .checkpoint_interval_s
                 .or(file.checkpoint_interval_s)
                 .unwrap_or(60),
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(1024),
             tls: match (
                 self.tls_cert.or(file.tls_cert),
                 self.tls_key.or(file.tls_key),

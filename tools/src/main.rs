@@ -2,6 +2,7 @@
 //! prepares a device. It wires the crates together and owns no storage logic.
 
 mod config;
+mod limit;
 mod serve;
 mod tls;
 

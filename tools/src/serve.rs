@@ -83,6 +83,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             let acceptor = crate::tls::acceptor(cert, key)?;
             let listener = crate::tls::TlsListener::start(listener, acceptor)
                 .map_err(|e| format!("cannot start TLS: {e}"))?;
+            let listener = crate::limit::Limited::new(listener, config.max_connections);
             tracing::info!("serving HTTPS");
             tokio::spawn(async move {
                 axum::serve(listener, app)
@@ -96,6 +97,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
                     tracing::warn!(error = %e, "cannot set TCP_NODELAY");
                 }
             });
+            let listener = crate::limit::Limited::new(listener, config.max_connections);
             tokio::spawn(async move {
                 axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown_signal())

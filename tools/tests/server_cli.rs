@@ -172,3 +172,41 @@ fn format_then_serve_a_preformatted_file() {
         server.log()
     );
 }
+
+/// Past --max-connections, a new connection waits until one closes.
+#[test]
+fn connection_cap_holds_new_clients_back() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    let server = Server::start_with(vec!["--max-connections".into(), "2".into()], |_| Vec::new());
+    // wait_ready's probe connection has closed; take both places.
+    std::thread::sleep(Duration::from_millis(200));
+    let ask = |s: &mut TcpStream| {
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 64];
+        s.read(&mut buf)
+            .map(|n| String::from_utf8_lossy(&buf[..n]).to_string())
+    };
+    let mut first = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let mut second = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    assert!(ask(&mut first).unwrap().starts_with("HTTP/1.1 200"));
+    assert!(ask(&mut second).unwrap().starts_with("HTTP/1.1 200"));
+    let mut third = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    assert!(
+        ask(&mut third).is_err(),
+        "a third connection was served past the cap"
+    );
+    drop(first);
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = third.read(&mut buf).expect("served once a place is free");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
