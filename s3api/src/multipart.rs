@@ -9,7 +9,7 @@ use crate::body::{
 };
 use crate::convert::*;
 use crate::errors::to_s3;
-use crate::objects::copy_source;
+use crate::objects::checked_copy_source;
 use crate::service::Strata;
 
 const MAX_PART_NUMBER: i32 = 10_000;
@@ -118,22 +118,14 @@ pub(crate) async fn upload_part_copy(
     let input = &req.input;
     let number = check_part_number(input.part_number)?;
     upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
-    let (src_bucket, src_key) = copy_source(&input.copy_source)?;
-    let source = store.object(&src_bucket, &src_key).map_err(to_s3)?;
-    check_conditions(
-        &source,
+    let source = checked_copy_source(
+        &store,
+        &input.copy_source,
         input.copy_source_if_match.as_ref(),
         input.copy_source_if_none_match.as_ref(),
         input.copy_source_if_modified_since.as_ref(),
         input.copy_source_if_unmodified_since.as_ref(),
-    )
-    .map_err(|e| {
-        if *e.code() == s3s::S3ErrorCode::NotModified {
-            s3_error!(PreconditionFailed)
-        } else {
-            e
-        }
-    })?;
+    )?;
     let range = match &input.copy_source_range {
         None => 0..source.meta.size,
         Some(text) => {

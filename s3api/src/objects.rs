@@ -285,20 +285,24 @@ pub(crate) fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
     }
 }
 
-pub(crate) async fn copy_object(
-    s: &Strata,
-    req: S3Request<CopyObjectInput>,
-) -> S3Result<S3Response<CopyObjectOutput>> {
-    let store = s.store()?;
-    let input = &req.input;
-    let (src_bucket, src_key) = copy_source(&input.copy_source)?;
-    let source = store.object(&src_bucket, &src_key).map_err(to_s3)?;
+/// The object a copy reads, after its x-amz-copy-source-if-* conditions
+/// (which answer 412 where GET would answer 304).
+pub(crate) fn checked_copy_source(
+    store: &lsm::Store,
+    source: &CopySource,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<std::sync::Arc<lsm::ObjectEntry>> {
+    let (bucket, key) = copy_source(source)?;
+    let entry = store.object(&bucket, &key).map_err(to_s3)?;
     check_conditions(
-        &source,
-        input.copy_source_if_match.as_ref(),
-        input.copy_source_if_none_match.as_ref(),
-        input.copy_source_if_modified_since.as_ref(),
-        input.copy_source_if_unmodified_since.as_ref(),
+        &entry,
+        if_match,
+        if_none_match,
+        if_modified_since,
+        if_unmodified_since,
     )
     .map_err(|e| {
         if *e.code() == s3s::S3ErrorCode::NotModified {
@@ -307,6 +311,24 @@ pub(crate) async fn copy_object(
             e
         }
     })?;
+    Ok(entry)
+}
+
+pub(crate) async fn copy_object(
+    s: &Strata,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let store = s.store()?;
+    let input = &req.input;
+    let (src_bucket, src_key) = copy_source(&input.copy_source)?;
+    let source = checked_copy_source(
+        &store,
+        &input.copy_source,
+        input.copy_source_if_match.as_ref(),
+        input.copy_source_if_none_match.as_ref(),
+        input.copy_source_if_modified_since.as_ref(),
+        input.copy_source_if_unmodified_since.as_ref(),
+    )?;
     let replace = input
         .metadata_directive
         .as_ref()
