@@ -20,10 +20,15 @@ fio_json() { # name, extra fio args...
 run_on() {
     dev=$1; label=$2
     echo "== $label: $dev" >&2
+    if [[ ! -b "$dev" ]]; then
+        # Written once end to end, as fio lays out its file: both then
+        # measure overwrites, not the file system allocating blocks.
+        rm -f "$dev"
+        dd if=/dev/zero of="$dev" bs=4M count=$((16 << 8)) oflag=direct status=none
+    fi
     fio_json seq_write --rw=write --bs=1M --size=4G --ioengine=io_uring --iodepth=8 | sed "s/^{/{\"device\":\"$label\",/" | tee -a "$out"
     fio_json fsync_4k --rw=write --bs=4k --size=64M --ioengine=psync --fdatasync=1 --runtime=15 --time_based | sed "s/^{/{\"device\":\"$label\",/" | tee -a "$out"
     fio_json seq_read --rw=read --bs=1M --size=4G --ioengine=io_uring --iodepth=8 | sed "s/^{/{\"device\":\"$label\",/" | tee -a "$out"
-    [[ -b "$dev" ]] || rm -f "$dev"
     target/release/engine --device "$dev" --size-bytes $((16<<30)) "${@:3}" | sed "s/^{/{\"device\":\"$label\",/" | tee -a "$out"
 }
 

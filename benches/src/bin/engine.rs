@@ -33,6 +33,16 @@ struct Args {
         default_value = "put-get,recovery,restart"
     )]
     cases: Vec<String>,
+    /// Object sizes for put-get.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "4096,65536,1048576,67108864"
+    )]
+    sizes: Vec<usize>,
+    /// Client counts for put-get.
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    clients: Vec<usize>,
 }
 
 fn open(args: &Args, format: bool) -> (lsm::Store, recovery::RecoveryReport) {
@@ -160,15 +170,22 @@ fn main() {
     if args.cases.iter().any(|c| c == "put-get") {
         let (store, _) = open(&args, true);
         rt.block_on(store.create_bucket("bench")).expect("bucket");
-        for size in [4 << 10, 64 << 10, 1 << 20, 64 << 20] {
-            for clients in [1, 64] {
+        for &size in &args.sizes {
+            for &clients in &args.clients {
                 let total = if size == 4 << 10 {
                     args.bytes_per_case / 8
                 } else {
                     args.bytes_per_case
                 };
+                let before = store.stats().writer;
                 let (seconds, ops) = rt.block_on(put_case(&store, size, clients, total));
                 report("put", size, clients, seconds, ops);
+                let after = store.stats().writer;
+                println!(
+                    "{{\"case\":\"writer\",\"size_bytes\":{size},\"clients\":{clients},\"batches\":{},\"records\":{}}}",
+                    after.batches - before.batches,
+                    after.records - before.records
+                );
                 let (seconds, ops) = rt.block_on(get_case(&store, size, clients, ops));
                 report("get", size, clients, seconds, ops);
             }
