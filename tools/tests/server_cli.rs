@@ -181,8 +181,8 @@ fn connection_cap_holds_new_clients_back() {
     use std::time::Duration;
 
     let server = Server::start_with(vec!["--max-connections".into(), "2".into()], |_| Vec::new());
-    // wait_ready's probe connection has closed; take both places.
-    std::thread::sleep(Duration::from_millis(200));
+    // Let wait_ready's probe connection (Connection: close) give its place back.
+    std::thread::sleep(Duration::from_millis(500));
     let ask = |s: &mut TcpStream| {
         s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
@@ -192,6 +192,9 @@ fn connection_cap_holds_new_clients_back() {
     };
     let mut first = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     let mut second = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    for s in [&first, &second] {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
     assert!(ask(&mut first).unwrap().starts_with("HTTP/1.1 200"));
     assert!(ask(&mut second).unwrap().starts_with("HTTP/1.1 200"));
     let mut third = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
