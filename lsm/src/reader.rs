@@ -3,8 +3,11 @@
 
 use blockdev::{align_down, align_up, AlignedBuf, BlockDevice};
 
+use crate::chunk::decode_chunk;
 use crate::error::{Error, Result};
-use crate::format::{Location, RecordHeader, Superblock, RECORD_HEADER_BYTES};
+use crate::format::{
+    ChunkRef, Location, Record, RecordHeader, RecordKind, Superblock, RECORD_HEADER_BYTES,
+};
 
 /// Reads and verifies the record at `location`; returns its header and payload.
 pub fn read_record(
@@ -43,4 +46,32 @@ pub fn read_record(
         return Err(corrupt("crc mismatch"));
     }
     Ok((header, bytes[RECORD_HEADER_BYTES..].to_vec()))
+}
+
+/// Reads and decodes one chunk: a chunk record, or a small object's data
+/// inline in its object record.
+pub fn read_chunk(
+    device: &dyn BlockDevice,
+    superblock: &Superblock,
+    chunk: &ChunkRef,
+) -> Result<Vec<u8>> {
+    let corrupt = |reason: String| Error::Corruption {
+        location: chunk.location,
+        reason,
+    };
+    let (header, payload) = read_record(device, superblock, chunk.location)?;
+    let raw = match header.kind {
+        RecordKind::Chunk => decode_chunk(chunk.location, header.flags, &payload)?,
+        RecordKind::ObjectPut => match Record::decode(header.kind, &payload)? {
+            Record::ObjectPut(put) if !put.inline.is_empty() => {
+                decode_chunk(chunk.location, put.inline_flags, &put.inline)?
+            }
+            _ => return Err(corrupt("object record without inline data".into())),
+        },
+        other => return Err(corrupt(format!("expected a chunk, found {other:?}"))),
+    };
+    if raw.len() != chunk.raw_len as usize {
+        return Err(corrupt("chunk length differs from the manifest".into()));
+    }
+    Ok(raw)
 }

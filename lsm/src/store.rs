@@ -12,14 +12,13 @@ use md5::{Digest, Md5};
 use parking_lot::{Mutex, RwLock};
 
 use crate::cache::ChunkCache;
-use crate::chunk::{decode_chunk, encode_chunk, Compression};
+use crate::chunk::{encode_chunk, Compression};
 use crate::error::{Error, Result};
 use crate::format::{
     BucketOp, ChunkRef, Location, MultipartAbort, MultipartComplete, MultipartCreate,
-    MultipartPart, ObjectMeta, ObjectPut, Record, RecordKind, Superblock, Tombstone,
+    MultipartPart, ObjectMeta, ObjectPut, Record, Superblock, Tombstone,
 };
 use crate::index::{BucketInfo, Index, ListPage, ListQuery, ObjectEntry, Upload};
-use crate::reader::read_record;
 use crate::writer::{Committed, LogWriter, PendingRecord, Ticket, WriterStart, WriterStats};
 
 #[derive(Debug, Clone)]
@@ -349,35 +348,7 @@ impl Store {
 
     /// Reads one chunk from the device, bypassing the cache (fsck, scrub).
     pub fn read_chunk_uncached(&self, chunk: &ChunkRef) -> Result<Vec<u8>> {
-        let sb = self.superblock();
-        let (header, payload) = read_record(self.inner.device.as_ref(), &sb, chunk.location)?;
-        let raw = match header.kind {
-            RecordKind::Chunk => decode_chunk(chunk.location, header.flags, &payload)?,
-            RecordKind::ObjectPut => match Record::decode(header.kind, &payload)? {
-                Record::ObjectPut(put) if !put.inline.is_empty() => {
-                    decode_chunk(chunk.location, put.inline_flags, &put.inline)?
-                }
-                _ => {
-                    return Err(Error::Corruption {
-                        location: chunk.location,
-                        reason: "object record without inline data".into(),
-                    })
-                }
-            },
-            other => {
-                return Err(Error::Corruption {
-                    location: chunk.location,
-                    reason: format!("expected a chunk, found {other:?}"),
-                })
-            }
-        };
-        if raw.len() != chunk.raw_len as usize {
-            return Err(Error::Corruption {
-                location: chunk.location,
-                reason: "chunk length differs from the manifest".into(),
-            });
-        }
-        Ok(raw)
+        crate::reader::read_chunk(self.inner.device.as_ref(), &self.superblock(), chunk)
     }
 
     // --------------------------------------------------------- multipart

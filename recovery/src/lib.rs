@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 mod error;
+pub mod fsck;
 pub mod scan;
 
 use std::sync::Arc;

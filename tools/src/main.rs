@@ -2,6 +2,7 @@
 //! prepares a device. It wires the crates together and owns no storage logic.
 
 mod config;
+mod fsck;
 mod limit;
 mod serve;
 mod tls;
@@ -26,6 +27,13 @@ struct Cli {
 enum Command {
     /// Run the S3 server (creates and formats the default data file on first start).
     Serve(config::ServeArgs),
+    /// Check a device that no server holds (read-only). Exit 0 clean, 1 problems, 2 could not run.
+    Fsck {
+        device: PathBuf,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write fresh superblocks to a device or file, erasing what it held.
     Format {
         device: PathBuf,
@@ -47,6 +55,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Fsck { device, json } => return fsck::run(&device, json),
         Command::Serve(args) => serve::run(args),
         Command::Format {
             device,
