@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2: object records carry inline data (version 1 did not).
+pub const FORMAT_VERSION: u32 = 2;
 pub const SUPERBLOCK_MAGIC: [u8; 8] = *b"STRATASB";
 pub const SEGMENT_MAGIC: [u8; 8] = *b"STRATASG";
 pub const RECORD_MAGIC: u32 = 0x5354_5243; // "STRC"
@@ -669,7 +670,7 @@ mod tests {
         let bytes = sb.encode();
         assert_eq!(
             hex::encode(&bytes[..61]),
-            "5354524154415342010000000101010101010101010101010101010100004000000000000300000005000000000000000102000000002000006400000000"[..122].to_string()
+            "5354524154415342020000000101010101010101010101010101010100004000000000000300000005000000000000000102000000002000006400000000"[..122].to_string()
                 + ""
         );
         assert_eq!(Superblock::decode(&bytes), Ok(sb.clone()));

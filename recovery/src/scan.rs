@@ -135,17 +135,25 @@ pub fn replay(
         report.segments_scanned += 1;
         let is_newest = Some(*segment) == newest;
         let mut scanner = SegmentScanner::new(device, sb, *segment, header.first_lsn);
+        // A record whose crc holds but whose payload does not decode was
+        // written by a different format: damage, reported, never guessed at.
+        let mut undecodable = Vec::new();
         let end = scanner.scan(start, &mut last_lsn, is_newest, report, &mut |rec| {
             match Record::decode(rec.header.kind, rec.payload) {
-                Ok(record) => {
-                    index.apply(rec.header.lsn, rec.location, &record).is_err()
-                }
+                Ok(record) => index.apply(rec.header.lsn, rec.location, &record).is_err(),
                 Err(e) => {
                     tracing::error!(segment = rec.location.segment, offset = rec.location.offset, error = %e, "undecodable record");
-                    false
+                    undecodable.push(Damage {
+                        segment: rec.location.segment,
+                        offset: rec.location.offset,
+                        len: rec.location.len,
+                        torn_tail: false,
+                    });
+                    true
                 }
             }
         })?;
+        report.damage.extend(undecodable);
         report.records_applied += scanner.applied;
         report.records_rejected += scanner.rejected;
         if is_newest {

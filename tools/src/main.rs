@@ -3,6 +3,7 @@
 
 mod config;
 mod fsck;
+mod inspect;
 mod limit;
 mod serve;
 mod tls;
@@ -34,6 +35,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show what is on a device: superblock, segments, objects (no server may hold it).
+    Inspect { device: PathBuf },
     /// Write fresh superblocks to a device or file, erasing what it held.
     Format {
         device: PathBuf,
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Fsck { device, json } => return fsck::run(&device, json),
+        Command::Inspect { device } => inspect::run(&device),
         Command::Serve(args) => serve::run(args),
         Command::Format {
             device,
