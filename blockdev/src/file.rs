@@ -114,8 +114,8 @@ fn open_file(path: &Path, create_size: Option<u64>) -> Result<DeviceFile, Device
         Err(e) => return Err(open_err(e)),
     };
     // SAFETY: flock on a valid fd we own.
-    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if locked != 0 {
+    let try_lock = || unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    if !retry_while_busy(try_lock) {
         return Err(DeviceError::Busy {
             path: shown,
             reason: "another Strata process holds it (flock)".into(),
@@ -131,6 +131,25 @@ fn open_file(path: &Path, create_size: Option<u64>) -> Result<DeviceFile, Device
     })
 }
 
+/// How long to wait for a holder to let go. A process killed with io_uring
+/// requests in flight keeps its files (and their locks) open until the
+/// kernel has torn its rings down, a moment after it died; a restart right
+/// after a crash must not fail for that.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn retry_while_busy(mut attempt: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + BUSY_WAIT;
+    loop {
+        if attempt() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 fn open_rw(path: &Path, extra_flags: i32) -> std::io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)
@@ -142,7 +161,14 @@ fn open_rw(path: &Path, extra_flags: i32) -> std::io::Result<File> {
 fn open_block_device(path: &Path, shown: String) -> Result<DeviceFile, DeviceError> {
     // O_EXCL on a block device fails with EBUSY when it is mounted or another
     // process opened it exclusively.
-    let file = open_rw(path, libc::O_DIRECT | libc::O_EXCL).map_err(|e| {
+    let mut opened = open_rw(path, libc::O_DIRECT | libc::O_EXCL);
+    retry_while_busy(|| {
+        if matches!(&opened, Err(e) if e.raw_os_error() == Some(libc::EBUSY)) {
+            opened = open_rw(path, libc::O_DIRECT | libc::O_EXCL);
+        }
+        !matches!(&opened, Err(e) if e.raw_os_error() == Some(libc::EBUSY))
+    });
+    let file = opened.map_err(|e| {
         if e.raw_os_error() == Some(libc::EBUSY) {
             DeviceError::Busy {
                 path: shown.clone(),
