@@ -66,7 +66,7 @@ async fn load(
     loop {
         let key = format!("w{worker}/k{}", rng.next() % 8);
         let state = keys.entry(key.clone()).or_default();
-        let delete = rng.next() % 4 == 0;
+        let delete = rng.next().is_multiple_of(4);
         let next = if delete {
             None
         } else {
