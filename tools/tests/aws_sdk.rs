@@ -4,7 +4,6 @@
 
 mod common;
 
-use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumMode, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
@@ -14,36 +13,12 @@ use common::Server;
 use md5::{Digest, Md5};
 
 fn client(server: &Server) -> Client {
-    let config = aws_sdk_s3::Config::builder()
-        .endpoint_url(server.endpoint())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            common::ACCESS_KEY,
-            common::SECRET_KEY,
-            None,
-            None,
-            "test",
-        ))
-        .force_path_style(true)
-        .build();
-    Client::from_conf(config)
+    common::sdk_client(server)
 }
 
 fn data(seed: u8, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8)
-        .collect()
-}
-
-fn incompressible(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
         .collect()
 }
 
@@ -278,7 +253,7 @@ async fn full_device_gives_507_and_keeps_reading() {
     let mut stored = Vec::new();
     let mut refusal = None;
     for i in 0..100u8 {
-        let body = incompressible(i as u64, 300_000);
+        let body = common::random_bytes(i as u64, 300_000);
         match c
             .put_object()
             .bucket("full")

@@ -6,7 +6,6 @@ mod common;
 
 use std::process::Command;
 
-use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use common::Server;
 
@@ -25,18 +24,6 @@ fn fsck(data: &std::path::Path) -> (Option<i32>, serde_json::Value, String) {
     )
 }
 
-fn random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fsck_finds_a_flipped_byte_and_names_the_object() {
     let mut server = Server::start_with(
@@ -48,29 +35,17 @@ async fn fsck_finds_a_flipped_byte_and_names_the_object() {
         ],
         |_| Vec::new(),
     );
-    let config = aws_sdk_s3::Config::builder()
-        .endpoint_url(server.endpoint())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            common::ACCESS_KEY,
-            common::SECRET_KEY,
-            None,
-            None,
-            "test",
-        ))
-        .force_path_style(true)
-        .build();
-    let c = aws_sdk_s3::Client::from_conf(config);
+    let c = common::sdk_client(&server);
     c.create_bucket()
         .bucket("fsck")
         .send()
         .await
         .expect("bucket");
-    let large = random(7, 3 << 20);
+    let large = common::random_bytes(7, 3 << 20);
     for (key, body) in [
         ("large", large.clone()),
         ("small", b"tiny object".to_vec()),
-        ("medium", random(9, 200_000)),
+        ("medium", common::random_bytes(9, 200_000)),
     ] {
         c.put_object()
             .bucket("fsck")

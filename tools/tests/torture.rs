@@ -11,24 +11,11 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
-use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use common::Server;
 
 fn client(server: &Server) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .endpoint_url(server.endpoint())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            common::ACCESS_KEY,
-            common::SECRET_KEY,
-            None,
-            None,
-            "test",
-        ))
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    common::sdk_client(server)
 }
 
 struct Rng(u64);

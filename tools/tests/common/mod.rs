@@ -156,3 +156,28 @@ impl Drop for Server {
         }
     }
 }
+
+/// An AWS SDK client for the server, path-style, with the test credentials.
+pub fn sdk_client(server: &Server) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{Credentials, Region};
+    let config = aws_sdk_s3::Config::builder()
+        .endpoint_url(server.endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// Incompressible bytes (xorshift), reproducible from the seed.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
