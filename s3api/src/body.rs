@@ -47,6 +47,26 @@ macro_rules! sent_checksums {
 }
 pub(crate) use sent_checksums;
 
+/// Streams an upload input's body (PutObject, UploadPart) into the store
+/// with every digest it names checked; see `ingest`.
+macro_rules! ingest_upload {
+    ($store:expr, $input:expr, $trailers:expr) => {
+        $crate::body::ingest(
+            $store,
+            $input.body.take(),
+            $input.content_length,
+            $crate::body::ChecksumRequest::new(
+                $input.content_md5.clone(),
+                $input.checksum_algorithm.as_ref(),
+                $crate::body::sent_checksums!($input),
+                $trailers,
+            ),
+            $crate::body::MAX_PUT_BYTES,
+        )
+    };
+}
+pub(crate) use ingest_upload;
+
 /// Sets an S3 output's checksum fields from stored (algorithm, value) pairs.
 macro_rules! fill_checksums {
     ($output:expr, $checksums:expr) => {

@@ -5,7 +5,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use crate::body::{
-    fill_checksums, ingest, object_body, sent_checksums, ChecksumRequest, MAX_PUT_BYTES,
+    fill_checksums, ingest, ingest_upload, object_body, ChecksumRequest, MAX_PUT_BYTES,
 };
 use crate::convert::*;
 use crate::errors::to_s3;
@@ -77,20 +77,7 @@ pub(crate) async fn upload_part(
     let input = &mut req.input;
     let number = check_part_number(input.part_number)?;
     upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
-    let checks = ChecksumRequest::new(
-        input.content_md5.clone(),
-        input.checksum_algorithm.as_ref(),
-        sent_checksums!(input),
-        req.trailing_headers.clone(),
-    );
-    let body = ingest(
-        &store,
-        input.body.take(),
-        input.content_length,
-        checks,
-        MAX_PUT_BYTES,
-    )
-    .await?;
+    let body = ingest_upload!(&store, input, req.trailing_headers.clone()).await?;
     let checksums = body.checksums;
     let part = store
         .put_part(

@@ -4,9 +4,7 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use crate::body::{
-    fill_checksums, ingest, object_body, sent_checksums, ChecksumRequest, MAX_PUT_BYTES,
-};
+use crate::body::{fill_checksums, ingest_upload, object_body};
 use crate::convert::*;
 use crate::errors::to_s3;
 use crate::service::Strata;
@@ -52,20 +50,7 @@ pub(crate) async fn put_object(
         return Err(s3_error!(PreconditionFailed));
     }
     let meta = meta_from_put(input)?;
-    let checks = ChecksumRequest::new(
-        input.content_md5.clone(),
-        input.checksum_algorithm.as_ref(),
-        sent_checksums!(input),
-        req.trailing_headers.clone(),
-    );
-    let body = ingest(
-        &store,
-        input.body.take(),
-        input.content_length,
-        checks,
-        MAX_PUT_BYTES,
-    )
-    .await?;
+    let body = ingest_upload!(&store, input, req.trailing_headers.clone()).await?;
     let checksums = body.checksums;
     let meta = lsm::ObjectMeta {
         checksums: checksums.clone(),
