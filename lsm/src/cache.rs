@@ -3,8 +3,9 @@
 //! same index slices. Sharded to keep lock hold times short; each shard is a
 //! FIFO with one reinsertion for entries hit since they were queued (CLOCK),
 //! so a single large scan passes through without flushing the hot set.
-//! Chunk records are never rewritten in place, so an entry stays valid until
-//! its segment is reused.
+//! Chunk records are never rewritten in place and segments are not reused
+//! yet, so an entry never goes stale; compaction must evict a segment's
+//! entries before it reuses it.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -78,24 +79,6 @@ impl ChunkCache {
             }
         }
     }
-
-    /// Drops every entry of a segment that is about to be reused.
-    pub fn forget_segment(&self, segment: u32) {
-        for shard in &self.shards {
-            let mut shard = shard.lock();
-            let before = shard.entries.len();
-            shard.entries.retain(|l, _| l.segment != segment);
-            if shard.entries.len() != before {
-                let Shard {
-                    entries,
-                    queue,
-                    bytes,
-                } = &mut *shard;
-                queue.retain(|l| entries.contains_key(l));
-                *bytes = entries.values().map(|(d, _)| d.len()).sum();
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -121,7 +104,5 @@ mod tests {
         }
         let total: usize = cache.shards.iter().map(|s| s.lock().bytes).sum();
         assert!(total <= SHARDS * 10_000, "{total}");
-        cache.forget_segment(0);
-        assert!(cache.get(&hot).is_none());
     }
 }

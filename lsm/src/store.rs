@@ -67,6 +67,9 @@ pub struct Store {
 
 struct Inner {
     device: Arc<dyn BlockDevice>,
+    /// The device's geometry, fixed at format time: reads use it without
+    /// taking the lock that guards the checkpoint pointer.
+    geometry: Superblock,
     superblock: Mutex<Superblock>,
     index: Arc<RwLock<Index>>,
     writer: LogWriter,
@@ -107,6 +110,7 @@ impl Store {
         Store {
             inner: Arc::new(Inner {
                 device,
+                geometry: superblock.clone(),
                 superblock: Mutex::new(superblock),
                 index,
                 writer,
@@ -348,7 +352,7 @@ impl Store {
 
     /// Reads one chunk from the device, bypassing the cache (fsck, scrub).
     pub fn read_chunk_uncached(&self, chunk: &ChunkRef) -> Result<Vec<u8>> {
-        crate::reader::read_chunk(self.inner.device.as_ref(), &self.superblock(), chunk)
+        crate::reader::read_chunk(self.inner.device.as_ref(), &self.inner.geometry, chunk)
     }
 
     // --------------------------------------------------------- multipart

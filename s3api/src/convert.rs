@@ -49,6 +49,25 @@ pub(crate) fn check_metadata_size(pairs: &[(String, String)]) -> S3Result<()> {
     Ok(())
 }
 
+/// The stored metadata an S3 input sets (PutObject, CreateMultipartUpload,
+/// CopyObject with REPLACE): content headers and checked user metadata.
+macro_rules! meta_from_headers {
+    ($input:expr) => {{
+        let user_metadata = $crate::convert::metadata_in($input.metadata.clone());
+        $crate::convert::check_metadata_size(&user_metadata).map(|()| lsm::ObjectMeta {
+            content_type: $input.content_type.clone(),
+            content_encoding: $crate::convert::stored_encoding($input.content_encoding.clone()),
+            cache_control: $input.cache_control.clone(),
+            content_disposition: $input.content_disposition.clone(),
+            content_language: $input.content_language.clone(),
+            expires: $input.expires.as_ref().and_then($crate::convert::http_date),
+            user_metadata,
+            ..Default::default()
+        })
+    }};
+}
+pub(crate) use meta_from_headers;
+
 /// Strips the aws-chunked transfer coding: the stored object is the decoded body.
 pub(crate) fn stored_encoding(content_encoding: Option<String>) -> Option<String> {
     let kept: Vec<&str> = content_encoding

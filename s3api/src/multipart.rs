@@ -45,18 +45,7 @@ pub(crate) async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let store = s.store()?;
     let input = &req.input;
-    let user_metadata = metadata_in(input.metadata.clone());
-    check_metadata_size(&user_metadata)?;
-    let meta = lsm::ObjectMeta {
-        content_type: input.content_type.clone(),
-        content_encoding: stored_encoding(input.content_encoding.clone()),
-        cache_control: input.cache_control.clone(),
-        content_disposition: input.content_disposition.clone(),
-        content_language: input.content_language.clone(),
-        expires: input.expires.as_ref().and_then(http_date),
-        user_metadata,
-        ..Default::default()
-    };
+    let meta = meta_from_headers!(input)?;
     let upload_id = store
         .create_upload(&input.bucket, &input.key, meta)
         .await

@@ -12,21 +12,6 @@ use crate::service::Strata;
 /// S3 caps a batch delete at 1000 keys.
 const MAX_DELETE_KEYS: usize = 1000;
 
-fn meta_from_put(input: &PutObjectInput) -> S3Result<lsm::ObjectMeta> {
-    let user_metadata = metadata_in(input.metadata.clone());
-    check_metadata_size(&user_metadata)?;
-    Ok(lsm::ObjectMeta {
-        content_type: input.content_type.clone(),
-        content_encoding: stored_encoding(input.content_encoding.clone()),
-        cache_control: input.cache_control.clone(),
-        content_disposition: input.content_disposition.clone(),
-        content_language: input.content_language.clone(),
-        expires: input.expires.as_ref().and_then(http_date),
-        user_metadata,
-        ..Default::default()
-    })
-}
-
 pub(crate) async fn put_object(
     s: &Strata,
     mut req: S3Request<PutObjectInput>,
@@ -49,7 +34,7 @@ pub(crate) async fn put_object(
     if if_absent && store.object(&input.bucket, &input.key).is_ok() {
         return Err(s3_error!(PreconditionFailed));
     }
-    let meta = meta_from_put(input)?;
+    let meta = meta_from_headers!(input)?;
     let body = ingest_upload!(&store, input, req.trailing_headers.clone()).await?;
     let checksums = body.checksums;
     let meta = lsm::ObjectMeta {
@@ -325,18 +310,9 @@ pub(crate) async fn copy_object(
         ));
     }
     let meta = if replace {
-        let user_metadata = metadata_in(input.metadata.clone());
-        check_metadata_size(&user_metadata)?;
         lsm::ObjectMeta {
-            content_type: input.content_type.clone(),
-            content_encoding: input.content_encoding.clone(),
-            cache_control: input.cache_control.clone(),
-            content_disposition: input.content_disposition.clone(),
-            content_language: input.content_language.clone(),
-            expires: input.expires.as_ref().and_then(http_date),
-            user_metadata,
             checksums: source.meta.checksums.clone(),
-            ..Default::default()
+            ..meta_from_headers!(input)?
         }
     } else {
         source.meta.clone()

@@ -32,6 +32,9 @@ pub struct ServeArgs {
     /// Seconds between background checkpoints.
     #[arg(long, env = "STRATA_CHECKPOINT_INTERVAL_S")]
     pub checkpoint_interval_s: Option<u64>,
+    /// DRAM for hot decoded chunks in front of the device.
+    #[arg(long, env = "STRATA_CACHE_BYTES")]
+    pub cache_bytes: Option<usize>,
     /// Open connections served at once; more wait in the listen backlog.
     #[arg(long, env = "STRATA_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -58,6 +61,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     max_connections: Option<usize>,
+    cache_bytes: Option<usize>,
     access_key: Option<String>,
     secret_key: Option<String>,
 }
@@ -72,6 +76,7 @@ pub struct ServeConfig {
     pub checkpoint_interval_s: u64,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub max_connections: usize,
+    pub cache_bytes: usize,
     pub access_key: String,
     pub secret_key: String,
 }
@@ -146,6 +151,10 @@ impl ServeArgs {
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(1024),
+            cache_bytes: self
+                .cache_bytes
+                .or(file.cache_bytes)
+                .unwrap_or(lsm::StoreConfig::default().cache_bytes),
             tls: match (
                 self.tls_cert.or(file.tls_cert),
                 self.tls_key.or(file.tls_key),

@@ -30,8 +30,17 @@ fn open_store(config: &ServeConfig) -> Result<(lsm::Store, recovery::RecoveryRep
         lsm::format_device(device.as_ref(), config.segment_size_bytes)
             .map_err(|e| e.to_string())?;
     }
-    let (store, report) = recovery::open(device, recovery::OpenOptions::default())
-        .map_err(|e| format!("cannot open {}: {e}", config.data.display()))?;
+    let (store, report) = recovery::open(
+        device,
+        recovery::OpenOptions {
+            store: lsm::StoreConfig {
+                cache_bytes: config.cache_bytes,
+                ..Default::default()
+            },
+            ignore_checkpoint: false,
+        },
+    )
+    .map_err(|e| format!("cannot open {}: {e}", config.data.display()))?;
     Ok((store, report))
 }
 

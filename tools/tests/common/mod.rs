@@ -125,6 +125,22 @@ impl Server {
         panic!("server not ready; log:\n{}", self.log());
     }
 
+    /// Peak resident memory of the server process (VmHWM), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let pid = self.child.as_ref().map(|c| c.id()).unwrap_or(0);
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|kb| kb.parse::<u64>().ok())
+                })
+            })
+            .map(|kb| kb * 1024)
+            .unwrap_or(0)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
