@@ -3,16 +3,18 @@
 //! same index slices. Sharded to keep lock hold times short; each shard is a
 //! FIFO with one reinsertion for entries hit since they were queued (CLOCK),
 //! so a single large scan passes through without flushing the hot set.
-//! Chunk records are never rewritten in place and segments are not reused
-//! yet, so an entry never goes stale; compaction must evict a segment's
-//! entries before it reuses it.
+//! Entries are keyed by location and content hash together: once compaction
+//! reuses a segment, a location can hold other bytes, and such a lookup
+//! simply misses.
 
 use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::format::Location;
+use crate::format::{ChunkRef, Location};
+
+type Key = (Location, [u8; 32]);
 
 const SHARDS: usize = 16;
 
@@ -23,8 +25,8 @@ pub struct ChunkCache {
 
 #[derive(Default)]
 struct Shard {
-    entries: HashMap<Location, (Bytes, bool)>,
-    queue: VecDeque<Location>,
+    entries: HashMap<Key, (Bytes, bool)>,
+    queue: VecDeque<Key>,
     bytes: usize,
 }
 
@@ -42,24 +44,25 @@ impl ChunkCache {
         &self.shards[h % SHARDS]
     }
 
-    pub fn get(&self, location: &Location) -> Option<Bytes> {
-        let mut shard = self.shard(location).lock();
-        let entry = shard.entries.get_mut(location)?;
+    pub fn get(&self, chunk: &ChunkRef) -> Option<Bytes> {
+        let mut shard = self.shard(&chunk.location).lock();
+        let entry = shard.entries.get_mut(&(chunk.location, chunk.hash))?;
         entry.1 = true;
         Some(entry.0.clone())
     }
 
-    pub fn insert(&self, location: Location, data: Bytes) {
+    pub fn insert(&self, chunk: &ChunkRef, data: Bytes) {
         if data.len() > self.shard_capacity_bytes {
             return;
         }
-        let mut shard = self.shard(&location).lock();
-        if shard.entries.contains_key(&location) {
+        let key = (chunk.location, chunk.hash);
+        let mut shard = self.shard(&chunk.location).lock();
+        if shard.entries.contains_key(&key) {
             return;
         }
         shard.bytes += data.len();
-        shard.entries.insert(location, (data, false));
-        shard.queue.push_back(location);
+        shard.entries.insert(key, (data, false));
+        shard.queue.push_back(key);
         while shard.bytes > self.shard_capacity_bytes {
             let Some(victim) = shard.queue.pop_front() else {
                 break;
@@ -85,11 +88,15 @@ impl ChunkCache {
 mod tests {
     use super::*;
 
-    fn loc(i: u32) -> Location {
-        Location {
-            segment: 0,
-            offset: i * 4096,
-            len: 100,
+    fn loc(i: u32) -> ChunkRef {
+        ChunkRef {
+            location: Location {
+                segment: 0,
+                offset: i * 4096,
+                len: 100,
+            },
+            raw_len: 1000,
+            hash: [0; 32],
         }
     }
 
@@ -97,10 +104,10 @@ mod tests {
     fn bounded_and_keeps_hot_entries_through_a_scan() {
         let cache = ChunkCache::new(SHARDS * 10_000);
         let hot = loc(0);
-        cache.insert(hot, Bytes::from(vec![1; 1000]));
+        cache.insert(&hot, Bytes::from(vec![1; 1000]));
         for i in 1..2000 {
             assert!(cache.get(&hot).is_some(), "hot entry evicted at {i}");
-            cache.insert(loc(i), Bytes::from(vec![2; 1000]));
+            cache.insert(&loc(i), Bytes::from(vec![2; 1000]));
         }
         let total: usize = cache.shards.iter().map(|s| s.lock().bytes).sum();
         assert!(total <= SHARDS * 10_000, "{total}");

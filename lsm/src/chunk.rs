@@ -15,12 +15,16 @@ const SAMPLE_BYTES: usize = 64 << 10;
 pub struct Compression {
     /// zstd level; `None` stores every chunk raw.
     pub zstd_level: Option<i32>,
+    /// Also try zstd on the data split into 4 byte planes, which is how
+    /// float32 arrays compress (their sign and exponent bytes repeat).
+    pub shuffle: bool,
 }
 
 impl Default for Compression {
     fn default() -> Self {
         Compression {
             zstd_level: Some(1),
+            shuffle: true,
         }
     }
 }
@@ -33,21 +37,67 @@ fn worth_it(raw: usize, compressed: usize) -> bool {
     compressed + raw / MIN_SAVING_DIVISOR <= raw
 }
 
-/// Builds the chunk record for `data`, compressed where that pays.
-pub fn encode_chunk(data: &[u8], compression: Compression) -> PendingRecord {
-    let hash = content_hash(data);
+/// Byte planes: every 4th byte together, then the next plane, and so on.
+/// A tail that is not a multiple of 4 stays as it is.
+fn shuffle4(data: &[u8]) -> Vec<u8> {
+    let words = data.len() / 4;
+    let mut out = vec![0; data.len()];
+    for plane in 0..4 {
+        let dst = &mut out[plane * words..(plane + 1) * words];
+        for (i, byte) in dst.iter_mut().enumerate() {
+            *byte = data[i * 4 + plane];
+        }
+    }
+    out[words * 4..].copy_from_slice(&data[words * 4..]);
+    out
+}
+
+fn unshuffle4(data: &[u8]) -> Vec<u8> {
+    let words = data.len() / 4;
+    let mut out = vec![0; data.len()];
+    for plane in 0..4 {
+        let src = &data[plane * words..(plane + 1) * words];
+        for (i, byte) in src.iter().enumerate() {
+            out[i * 4 + plane] = *byte;
+        }
+    }
+    out[words * 4..].copy_from_slice(&data[words * 4..]);
+    out
+}
+
+/// How to store a chunk, judged on a sample: raw, zstd, or shuffle + zstd.
+fn choose(data: &[u8], level: i32, shuffle: bool) -> Option<bool> {
+    let sample = &data[..data.len().min(SAMPLE_BYTES)];
+    let size = |bytes: &[u8]| zstd::bulk::compress(bytes, level).map_or(usize::MAX, |c| c.len());
+    let plain = size(sample);
+    let planes = if shuffle {
+        size(&shuffle4(sample))
+    } else {
+        usize::MAX
+    };
+    let best = plain.min(planes);
+    worth_it(sample.len(), best).then_some(planes < plain)
+}
+
+/// Builds the chunk record for `data` (whose content hash is `hash`),
+/// compressed where that pays.
+pub fn encode_chunk(data: &[u8], hash: [u8; 32], compression: Compression) -> PendingRecord {
     let raw_len = data.len() as u32;
     let mut record_flags = 0;
     let mut stored: Option<Vec<u8>> = None;
     if let Some(level) = compression.zstd_level {
-        let sample = &data[..data.len().min(SAMPLE_BYTES)];
-        let sample_ok = zstd::bulk::compress(sample, level)
-            .map(|c| worth_it(sample.len(), c.len()))
-            .unwrap_or(false);
-        if sample_ok {
-            if let Ok(compressed) = zstd::bulk::compress(data, level) {
+        if let Some(shuffled) = choose(data, level, compression.shuffle) {
+            let input = if shuffled {
+                std::borrow::Cow::Owned(shuffle4(data))
+            } else {
+                std::borrow::Cow::Borrowed(data)
+            };
+            if let Ok(compressed) = zstd::bulk::compress(&input, level) {
                 if worth_it(data.len(), compressed.len()) {
                     record_flags |= flags::ZSTD;
+                    if shuffled {
+                        record_flags |= flags::SHUFFLE4;
+                    }
                     stored = Some(compressed);
                 }
             }
@@ -58,19 +108,35 @@ pub fn encode_chunk(data: &[u8], compression: Compression) -> PendingRecord {
         flags: record_flags,
         payload,
         record: Record::Chunk { hash, raw_len },
+        relocation: false,
     }
 }
 
-/// Turns a verified chunk payload back into its raw bytes.
-pub fn decode_chunk(location: Location, record_flags: u8, payload: &[u8]) -> Result<Vec<u8>> {
+/// Turns a verified chunk payload back into its raw bytes, checking that
+/// it is the chunk the reference names.
+pub fn decode_chunk(
+    location: Location,
+    record_flags: u8,
+    payload: &[u8],
+    expected_hash: &[u8; 32],
+) -> Result<Vec<u8>> {
     let corrupt = |reason: &str| Error::Corruption {
         location,
         reason: reason.to_string(),
     };
     let chunk = decode_chunk_payload(payload).ok_or_else(|| corrupt("chunk payload too short"))?;
+    if &chunk.hash != expected_hash {
+        return Err(Error::Moved(location));
+    }
     let raw_len = chunk.raw_len as usize;
     let raw = if record_flags & flags::ZSTD != 0 {
-        zstd::bulk::decompress(chunk.stored, raw_len).map_err(|e| corrupt(&format!("zstd: {e}")))?
+        let raw = zstd::bulk::decompress(chunk.stored, raw_len)
+            .map_err(|e| corrupt(&format!("zstd: {e}")))?;
+        if record_flags & flags::SHUFFLE4 != 0 {
+            unshuffle4(&raw)
+        } else {
+            raw
+        }
     } else {
         chunk.stored.to_vec()
     };
@@ -95,24 +161,65 @@ mod tests {
         let text = "{\"id\": 12, \"name\": \"vector\"} "
             .repeat(4000)
             .into_bytes();
-        let rec = encode_chunk(&text, Compression::default());
+        let rec = encode_chunk(&text, content_hash(&text), Compression::default());
         assert_eq!(rec.flags & flags::ZSTD, flags::ZSTD);
         assert!(rec.payload.len() < text.len() / 4);
-        assert_eq!(decode_chunk(LOC, rec.flags, &rec.payload).unwrap(), text);
+        assert_eq!(
+            decode_chunk(LOC, rec.flags, &rec.payload, &content_hash(&text)).unwrap(),
+            text
+        );
 
         let random: Vec<u8> = (0..100_000u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
-        let rec = encode_chunk(&random, Compression::default());
+        let rec = encode_chunk(&random, content_hash(&random), Compression::default());
         if rec.flags & flags::ZSTD == 0 {
             assert_eq!(
                 rec.payload.len(),
                 random.len() + crate::format::CHUNK_PREFIX_BYTES
             );
         }
-        assert_eq!(decode_chunk(LOC, rec.flags, &rec.payload).unwrap(), random);
+        assert_eq!(
+            decode_chunk(LOC, rec.flags, &rec.payload, &content_hash(&random)).unwrap(),
+            random
+        );
+        // Another chunk's hash: the reference does not name these bytes.
+        assert!(matches!(
+            decode_chunk(LOC, rec.flags, &rec.payload, &[0; 32]),
+            Err(Error::Moved(_))
+        ));
 
-        let raw = encode_chunk(&text, Compression { zstd_level: None });
-        assert_eq!(raw.flags, 0);
+        let off = Compression {
+            zstd_level: None,
+            shuffle: false,
+        };
+        assert_eq!(encode_chunk(&text, [0; 32], off).flags, 0);
+    }
+
+    /// float32 embeddings produced at half precision (as many models emit
+    /// them): their low mantissa bytes are zero and their high bytes repeat,
+    /// which byte planes expose and zstd alone finds only in part.
+    #[test]
+    fn float_arrays_are_shuffled_when_that_wins() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let floats: Vec<u8> = (0..200_000)
+            .flat_map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let unit = (state >> 40) as f32 / (1u64 << 24) as f32;
+                let half_precision = (unit * 0.2 - 0.1).to_bits() & !0x1fff;
+                half_precision.to_le_bytes()
+            })
+            .collect();
+        let hash = content_hash(&floats);
+        let rec = encode_chunk(&floats, hash, Compression::default());
+        assert_eq!(rec.flags, flags::ZSTD | flags::SHUFFLE4);
+        assert_eq!(
+            decode_chunk(LOC, rec.flags, &rec.payload, &hash).unwrap(),
+            floats
+        );
+        let odd = &floats[..1001];
+        assert_eq!(unshuffle4(&shuffle4(odd)), odd);
     }
 }

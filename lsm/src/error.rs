@@ -8,6 +8,11 @@ pub enum Error {
     Device(#[from] blockdev::DeviceError),
     #[error("corrupt record at segment {}, offset {}: {reason}", .location.segment, .location.offset)]
     Corruption { location: Location, reason: String },
+    /// The record at a reference's location is not the chunk it names:
+    /// compaction moved it and the segment was reused. The caller looks
+    /// the chunk up again by its hash.
+    #[error("chunk at segment {}, offset {} has moved", .0.segment, .0.offset)]
+    Moved(Location),
     #[error("undecodable record payload: {0}")]
     Decode(String),
     #[error("no space left on the device")]

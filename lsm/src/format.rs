@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Version 2: object records carry inline data (version 1 did not).
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 3: chunk references carry the chunk's content hash (dedup,
+/// relocation). Version 2 added inline data to object records.
+pub const FORMAT_VERSION: u32 = 3;
 pub const SUPERBLOCK_MAGIC: [u8; 8] = *b"STRATASB";
 pub const SEGMENT_MAGIC: [u8; 8] = *b"STRATASG";
 pub const RECORD_MAGIC: u32 = 0x5354_5243; // "STRC"
@@ -313,11 +314,14 @@ pub fn decode_chunk_payload(payload: &[u8]) -> Option<ChunkPayload<'_>> {
     })
 }
 
-/// A reference from an object to one stored chunk.
+/// A reference from an object to one stored chunk. The hash names the
+/// content: a read checks it, so a reference never yields another chunk's
+/// bytes, and a chunk moved by compaction is found again through it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkRef {
     pub location: Location,
     pub raw_len: u32,
+    pub hash: [u8; 32],
 }
 
 /// What S3 keeps about an object besides its bytes.
@@ -551,6 +555,7 @@ mod tests {
                     len: 68,
                 },
                 raw_len: 3,
+                hash: [7; 32],
             }],
             if_absent: true,
             inline: vec![],
@@ -566,7 +571,7 @@ mod tests {
         let cases: Vec<(Record, &str)> = vec![
             (
                 Record::ObjectPut(put()),
-                "01000000000000006201000000000000006b03000000000000000100000000000000650700000000000000010100000000000000740000000000010000000000000001000000000000006b01000000000000007601000000000000000500000000000000435243333201000000000000006301000000000000000100000000100000440000000300000001000000000000000000",
+                "01000000000000006201000000000000006b03000000000000000100000000000000650700000000000000010100000000000000740000000000010000000000000001000000000000006b010000000000000076010000000000000005000000000000004352433332010000000000000063010000000000000001000000001000004400000003000000070707070707070707070707070707070707070707070707070707070707070701000000000000000000",
             ),
             (
                 Record::Tombstone(Tombstone { bucket: "b".into(), key: "k".into() }),
@@ -604,7 +609,7 @@ mod tests {
             ),
             (
                 Record::MultipartComplete(MultipartComplete { upload_id: "u".into(), object: put() }),
-                "01000000000000007501000000000000006201000000000000006b03000000000000000100000000000000650700000000000000010100000000000000740000000000010000000000000001000000000000006b01000000000000007601000000000000000500000000000000435243333201000000000000006301000000000000000100000000100000440000000300000001000000000000000000",
+                "01000000000000007501000000000000006201000000000000006b03000000000000000100000000000000650700000000000000010100000000000000740000000000010000000000000001000000000000006b010000000000000076010000000000000005000000000000004352433332010000000000000063010000000000000001000000001000004400000003000000070707070707070707070707070707070707070707070707070707070707070701000000000000000000",
             ),
             (
                 Record::MultipartAbort(MultipartAbort { upload_id: "u".into() }),
@@ -670,7 +675,7 @@ mod tests {
         let bytes = sb.encode();
         assert_eq!(
             hex::encode(&bytes[..61]),
-            "5354524154415342020000000101010101010101010101010101010100004000000000000300000005000000000000000102000000002000006400000000"[..122].to_string()
+            "5354524154415342030000000101010101010101010101010101010100004000000000000300000005000000000000000102000000002000006400000000"[..122].to_string()
                 + ""
         );
         assert_eq!(Superblock::decode(&bytes), Ok(sb.clone()));

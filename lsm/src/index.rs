@@ -5,14 +5,17 @@
 //! conditions (bucket exists, empty, If-None-Match) itself, deterministically,
 //! in log order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::format::{ChunkRef, Location, MultipartCreate, MultipartPart, ObjectMeta, Record};
+use crate::format::{
+    decode_chunk_payload, ChunkRef, Location, MultipartCreate, MultipartPart, ObjectMeta, Record,
+};
+use crate::space::SpaceMap;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Index {
@@ -52,6 +55,39 @@ pub struct Upload {
     pub parts: BTreeMap<u32, Arc<MultipartPart>>,
 }
 
+/// The index and the space map, guarded by one lock: every apply changes
+/// both. Only the index is checkpointed; the space map is recounted.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub index: Index,
+    pub space: SpaceMap,
+}
+
+impl Catalog {
+    /// Starts from a recovered index, recounting every reference.
+    pub fn new(index: Index) -> Catalog {
+        let space = SpaceMap::recount(&index);
+        Catalog { index, space }
+    }
+
+    pub fn apply(&mut self, lsn: u64, location: Location, record: &Record) -> Result<()> {
+        self.index.apply(lsn, location, record, &mut self.space)
+    }
+}
+
+impl Upload {
+    pub fn chunk_refs(&self) -> impl Iterator<Item = &ChunkRef> {
+        self.parts.values().flat_map(|p| p.chunks.iter())
+    }
+}
+
+/// Entries found referencing segments about to be compacted.
+#[derive(Debug, Default)]
+pub struct Referencing {
+    objects: Vec<(String, String, Arc<ObjectEntry>)>,
+    parts: Vec<(String, u32, Arc<MultipartPart>)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketInfo {
     pub name: String,
@@ -78,17 +114,25 @@ pub struct ListQuery<'a> {
 }
 
 impl Index {
-    /// Applies one durable record. The error is the operation's outcome
-    /// (e.g. BucketNotEmpty); the record stays in the log and replays to the
-    /// same outcome.
-    pub fn apply(&mut self, lsn: u64, location: Location, record: &Record) -> Result<()> {
+    /// Applies one durable record, keeping `space`'s reference counts in
+    /// step. The error is the operation's outcome (e.g. BucketNotEmpty); the
+    /// record stays in the log and replays to the same outcome.
+    pub fn apply(
+        &mut self,
+        lsn: u64,
+        location: Location,
+        record: &Record,
+        space: &mut SpaceMap,
+    ) -> Result<()> {
         self.applied_lsn = self.applied_lsn.max(lsn);
         match record {
             Record::Chunk { .. } | Record::Checkpoint(_) => Ok(()),
-            Record::ObjectPut(put) => self.put_object(lsn, location, put),
+            Record::ObjectPut(put) => self.put_object(lsn, location, put, space),
             Record::Tombstone(t) => {
                 let bucket = self.buckets.get_mut(&t.bucket).ok_or(Error::NoSuchBucket)?;
-                bucket.objects.remove(&t.key);
+                if let Some(old) = bucket.objects.remove(&t.key) {
+                    old.chunks.iter().for_each(|c| space.drop_ref(c));
+                }
                 Ok(())
             }
             Record::BucketCreate(op) => {
@@ -131,23 +175,31 @@ impl Index {
                     .uploads
                     .get_mut(&part.upload_id)
                     .ok_or(Error::NoSuchUpload)?;
-                Arc::make_mut(upload)
+                part.chunks.iter().for_each(|c| space.add_ref(c));
+                let replaced = Arc::make_mut(upload)
                     .parts
                     .insert(part.part_number, Arc::new(part.clone()));
+                if let Some(old) = replaced {
+                    old.chunks.iter().for_each(|c| space.drop_ref(c));
+                }
                 Ok(())
             }
             Record::MultipartComplete(complete) => {
                 if !self.uploads.contains_key(&complete.upload_id) {
                     return Err(Error::NoSuchUpload);
                 }
-                self.put_object(lsn, location, &complete.object)?;
-                self.uploads.remove(&complete.upload_id);
+                self.put_object(lsn, location, &complete.object, space)?;
+                if let Some(upload) = self.uploads.remove(&complete.upload_id) {
+                    upload.chunk_refs().for_each(|c| space.drop_ref(c));
+                }
                 Ok(())
             }
             Record::MultipartAbort(abort) => {
-                self.uploads
+                let upload = self
+                    .uploads
                     .remove(&abort.upload_id)
                     .ok_or(Error::NoSuchUpload)?;
+                upload.chunk_refs().for_each(|c| space.drop_ref(c));
                 Ok(())
             }
         }
@@ -158,6 +210,7 @@ impl Index {
         lsn: u64,
         location: Location,
         put: &crate::format::ObjectPut,
+        space: &mut SpaceMap,
     ) -> Result<()> {
         let bucket = self
             .buckets
@@ -170,12 +223,17 @@ impl Index {
         let chunks = if put.inline.is_empty() {
             put.chunks.clone()
         } else {
+            let hash = decode_chunk_payload(&put.inline).map_or([0; 32], |c| c.hash);
             vec![ChunkRef {
                 location,
                 raw_len: put.meta.size as u32,
+                hash,
             }]
         };
-        bucket.objects.insert(
+        // New references first: an overwrite that shares chunks with the old
+        // version never lets their count touch zero.
+        chunks.iter().for_each(|c| space.add_ref(c));
+        let replaced = bucket.objects.insert(
             put.key.clone(),
             Arc::new(ObjectEntry {
                 lsn,
@@ -184,6 +242,9 @@ impl Index {
                 chunks,
             }),
         );
+        if let Some(old) = replaced {
+            old.chunks.iter().for_each(|c| space.drop_ref(c));
+        }
         Ok(())
     }
 
@@ -247,6 +308,123 @@ impl Index {
                 .iter()
                 .map(move |(k, o)| (b.as_str(), k.as_str(), o))
         })
+    }
+
+    /// Every chunk reference held: objects' and open uploads' parts'.
+    pub fn all_chunk_refs(&self) -> impl Iterator<Item = &ChunkRef> {
+        self.all_objects()
+            .flat_map(|(_, _, o)| o.chunks.iter())
+            .chain(self.uploads.values().flat_map(|u| u.chunk_refs()))
+    }
+
+    /// The entries that reference records in `segments`: the first half of
+    /// a relocation, taken under a read lock.
+    pub fn referencing(&self, segments: &BTreeSet<u32>) -> Referencing {
+        let hit = |chunks: &[ChunkRef]| {
+            chunks
+                .iter()
+                .any(|c| segments.contains(&c.location.segment))
+        };
+        Referencing {
+            objects: self
+                .all_objects()
+                .filter(|(_, _, o)| hit(&o.chunks))
+                .map(|(b, k, o)| (b.to_string(), k.to_string(), o.clone()))
+                .collect(),
+            parts: self
+                .uploads
+                .iter()
+                .flat_map(|(id, u)| u.parts.iter().map(move |(n, p)| (id, n, p)))
+                .filter(|(_, _, p)| hit(&p.chunks))
+                .map(|(id, n, p)| (id.clone(), *n, p.clone()))
+                .collect(),
+        }
+    }
+
+    /// The second half, under the write lock: a compare-and-set. A segment's
+    /// records move only if the entries found earlier are still current and
+    /// are all the references there are (nothing pinned, nothing new);
+    /// otherwise that segment stays where it is. Returns the segments moved.
+    pub fn relocate(
+        &mut self,
+        found: &Referencing,
+        moved: &HashMap<Location, Location>,
+        victims: &BTreeSet<u32>,
+        space: &mut SpaceMap,
+    ) -> BTreeSet<u32> {
+        let current_objects: Vec<&(String, String, Arc<ObjectEntry>)> = found
+            .objects
+            .iter()
+            .filter(|(b, k, o)| {
+                self.buckets
+                    .get(b)
+                    .and_then(|bucket| bucket.objects.get(k))
+                    .is_some_and(|now| Arc::ptr_eq(now, o))
+            })
+            .collect();
+        let current_parts: Vec<&(String, u32, Arc<MultipartPart>)> = found
+            .parts
+            .iter()
+            .filter(|(id, n, p)| {
+                self.uploads
+                    .get(id)
+                    .and_then(|u| u.parts.get(n))
+                    .is_some_and(|now| Arc::ptr_eq(now, p))
+            })
+            .collect();
+        let mut counted: HashMap<Location, u32> = HashMap::new();
+        let chunks = current_objects
+            .iter()
+            .flat_map(|(_, _, o)| o.chunks.iter())
+            .chain(current_parts.iter().flat_map(|(_, _, p)| p.chunks.iter()));
+        for chunk in chunks {
+            *counted.entry(chunk.location).or_insert(0) += 1;
+        }
+        let mut segments = victims.clone();
+        let unsettled: BTreeSet<u32> = moved
+            .keys()
+            .filter(|l| counted.get(l).copied().unwrap_or(0) != space.references(l))
+            .map(|l| l.segment)
+            .chain(segments.iter().copied().filter(|s| space.is_pinned(*s)))
+            .collect();
+        segments.retain(|s| !unsettled.contains(s));
+        // Every referenced record of a moved segment must have a new place.
+        let has_place: HashSet<(u32, u32)> = moved.keys().map(|l| (l.segment, l.offset)).collect();
+        segments.retain(|s| {
+            space
+                .live_offsets(*s)
+                .iter()
+                .all(|offset| has_place.contains(&(*s, *offset)))
+        });
+        let remap = |chunks: &mut Vec<ChunkRef>| {
+            for chunk in chunks.iter_mut() {
+                if segments.contains(&chunk.location.segment) {
+                    if let Some(to) = moved.get(&chunk.location) {
+                        chunk.location = *to;
+                    }
+                }
+            }
+        };
+        for (b, k, _) in current_objects {
+            if let Some(entry) = self.buckets.get_mut(b).and_then(|x| x.objects.get_mut(k)) {
+                remap(&mut Arc::make_mut(entry).chunks);
+            }
+        }
+        for (id, n, _) in current_parts {
+            if let Some(part) = self
+                .uploads
+                .get_mut(id)
+                .and_then(|u| Arc::make_mut(u).parts.get_mut(n))
+            {
+                remap(&mut Arc::make_mut(part).chunks);
+            }
+        }
+        for (from, to) in moved {
+            if segments.contains(&from.segment) {
+                space.relocate(*from, *to);
+            }
+        }
+        segments
     }
 
     /// Keys and common prefixes in order, at most `max_keys` of them together.
@@ -328,7 +506,9 @@ mod tests {
             inline: vec![],
             inline_flags: 0,
         });
-        index.apply(1, LOC, &record).unwrap();
+        index
+            .apply(1, LOC, &record, &mut SpaceMap::default())
+            .unwrap();
     }
 
     fn with_keys(keys: &[&str]) -> Index {
@@ -341,6 +521,7 @@ mod tests {
                     bucket: "b".into(),
                     at_ms: 0,
                 }),
+                &mut SpaceMap::default(),
             )
             .unwrap();
         for key in keys {
@@ -418,7 +599,7 @@ mod tests {
             at_ms: 0,
         });
         assert!(matches!(
-            index.apply(2, LOC, &del),
+            index.apply(2, LOC, &del, &mut SpaceMap::default()),
             Err(Error::BucketNotEmpty)
         ));
         let again = Record::ObjectPut(ObjectPut {
@@ -431,7 +612,7 @@ mod tests {
             inline_flags: 0,
         });
         assert!(matches!(
-            index.apply(3, LOC, &again),
+            index.apply(3, LOC, &again, &mut SpaceMap::default()),
             Err(Error::PreconditionFailed)
         ));
         index
@@ -442,12 +623,13 @@ mod tests {
                     bucket: "b".into(),
                     key: "k".into(),
                 }),
+                &mut SpaceMap::default(),
             )
             .unwrap();
-        index.apply(5, LOC, &del).unwrap();
+        index.apply(5, LOC, &del, &mut SpaceMap::default()).unwrap();
         assert!(!index.bucket_exists("b"));
         assert!(matches!(
-            index.apply(6, LOC, &again),
+            index.apply(6, LOC, &again, &mut SpaceMap::default()),
             Err(Error::NoSuchBucket)
         ));
     }

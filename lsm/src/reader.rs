@@ -49,7 +49,7 @@ pub fn read_record(
 }
 
 /// Reads and decodes one chunk: a chunk record, or a small object's data
-/// inline in its object record.
+/// inline in its object record. Its content hash must be the reference's.
 pub fn read_chunk(
     device: &dyn BlockDevice,
     superblock: &Superblock,
@@ -61,10 +61,10 @@ pub fn read_chunk(
     };
     let (header, payload) = read_record(device, superblock, chunk.location)?;
     let raw = match header.kind {
-        RecordKind::Chunk => decode_chunk(chunk.location, header.flags, &payload)?,
+        RecordKind::Chunk => decode_chunk(chunk.location, header.flags, &payload, &chunk.hash)?,
         RecordKind::ObjectPut => match Record::decode(header.kind, &payload)? {
             Record::ObjectPut(put) if !put.inline.is_empty() => {
-                decode_chunk(chunk.location, put.inline_flags, &put.inline)?
+                decode_chunk(chunk.location, put.inline_flags, &put.inline, &chunk.hash)?
             }
             _ => return Err(corrupt("object record without inline data".into())),
         },

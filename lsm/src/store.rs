@@ -3,6 +3,7 @@
 //! `ObjectWriter` in bounded chunks; nothing holds a whole object.
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,20 +13,28 @@ use md5::{Digest, Md5};
 use parking_lot::{Mutex, RwLock};
 
 use crate::cache::ChunkCache;
-use crate::chunk::{encode_chunk, Compression};
+use crate::chunk::{content_hash, encode_chunk, Compression};
 use crate::error::{Error, Result};
 use crate::format::{
     BucketOp, ChunkRef, Location, MultipartAbort, MultipartComplete, MultipartCreate,
     MultipartPart, ObjectMeta, ObjectPut, Record, Superblock, Tombstone,
 };
-use crate::index::{BucketInfo, Index, ListPage, ListQuery, ObjectEntry, Upload};
-use crate::writer::{Committed, LogWriter, PendingRecord, Ticket, WriterStart, WriterStats};
+use crate::index::{
+    BucketInfo, Catalog, Index, ListPage, ListQuery, LogPosition, ObjectEntry, Upload,
+};
+use crate::writer::{
+    Committed, LogWriter, PendingRecord, PinGuard, Ticket, WriterStart, WriterStats,
+};
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// Bodies are cut into chunks of this size.
+    /// Bodies are cut into chunks of about this size, at content-defined
+    /// boundaries (FastCDC: a quarter of it at least, four times at most),
+    /// so an insertion shifts only the chunks around it.
     pub chunk_size_bytes: usize,
     pub compression: Compression,
+    /// Store a chunk once however many objects hold it.
+    pub dedup: bool,
     /// Chunks of one body in flight to the writer before the body waits:
     /// bounds memory per upload and lets the writer batch large writes.
     pub write_window_chunks: usize,
@@ -40,11 +49,21 @@ impl Default for StoreConfig {
         StoreConfig {
             chunk_size_bytes: 1 << 20,
             compression: Compression::default(),
+            dedup: true,
             write_window_chunks: 8,
             min_part_size_bytes: 5 << 20,
             cache_bytes: 512 << 20,
         }
     }
+}
+
+/// What the newest committed checkpoint covers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Checkpointed {
+    /// Segments opened before this sequence are never replayed again.
+    pub covered_sequence: u64,
+    /// The applied lsn once it was committed (its own records included).
+    pub applied_lsn: u64,
 }
 
 /// Space and content figures for metrics and tools.
@@ -71,8 +90,13 @@ struct Inner {
     /// taking the lock that guards the checkpoint pointer.
     geometry: Superblock,
     superblock: Mutex<Superblock>,
-    index: Arc<RwLock<Index>>,
+    catalog: Arc<RwLock<Catalog>>,
     writer: LogWriter,
+    /// One compaction round at a time.
+    compaction: tokio::sync::Mutex<()>,
+    compaction_paused: AtomicBool,
+    /// One checkpoint at a time, and what the newest one covers.
+    checkpointed: tokio::sync::Mutex<Checkpointed>,
     cache: ChunkCache,
     config: StoreConfig,
 }
@@ -90,10 +114,12 @@ pub const INLINE_MAX_BYTES: usize = 128 << 10;
 
 /// What an `ObjectWriter` produced: the stored chunks, or for a small body
 /// its encoded chunk payload to be stored inline with the object record.
+/// The chunks stay pinned until it is dropped, after the manifest commits.
 pub struct WrittenData {
     pub size: u64,
     pub chunks: Vec<ChunkRef>,
     inline: Option<PendingRecord>,
+    pins: PinGuard,
 }
 
 impl Store {
@@ -101,19 +127,33 @@ impl Store {
     pub fn start(
         device: Arc<dyn BlockDevice>,
         superblock: Superblock,
-        index: Index,
+        catalog: Catalog,
         start: WriterStart,
+        checkpoint_tail: Option<LogPosition>,
         config: StoreConfig,
     ) -> Store {
-        let index = Arc::new(RwLock::new(index));
-        let writer = LogWriter::start(device.clone(), superblock.clone(), index.clone(), start);
+        // A recovered store is covered up to its checkpoint's tail.
+        let covered_sequence = checkpoint_tail.map_or(0, |t| t.sequence);
+        let applied_lsn = if checkpoint_tail.is_some() {
+            catalog.index.applied_lsn
+        } else {
+            0
+        };
+        let catalog = Arc::new(RwLock::new(catalog));
+        let writer = LogWriter::start(device.clone(), superblock.clone(), catalog.clone(), start);
         Store {
             inner: Arc::new(Inner {
                 device,
                 geometry: superblock.clone(),
                 superblock: Mutex::new(superblock),
-                index,
+                catalog,
                 writer,
+                compaction: tokio::sync::Mutex::new(()),
+                compaction_paused: AtomicBool::new(false),
+                checkpointed: tokio::sync::Mutex::new(Checkpointed {
+                    covered_sequence,
+                    applied_lsn,
+                }),
                 cache: ChunkCache::new(config.cache_bytes),
                 config,
             }),
@@ -122,6 +162,40 @@ impl Store {
 
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
+    }
+
+    /// The device's fixed geometry (segment size and count).
+    pub fn geometry(&self) -> &Superblock {
+        &self.inner.geometry
+    }
+
+    pub(crate) fn catalog(&self) -> &Arc<RwLock<Catalog>> {
+        &self.inner.catalog
+    }
+
+    pub(crate) fn writer(&self) -> &LogWriter {
+        &self.inner.writer
+    }
+
+    pub(crate) fn compaction_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.compaction
+    }
+
+    pub(crate) fn compaction_flag(&self) -> &AtomicBool {
+        &self.inner.compaction_paused
+    }
+
+    pub(crate) fn checkpoint_lock(&self) -> &tokio::sync::Mutex<Checkpointed> {
+        &self.inner.checkpointed
+    }
+
+    /// Reference counts and liveness as kept, and as a recount from the
+    /// manifests finds them: fsck and tests compare the two.
+    pub fn space_recount(&self) -> Vec<String> {
+        let catalog = self.inner.catalog.read();
+        catalog
+            .space
+            .differences(&crate::space::SpaceMap::recount(&catalog.index))
     }
 
     pub fn device(&self) -> &Arc<dyn BlockDevice> {
@@ -154,17 +228,17 @@ impl Store {
 
     /// The lsn of the newest applied record: tells whether a checkpoint is due.
     pub fn applied_lsn(&self) -> u64 {
-        self.inner.index.read().applied_lsn
+        self.inner.catalog.read().index.applied_lsn
     }
 
     /// A consistent copy of the index (cheap: entries are shared).
     pub fn snapshot(&self) -> Index {
-        self.inner.index.read().clone()
+        self.inner.catalog.read().index.clone()
     }
 
     /// Points the superblock at a new checkpoint (bumps the generation, so the
     /// other slot is written) and syncs.
-    pub fn commit_checkpoint(&self, last_part: Location) -> Result<()> {
+    pub(crate) fn commit_checkpoint(&self, last_part: Location) -> Result<()> {
         let mut sb = self.inner.superblock.lock();
         let mut next = sb.clone();
         next.generation += 1;
@@ -176,8 +250,8 @@ impl Store {
 
     pub fn stats(&self) -> StoreStats {
         let (objects, logical_bytes) = {
-            let index = self.inner.index.read();
-            (index.object_count(), index.logical_bytes())
+            let catalog = self.inner.catalog.read();
+            (catalog.index.object_count(), catalog.index.logical_bytes())
         };
         let sb = self.superblock();
         StoreStats {
@@ -217,11 +291,11 @@ impl Store {
     }
 
     pub fn bucket_exists(&self, bucket: &str) -> bool {
-        self.inner.index.read().bucket_exists(bucket)
+        self.inner.catalog.read().index.bucket_exists(bucket)
     }
 
     pub fn list_buckets(&self) -> Vec<BucketInfo> {
-        self.inner.index.read().buckets()
+        self.inner.catalog.read().index.buckets()
     }
 
     // ------------------------------------------------------------ objects
@@ -234,7 +308,43 @@ impl Store {
             size: 0,
             chunks: Vec::new(),
             in_flight: VecDeque::new(),
+            pins: PinGuard::empty(&self.inner.catalog),
         }
+    }
+
+    /// Pins the stored chunk with this content, if there is one, so that a
+    /// new reference can be made to it.
+    fn pin_existing(&self, hash: &[u8; 32], raw_len: u32) -> Option<(ChunkRef, PinGuard)> {
+        let mut catalog = self.inner.catalog.write();
+        let location = catalog.space.find(hash)?;
+        let pins = PinGuard::pin(&self.inner.catalog, &mut catalog, vec![location]);
+        Some((
+            ChunkRef {
+                location,
+                raw_len,
+                hash: *hash,
+            },
+            pins,
+        ))
+    }
+
+    /// Pins the chunks a new manifest will reference (a copy's source, an
+    /// upload's parts), finding any that compaction moved meanwhile by
+    /// their hash. Fails with NoSuchKey when one is gone.
+    fn pin_chunks(&self, chunks: &[ChunkRef]) -> Result<(Vec<ChunkRef>, PinGuard)> {
+        let mut catalog = self.inner.catalog.write();
+        let mut current = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            let location = if catalog.space.holds(&chunk.location, &chunk.hash) {
+                chunk.location
+            } else {
+                catalog.space.find(&chunk.hash).ok_or(Error::NoSuchKey)?
+            };
+            current.push(ChunkRef { location, ..*chunk });
+        }
+        let locations = current.iter().map(|c| c.location).collect();
+        let pins = PinGuard::pin(&self.inner.catalog, &mut catalog, locations);
+        Ok((current, pins))
     }
 
     /// Makes a written body visible under `key` (durable before it
@@ -249,41 +359,77 @@ impl Store {
     ) -> Result<Arc<ObjectEntry>> {
         meta.size = data.size;
         meta.last_modified_ms = now_ms();
+        let mut chunks = data.chunks;
+        let mut pins = data.pins;
         let (inline, inline_flags) = match data.inline {
-            Some(chunk) => (chunk.payload, chunk.flags),
+            Some(chunk) => {
+                // A small body already stored whole is referenced, not stored again.
+                let hash = match &chunk.record {
+                    Record::Chunk { hash, .. } => Some(*hash),
+                    _ => None,
+                };
+                let existing = hash
+                    .filter(|_| self.inner.config.dedup)
+                    .and_then(|h| self.pin_existing(&h, data.size as u32));
+                match existing {
+                    Some((chunk_ref, pinned)) => {
+                        chunks = vec![chunk_ref];
+                        pins.absorb(pinned);
+                        (Vec::new(), 0)
+                    }
+                    None => (chunk.payload, chunk.flags),
+                }
+            }
             None => (Vec::new(), 0),
         };
-        self.commit_object(ObjectPut {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            meta,
-            chunks: data.chunks,
-            if_absent,
-            inline,
-            inline_flags,
-        })
-        .await
+        let entry = self
+            .commit_object(ObjectPut {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                meta,
+                chunks,
+                if_absent,
+                inline,
+                inline_flags,
+            })
+            .await;
+        drop(pins);
+        entry
     }
 
     /// Stores inline data as a chunk record of its own (a multipart part
     /// cannot carry it) and returns the chunk references.
-    async fn materialize(&self, data: WrittenData) -> Result<Vec<ChunkRef>> {
+    async fn materialize(&self, data: WrittenData) -> Result<(Vec<ChunkRef>, PinGuard)> {
+        let mut pins = data.pins;
         let Some(chunk) = data.inline else {
-            return Ok(data.chunks);
+            return Ok((data.chunks, pins));
         };
-        let location = {
-            let committed = self.append(vec![chunk]).await?;
-            committed.outcome?;
-            committed
-                .locations
-                .first()
-                .copied()
-                .ok_or_else(|| Error::Failed("writer returned no location".into()))?
+        let hash = match &chunk.record {
+            Record::Chunk { hash, .. } => *hash,
+            _ => return Err(Error::Failed("inline data is not a chunk".into())),
         };
-        Ok(vec![ChunkRef {
-            location,
-            raw_len: data.size as u32,
-        }])
+        if self.inner.config.dedup {
+            if let Some((chunk_ref, pinned)) = self.pin_existing(&hash, data.size as u32) {
+                pins.absorb(pinned);
+                return Ok((vec![chunk_ref], pins));
+            }
+        }
+        let committed = self.append(vec![chunk]).await?;
+        committed.outcome?;
+        let location = committed
+            .locations
+            .first()
+            .copied()
+            .ok_or_else(|| Error::Failed("writer returned no location".into()))?;
+        pins.absorb(committed.pins);
+        Ok((
+            vec![ChunkRef {
+                location,
+                raw_len: data.size as u32,
+                hash,
+            }],
+            pins,
+        ))
     }
 
     /// A new object that shares the source's chunks: no data is rewritten.
@@ -297,16 +443,20 @@ impl Store {
         meta.size = source.meta.size;
         meta.etag = source.meta.etag.clone();
         meta.last_modified_ms = now_ms();
-        self.commit_object(ObjectPut {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            meta,
-            chunks: source.chunks.clone(),
-            if_absent: false,
-            inline: Vec::new(),
-            inline_flags: 0,
-        })
-        .await
+        let (chunks, pins) = self.pin_chunks(&source.chunks)?;
+        let entry = self
+            .commit_object(ObjectPut {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                meta,
+                chunks,
+                if_absent: false,
+                inline: Vec::new(),
+                inline_flags: 0,
+            })
+            .await;
+        drop(pins);
+        entry
     }
 
     async fn commit_object(&self, put: ObjectPut) -> Result<Arc<ObjectEntry>> {
@@ -316,7 +466,7 @@ impl Store {
     }
 
     pub fn object(&self, bucket: &str, key: &str) -> Result<Arc<ObjectEntry>> {
-        self.inner.index.read().object(bucket, key)
+        self.inner.catalog.read().index.object(bucket, key)
     }
 
     /// Deletes `key`; deleting a missing key succeeds, as in S3.
@@ -336,17 +486,35 @@ impl Store {
     }
 
     pub fn list_objects(&self, bucket: &str, query: &ListQuery<'_>) -> Result<ListPage> {
-        self.inner.index.read().list(bucket, query)
+        self.inner.catalog.read().index.list(bucket, query)
     }
 
     /// Reads one chunk's raw bytes, from the cache or the device (blocking
-    /// I/O: call it off the async executor).
+    /// I/O: call it off the async executor). A chunk that compaction moved
+    /// after the caller looked its object up is found again by its hash.
     pub fn read_chunk(&self, chunk: &ChunkRef) -> Result<Bytes> {
-        if let Some(hit) = self.inner.cache.get(&chunk.location) {
+        if let Some(hit) = self.inner.cache.get(chunk) {
             return Ok(hit);
         }
-        let raw = Bytes::from(self.read_chunk_uncached(chunk)?);
-        self.inner.cache.insert(chunk.location, raw.clone());
+        let raw = match self.read_chunk_uncached(chunk) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let moved_to = {
+                    let catalog = self.inner.catalog.read();
+                    let still_here = catalog.space.holds(&chunk.location, &chunk.hash);
+                    catalog.space.find(&chunk.hash).filter(|_| !still_here)
+                };
+                match moved_to {
+                    Some(location) if location != chunk.location => {
+                        let moved = ChunkRef { location, ..*chunk };
+                        self.read_chunk_uncached(&moved)?
+                    }
+                    _ => return Err(e),
+                }
+            }
+        };
+        let raw = Bytes::from(raw);
+        self.inner.cache.insert(chunk, raw.clone());
         Ok(raw)
     }
 
@@ -374,15 +542,15 @@ impl Store {
     }
 
     pub fn upload(&self, upload_id: &str) -> Result<Arc<Upload>> {
-        self.inner.index.read().upload(upload_id)
+        self.inner.catalog.read().index.upload(upload_id)
     }
 
     pub fn list_uploads(&self, bucket: &str, prefix: &str) -> Result<Vec<Arc<Upload>>> {
-        let index = self.inner.index.read();
-        if !index.bucket_exists(bucket) {
+        let catalog = self.inner.catalog.read();
+        if !catalog.index.bucket_exists(bucket) {
             return Err(Error::NoSuchBucket);
         }
-        Ok(index.uploads(bucket, prefix))
+        Ok(catalog.index.uploads(bucket, prefix))
     }
 
     /// Records a part; `etag` is the part body's MD5 in hex.
@@ -395,7 +563,7 @@ impl Store {
         checksums: Vec<(String, String)>,
     ) -> Result<Arc<MultipartPart>> {
         let size = data.size;
-        let chunks = self.materialize(data).await?;
+        let (chunks, pins) = self.materialize(data).await?;
         let part = MultipartPart {
             upload_id: upload_id.to_string(),
             part_number,
@@ -406,6 +574,7 @@ impl Store {
             chunks,
         };
         self.append_one(Record::MultipartPart(part)).await?;
+        drop(pins);
         self.upload(upload_id)?
             .parts
             .get(&part_number)
@@ -446,6 +615,7 @@ impl Store {
             chunks.extend_from_slice(&part.chunks);
             size += part.size;
         }
+        let (chunks, pins) = self.pin_chunks(&chunks)?;
         let mut meta = upload.create.meta.clone();
         meta.size = size;
         meta.etag = format!("{}-{}", hex::encode(Md5::digest(&md5s)), parts.len());
@@ -464,6 +634,7 @@ impl Store {
             object,
         };
         self.append_one(Record::MultipartComplete(complete)).await?;
+        drop(pins);
         self.object(&upload.create.bucket, &upload.create.key)
     }
 
@@ -478,35 +649,55 @@ impl Store {
     }
 }
 
-/// Streams one body into chunk records. Up to `write_window_chunks` chunks
-/// are in flight at once; `write` waits for the oldest when the window is full.
+/// Streams one body into chunk records, cut at content-defined boundaries.
+/// A chunk already stored is referenced instead of written. Up to
+/// `write_window_chunks` chunks are in flight at once; `write` waits for the
+/// oldest when the window is full.
 pub struct ObjectWriter {
     store: Store,
     buffer: Vec<u8>,
     size: u64,
     chunks: Vec<ChunkRef>,
     in_flight: VecDeque<(usize, Ticket)>,
+    pins: PinGuard,
+}
+
+/// FastCDC's bounds around the average chunk size.
+fn chunk_bounds(average: usize) -> (usize, usize, usize) {
+    let average = average.max(1024);
+    (average / 4, average, average * 4)
 }
 
 impl ObjectWriter {
-    pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
-        let chunk_size = self.store.inner.config.chunk_size_bytes;
+    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        let (min, avg, max) = chunk_bounds(self.store.inner.config.chunk_size_bytes);
         self.size += data.len() as u64;
-        while !data.is_empty() {
-            let take = (chunk_size - self.buffer.len()).min(data.len());
-            self.buffer.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.buffer.len() == chunk_size {
-                self.flush_chunk().await?;
-            }
+        self.buffer.extend_from_slice(data);
+        // A cut point depends only on the bytes before it, so it is final
+        // once `max` bytes are buffered.
+        while self.buffer.len() >= max {
+            let cut =
+                fastcdc::v2020::FastCDC::new(&self.buffer, min as u32, avg as u32, max as u32)
+                    .next()
+                    .map_or(max, |c| c.length);
+            let rest = self.buffer.split_off(cut);
+            let chunk = std::mem::replace(&mut self.buffer, rest);
+            self.flush_chunk(&chunk).await?;
         }
         Ok(())
     }
 
-    async fn flush_chunk(&mut self) -> Result<()> {
-        let record = encode_chunk(&self.buffer, self.store.inner.config.compression);
-        let raw_len = self.buffer.len() as u32;
-        self.buffer.clear();
+    async fn flush_chunk(&mut self, data: &[u8]) -> Result<()> {
+        let hash = content_hash(data);
+        let raw_len = data.len() as u32;
+        if self.store.inner.config.dedup {
+            if let Some((chunk, pins)) = self.store.pin_existing(&hash, raw_len) {
+                self.chunks.push(chunk);
+                self.pins.absorb(pins);
+                return Ok(());
+            }
+        }
+        let record = encode_chunk(data, hash, self.store.inner.config.compression);
         let slot = self.chunks.len();
         self.chunks.push(ChunkRef {
             location: Location {
@@ -515,6 +706,7 @@ impl ObjectWriter {
                 len: 0,
             },
             raw_len,
+            hash,
         });
         let ticket = self.store.inner.writer.submit(vec![record]);
         self.in_flight.push_back((slot, ticket));
@@ -533,6 +725,7 @@ impl ObjectWriter {
                 .first()
                 .copied()
                 .ok_or_else(|| Error::Failed("writer returned no location".into()))?;
+            self.pins.absorb(committed.pins);
             self.chunks[slot].location = location;
         }
         Ok(())
@@ -541,17 +734,24 @@ impl ObjectWriter {
     /// Writes what is buffered and waits for every chunk to be durable. A
     /// small body is not written yet: it goes inline into the object record.
     pub async fn finish(mut self) -> Result<WrittenData> {
+        let (min, avg, max) = chunk_bounds(self.store.inner.config.chunk_size_bytes);
         let small = self.chunks.is_empty() && self.buffer.len() <= INLINE_MAX_BYTES;
         if small && !self.buffer.is_empty() {
-            let chunk = encode_chunk(&self.buffer, self.store.inner.config.compression);
+            let hash = content_hash(&self.buffer);
+            let chunk = encode_chunk(&self.buffer, hash, self.store.inner.config.compression);
             return Ok(WrittenData {
                 size: self.size,
                 chunks: Vec::new(),
                 inline: Some(chunk),
+                pins: self.pins,
             });
         }
-        if !self.buffer.is_empty() {
-            self.flush_chunk().await?;
+        let tail = std::mem::take(&mut self.buffer);
+        let cuts: Vec<_> =
+            fastcdc::v2020::FastCDC::new(&tail, min as u32, avg as u32, max as u32).collect();
+        for cut in cuts {
+            self.flush_chunk(&tail[cut.offset..cut.offset + cut.length])
+                .await?;
         }
         while !self.in_flight.is_empty() {
             self.settle_oldest().await?;
@@ -560,6 +760,7 @@ impl ObjectWriter {
             size: self.size,
             chunks: self.chunks,
             inline: None,
+            pins: self.pins,
         })
     }
 }

@@ -18,11 +18,12 @@ use crate::format::{
     Location, Record, RecordHeader, RecordKind, SegmentHeader, Superblock, RECORD_HEADER_BYTES,
     SEGMENT_HEADER_BYTES,
 };
-use crate::index::{Index, LogPosition};
+use crate::index::{Catalog, LogPosition};
 
 /// Free segments held back from data (chunk) records, so that deletes,
-/// aborts and checkpoints still fit on a device full of data.
-pub const RESERVED_SEGMENTS: usize = 1;
+/// aborts, checkpoints and compaction's copies still fit on a device full
+/// of data: compaction needs room to copy before it can free a segment.
+pub const RESERVED_SEGMENTS: usize = 2;
 
 /// Upper bound of one batch write; also bounds what one submission may hold.
 pub const MAX_BATCH_BYTES: usize = 8 << 20;
@@ -33,6 +34,9 @@ pub struct PendingRecord {
     pub flags: u8,
     pub payload: Vec<u8>,
     pub record: Record,
+    /// Compaction's copies may use the reserved segments: each one lets a
+    /// whole segment be freed.
+    pub relocation: bool,
 }
 
 impl PendingRecord {
@@ -41,6 +45,7 @@ impl PendingRecord {
             flags: 0,
             payload: record.encode_payload(),
             record,
+            relocation: false,
         }
     }
 
@@ -59,6 +64,64 @@ impl PendingRecord {
 pub struct Committed {
     pub locations: Vec<Location>,
     pub outcome: Result<()>,
+    /// The chunk records written, pinned from the moment they applied until
+    /// this is dropped, so compaction cannot free them before a manifest
+    /// references them.
+    pub pins: PinGuard,
+}
+
+/// Locations pinned against compaction; unpinned on drop. Never drop one
+/// while holding the catalog lock.
+pub struct PinGuard {
+    catalog: Arc<RwLock<Catalog>>,
+    locations: Vec<Location>,
+}
+
+impl PinGuard {
+    /// Pins `locations`; the caller holds the catalog's write lock.
+    pub fn pin(
+        catalog: &Arc<RwLock<Catalog>>,
+        held: &mut Catalog,
+        locations: Vec<Location>,
+    ) -> Self {
+        for location in &locations {
+            held.space.pin(*location);
+        }
+        PinGuard {
+            catalog: catalog.clone(),
+            locations,
+        }
+    }
+
+    /// Moves `other`'s pins into this guard.
+    pub fn absorb(&mut self, mut other: PinGuard) {
+        self.locations.append(&mut other.locations);
+    }
+
+    pub fn empty(catalog: &Arc<RwLock<Catalog>>) -> Self {
+        PinGuard {
+            catalog: catalog.clone(),
+            locations: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PinGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PinGuard({} locations)", self.locations.len())
+    }
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        if self.locations.is_empty() {
+            return;
+        }
+        let mut catalog = self.catalog.write();
+        for location in &self.locations {
+            catalog.space.unpin(location);
+        }
+    }
 }
 
 struct Submission {
@@ -93,6 +156,7 @@ pub struct LogWriter {
     submissions: parking_lot::RwLock<Option<mpsc::Sender<Submission>>>,
     thread: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
     state: Arc<parking_lot::Mutex<WriterStats>>,
+    free: Arc<parking_lot::Mutex<BTreeSet<u32>>>,
 }
 
 /// What the writer knows about space, for metrics and admission.
@@ -108,7 +172,7 @@ impl LogWriter {
     pub fn start(
         device: Arc<dyn BlockDevice>,
         superblock: Superblock,
-        index: Arc<RwLock<Index>>,
+        catalog: Arc<RwLock<Catalog>>,
         start: WriterStart,
     ) -> LogWriter {
         let (tx, rx) = mpsc::channel();
@@ -116,14 +180,15 @@ impl LogWriter {
             free_segments: start.free_segments.len(),
             ..Default::default()
         }));
+        let free = Arc::new(parking_lot::Mutex::new(start.free_segments));
         let mut thread = WriterThread {
             device,
             superblock,
-            index,
+            catalog,
             head: start.head,
             next_lsn: start.next_lsn,
             next_sequence: start.next_segment_sequence,
-            free: start.free_segments,
+            free: free.clone(),
             poisoned: None,
             stats: stats.clone(),
         };
@@ -135,7 +200,17 @@ impl LogWriter {
             submissions: parking_lot::RwLock::new(handle.is_some().then_some(tx)),
             thread: parking_lot::Mutex::new(handle),
             state: stats,
+            free,
         }
+    }
+
+    /// Returns compacted segments to the free list. The caller has made
+    /// them unreachable: a committed checkpoint covers them and nothing
+    /// references their records.
+    pub fn release(&self, segments: impl IntoIterator<Item = u32>) {
+        let mut free = self.free.lock();
+        free.extend(segments);
+        self.state.lock().free_segments = free.len();
     }
 
     /// Queues records to be appended atomically in order (a submission never
@@ -184,11 +259,11 @@ impl Drop for LogWriter {
 struct WriterThread {
     device: Arc<dyn BlockDevice>,
     superblock: Superblock,
-    index: Arc<RwLock<Index>>,
+    catalog: Arc<RwLock<Catalog>>,
     head: Option<LogPosition>,
     next_lsn: u64,
     next_sequence: u64,
-    free: BTreeSet<u32>,
+    free: Arc<parking_lot::Mutex<BTreeSet<u32>>>,
     poisoned: Option<String>,
     stats: Arc<parking_lot::Mutex<WriterStats>>,
 }
@@ -200,7 +275,8 @@ struct Batch {
     head: Option<LogPosition>,
     next_lsn: u64,
     next_sequence: u64,
-    taken_segments: Vec<u32>,
+    /// Segments opened by this batch, with their sequence numbers.
+    taken_segments: Vec<(u32, u64)>,
 }
 
 #[derive(Clone, Copy)]
@@ -251,7 +327,7 @@ impl WriterThread {
             match self.place(&mut batch, &sub.records) {
                 Ok(locations) => placed.push((sub, locations)),
                 Err(e) => {
-                    batch.rewind(mark, &mut self.free);
+                    batch.rewind(mark, &mut self.free.lock());
                     let _ = sub.reply.send(Err(e));
                 }
             }
@@ -261,7 +337,9 @@ impl WriterThread {
         }
         if let Err(e) = self.write_and_sync(&batch) {
             // Segments taken for this batch go back; the head does not move.
-            self.free.extend(batch.taken_segments.iter().copied());
+            self.free
+                .lock()
+                .extend(batch.taken_segments.iter().map(|(s, _)| *s));
             let error = Error::from_device(e);
             if !matches!(error, Error::NoSpace) {
                 let reason = error.to_string();
@@ -285,7 +363,7 @@ impl WriterThread {
         self.next_sequence = batch.next_sequence;
         {
             let mut stats = self.stats.lock();
-            stats.free_segments = self.free.len();
+            stats.free_segments = self.free.lock().len();
             stats.batches += 1;
             stats.records += placed
                 .iter()
@@ -299,23 +377,34 @@ impl WriterThread {
         }
         let mut outcomes = Vec::with_capacity(placed.len());
         {
-            let mut index = self.index.write();
+            let mut catalog = self.catalog.write();
+            for (segment, sequence) in &batch.taken_segments {
+                catalog.space.note_segment(*segment, *sequence);
+            }
             for (sub, locations) in &placed {
                 let mut outcome = Ok(());
+                let mut chunks = Vec::new();
                 for (record, (location, lsn)) in sub.records.iter().zip(locations) {
-                    let applied = index.apply(*lsn, *location, &record.record);
+                    let applied = catalog.apply(*lsn, *location, &record.record);
                     if outcome.is_ok() {
                         outcome = applied;
                     }
+                    if matches!(record.record, Record::Chunk { .. }) {
+                        chunks.push(*location);
+                    }
                 }
-                outcomes.push(outcome);
+                let pins = PinGuard::pin(&self.catalog, &mut catalog, chunks);
+                outcomes.push((outcome, pins));
             }
-            index.tail = batch.head;
+            catalog.index.tail = batch.head;
         }
-        for ((sub, locations), outcome) in placed.into_iter().zip(outcomes) {
+        // A reply nobody waits for any more drops its pins here, after the
+        // lock is released.
+        for ((sub, locations), (outcome, pins)) in placed.into_iter().zip(outcomes) {
             let _ = sub.reply.send(Ok(Committed {
                 locations: locations.into_iter().map(|(l, _)| l).collect(),
                 outcome,
+                pins,
             }));
         }
     }
@@ -340,11 +429,11 @@ impl WriterThread {
                 .is_some_and(|h| h.offset as u64 + len <= segment_size);
             // Data may not eat into the reserve: after placing it, at least
             // RESERVED_SEGMENTS segments must still be free.
-            let carries_data = matches!(record.record, Record::Chunk { .. });
-            let free_after = self.free.len().saturating_sub(usize::from(!fits));
+            let carries_data = matches!(record.record, Record::Chunk { .. }) && !record.relocation;
+            let free_now = self.free.lock().len();
+            let free_after = free_now.saturating_sub(usize::from(!fits));
             if carries_data
-                && (free_after < RESERVED_SEGMENTS
-                    || (!fits && self.free.len() <= RESERVED_SEGMENTS))
+                && (free_after < RESERVED_SEGMENTS || (!fits && free_now <= RESERVED_SEGMENTS))
             {
                 return Err(Error::NoSpace);
             }
@@ -387,9 +476,9 @@ impl WriterThread {
     }
 
     fn open_segment(&mut self, batch: &mut Batch) -> Result<()> {
-        let segment = self.free.pop_first().ok_or(Error::NoSpace)?;
-        batch.taken_segments.push(segment);
+        let segment = self.free.lock().pop_first().ok_or(Error::NoSpace)?;
         let sequence = batch.next_sequence;
+        batch.taken_segments.push((segment, sequence));
         batch.next_sequence += 1;
         let header = SegmentHeader {
             device_uuid: self.superblock.device_uuid,
@@ -439,7 +528,7 @@ impl Batch {
         self.head = mark.head;
         self.next_lsn = mark.next_lsn;
         self.next_sequence = mark.next_sequence;
-        for segment in self.taken_segments.drain(mark.taken..) {
+        for (segment, _) in self.taken_segments.drain(mark.taken..) {
             free.insert(segment);
         }
     }

@@ -1,70 +1,15 @@
-//! Checkpoints: the whole index serialised with bincode, zstd-compressed,
-//! written through the log as a backward-chained run of checksummed records,
-//! and then named by the superblock. Restart loads it and replays only what
-//! was written after it.
+//! Loading the checkpoint the superblock names (lsm's `Store::checkpoint`
+//! writes them): every part verified, the chain followed backwards.
 
 use blockdev::BlockDevice;
-use lsm::format::{CheckpointPart, Record, RecordKind, Superblock};
+use lsm::format::{Record, RecordKind, Superblock};
 use lsm::reader::read_record;
-use lsm::{Index, Location, PendingRecord, Store};
+use lsm::Index;
 
 use crate::error::RecoveryError;
 
-const PART_BYTES: usize = 4 << 20;
 /// Bounds a corrupt chain: 64 TiB of checkpoint is far beyond any index.
 const MAX_PARTS: u32 = 1 << 24;
-
-/// What a written checkpoint covered.
-#[derive(Debug, Clone)]
-pub struct CheckpointReport {
-    pub objects: usize,
-    pub applied_lsn: u64,
-    pub bytes: usize,
-    pub parts: u32,
-}
-
-/// Writes a checkpoint of the store's current index and points the
-/// superblock at it. Foreground writes continue meanwhile.
-pub async fn write_checkpoint(store: &Store) -> Result<CheckpointReport, RecoveryError> {
-    let index = store.snapshot();
-    let objects = index.object_count();
-    let applied_lsn = index.applied_lsn;
-    let encoded = bincode::serialize(&index)
-        .map_err(|e| RecoveryError::CheckpointUnreadable(e.to_string()))?;
-    drop(index);
-    let compressed = zstd::bulk::compress(&encoded, 1)
-        .map_err(|e| RecoveryError::CheckpointUnreadable(e.to_string()))?;
-    let part_bytes = PART_BYTES.min(store.superblock().segment_size_bytes as usize / 4);
-    let mut previous: Option<Location> = None;
-    let mut parts = 0;
-    for (i, piece) in compressed.chunks(part_bytes).enumerate() {
-        let record = Record::Checkpoint(CheckpointPart {
-            previous,
-            part_index: i as u32,
-            bytes: piece.to_vec(),
-        });
-        let committed = store.append(vec![PendingRecord::new(record)]).await?;
-        committed.outcome?;
-        previous = committed.locations.first().copied();
-        parts += 1;
-    }
-    let last =
-        previous.ok_or_else(|| RecoveryError::CheckpointUnreadable("empty checkpoint".into()))?;
-    store.commit_checkpoint(last)?;
-    tracing::info!(
-        objects,
-        applied_lsn,
-        bytes = compressed.len(),
-        parts,
-        "checkpoint written"
-    );
-    Ok(CheckpointReport {
-        objects,
-        applied_lsn,
-        bytes: compressed.len(),
-        parts,
-    })
-}
 
 /// Loads the checkpoint the superblock names, verifying every part.
 pub fn load_checkpoint(

@@ -1,15 +1,14 @@
 //! The checks behind `strata fsck`: superblocks, every segment header, every
-//! record's crc (by replaying the whole log), every live object's chunks,
-//! and whether the checkpoint agrees with the log. Read-only.
-
-use std::collections::BTreeMap;
+//! record's crc (a scan of the whole log), that the checkpoint loads and
+//! fits the log, that every live object's chunks read back with their
+//! hashes, and that reference counts agree with a recount. Read-only.
 
 use blockdev::BlockDevice;
-use lsm::{Index, ObjectEntry};
+use lsm::{Catalog, SpaceMap};
 use serde::Serialize;
 
-use crate::checkpoint::load_checkpoint;
 use crate::error::RecoveryError;
+use crate::rebuild;
 use crate::scan::{read_segment_headers, replay, Damage, ScanReport};
 
 #[derive(Debug, Clone, Serialize)]
@@ -42,8 +41,10 @@ pub struct FsckReport {
     pub objects_checked: usize,
     pub chunks_checked: usize,
     pub unreadable_objects: Vec<UnreadableObject>,
-    /// "none", "agrees", or what differs / why it could not be read.
+    /// "none", "agrees", or why it could not be used.
     pub checkpoint: String,
+    /// Reference counts or liveness that differ from a recount.
+    pub space_differences: Vec<String>,
 }
 
 impl FsckReport {
@@ -52,37 +53,41 @@ impl FsckReport {
     pub fn clean(&self) -> bool {
         self.damaged_ranges.iter().all(|d| d.torn_tail)
             && self.unreadable_objects.is_empty()
+            && self.space_differences.is_empty()
             && (self.checkpoint == "none" || self.checkpoint == "agrees")
     }
 }
 
-type Objects = BTreeMap<(String, String), (String, u64, Vec<lsm::ChunkRef>)>;
-
-fn objects(index: &Index) -> Objects {
-    index
-        .all_objects()
-        .map(|(b, k, o): (&str, &str, &std::sync::Arc<ObjectEntry>)| {
-            (
-                (b.to_string(), k.to_string()),
-                (o.meta.etag.clone(), o.meta.size, o.chunks.clone()),
-            )
-        })
-        .collect()
-}
-
 pub fn check(device: &dyn BlockDevice) -> Result<FsckReport, RecoveryError> {
-    let sb = lsm::read_superblock(device)?;
-    let headers = read_segment_headers(device, &sb)?;
+    let headers = {
+        let sb = lsm::read_superblock(device)?;
+        read_segment_headers(device, &sb)?
+    };
+    // The state a server would serve: checkpoint plus what follows it.
+    let recovered = rebuild(device, false)?;
+    let sb = &recovered.superblock;
+    // Every record's crc, in every segment in use, by a scan of the whole
+    // log into a scratch catalog (its state is not used: segments released
+    // by compaction are gone from it).
     let mut scan = ScanReport::default();
-    let mut full = Index::default();
-    replay(device, &sb, &mut full, None, &mut scan)?;
+    replay(device, sb, &mut Catalog::default(), None, &mut scan)?;
+    scan.damage.extend(
+        recovered
+            .scan
+            .damage
+            .iter()
+            .filter(|d| !scan.damage.contains(d))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
 
+    let index = &recovered.catalog.index;
     let mut unreadable = Vec::new();
     let mut chunks_checked = 0;
-    for (bucket, key, entry) in full.all_objects() {
+    for (bucket, key, entry) in index.all_objects() {
         for chunk in &entry.chunks {
             chunks_checked += 1;
-            if let Err(e) = lsm::reader::read_chunk(device, &sb, chunk) {
+            if let Err(e) = lsm::reader::read_chunk(device, sb, chunk) {
                 unreadable.push(UnreadableObject {
                     bucket: bucket.to_string(),
                     key: key.to_string(),
@@ -95,37 +100,19 @@ pub fn check(device: &dyn BlockDevice) -> Result<FsckReport, RecoveryError> {
         }
     }
 
-    let checkpoint = match load_checkpoint(device, &sb) {
-        Ok(None) => "none".to_string(),
-        Ok(Some(mut from_checkpoint)) => {
-            let tail = from_checkpoint.tail;
-            let mut ignored = ScanReport::default();
-            match replay(device, &sb, &mut from_checkpoint, tail, &mut ignored) {
-                Ok(_) => {
-                    let (a, b) = (objects(&from_checkpoint), objects(&full));
-                    if a == b {
-                        "agrees".to_string()
-                    } else {
-                        let differing = a
-                            .keys()
-                            .chain(b.keys())
-                            .find(|k| a.get(*k) != b.get(*k))
-                            .map(|(bucket, key)| format!("{bucket}/{key}"))
-                            .unwrap_or_default();
-                        format!("disagrees with the log (first difference: {differing})")
-                    }
-                }
-                Err(e) => format!("does not fit the log: {e}"),
-            }
-        }
-        Err(e) => format!("unreadable: {e}"),
+    let checkpoint = match (&recovered.checkpoint_problem, sb.checkpoint) {
+        (Some(problem), _) => format!("unusable: {problem}"),
+        (None, None) => "none".to_string(),
+        (None, Some(_)) => "agrees".to_string(),
     };
+    let recount = SpaceMap::recount(index);
+    let space_differences = recovered.catalog.space.differences(&recount);
 
     Ok(FsckReport {
         superblock_generation: sb.generation,
         segment_size_bytes: sb.segment_size_bytes,
         segments_used: headers.used.len(),
-        segments_free: headers.free.len(),
+        segments_free: recovered.start.free_segments.len(),
         records_applied: scan.records_applied,
         bytes_scanned: scan.bytes_scanned,
         damaged_ranges: scan
@@ -138,9 +125,10 @@ pub fn check(device: &dyn BlockDevice) -> Result<FsckReport, RecoveryError> {
                 torn_tail: d.torn_tail,
             })
             .collect(),
-        objects_checked: full.object_count(),
+        objects_checked: index.object_count(),
         chunks_checked,
         unreadable_objects: unreadable,
         checkpoint,
+        space_differences,
     })
 }

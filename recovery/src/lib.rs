@@ -1,6 +1,6 @@
 //! recovery owns rebuilding the store from the device: superblock, newest
-//! checkpoint, replay of the segments written after it, torn-tail cut; and
-//! writing checkpoints. It decides what the device says; the store (lsm)
+//! checkpoint, replay of the segments written after it, torn-tail cut, and
+//! which segments are free; and fsck. It decides what the device says; the store (lsm)
 //! decides what a record means.
 
 pub mod checkpoint;
@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use blockdev::BlockDevice;
-use lsm::{Index, Store, StoreConfig};
+use lsm::format::Superblock;
+use lsm::{Catalog, LogPosition, Store, StoreConfig, WriterStart};
 
-pub use checkpoint::{load_checkpoint, write_checkpoint, CheckpointReport};
+pub use checkpoint::load_checkpoint;
 pub use error::RecoveryError;
 pub use scan::{Damage, ScanReport};
 
@@ -43,8 +44,74 @@ impl RecoveryReport {
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     pub store: StoreConfig,
-    /// Ignore the checkpoint and replay the whole log (fsck, tests).
+    /// Replay the whole log instead (tests; exact only while compaction
+    /// has released nothing).
     pub ignore_checkpoint: bool,
+}
+
+/// The state a device holds, rebuilt but not yet started.
+pub struct Recovered {
+    pub superblock: Superblock,
+    pub catalog: Catalog,
+    pub start: WriterStart,
+    /// The loaded checkpoint's tail: segments before it are covered.
+    pub checkpoint_tail: Option<LogPosition>,
+    /// Why a checkpoint named by the superblock was not used.
+    pub checkpoint_problem: Option<String>,
+    pub scan: ScanReport,
+}
+
+/// Superblock, newest checkpoint, replay of what follows it. Without a
+/// usable checkpoint the whole log is replayed, which is exact only while
+/// compaction has released nothing; the problem is reported.
+pub fn rebuild(
+    device: &dyn BlockDevice,
+    ignore_checkpoint: bool,
+) -> Result<Recovered, RecoveryError> {
+    let sb = lsm::read_superblock(device)?;
+    let mut checkpoint_problem = None;
+    let loaded = match load_checkpoint(device, &sb) {
+        Ok(_) if ignore_checkpoint => None,
+        Ok(index) => index,
+        Err(e) => {
+            tracing::error!(error = %e, "checkpoint unusable; replaying the whole log");
+            checkpoint_problem = Some(e.to_string());
+            None
+        }
+    };
+    let mut scan = ScanReport::default();
+    if let Some(index) = loaded {
+        let tail = index.tail;
+        let mut catalog = Catalog::new(index);
+        match scan::replay(device, &sb, &mut catalog, tail, &mut scan) {
+            Ok(start) => {
+                return Ok(Recovered {
+                    superblock: sb,
+                    catalog,
+                    start,
+                    checkpoint_tail: tail,
+                    checkpoint_problem,
+                    scan,
+                })
+            }
+            Err(e @ RecoveryError::CheckpointMismatch(_)) => {
+                tracing::error!(error = %e, "checkpoint does not match the log; replaying the whole log");
+                checkpoint_problem = Some(e.to_string());
+                scan = ScanReport::default();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mut catalog = Catalog::default();
+    let start = scan::replay(device, &sb, &mut catalog, None, &mut scan)?;
+    Ok(Recovered {
+        superblock: sb,
+        catalog,
+        start,
+        checkpoint_tail: None,
+        checkpoint_problem,
+        scan,
+    })
 }
 
 /// Rebuilds the index from the device and starts the store on it.
@@ -53,55 +120,25 @@ pub fn open(
     options: OpenOptions,
 ) -> Result<(Store, RecoveryReport), RecoveryError> {
     let started = Instant::now();
-    let sb = lsm::read_superblock(device.as_ref())?;
-    let mut checkpoint_problem = None;
-    let loaded = if options.ignore_checkpoint {
-        None
-    } else {
-        match load_checkpoint(device.as_ref(), &sb) {
-            Ok(index) => index,
-            Err(e) => {
-                tracing::warn!(error = %e, "checkpoint unusable; replaying the whole log");
-                checkpoint_problem = Some(e.to_string());
-                None
-            }
-        }
-    };
-    let checkpoint_used = loaded.is_some();
-    let mut report = ScanReport::default();
-    let (index, start) = match loaded {
-        Some(mut index) => {
-            let from = index.tail;
-            match scan::replay(device.as_ref(), &sb, &mut index, from, &mut report) {
-                Ok(start) => (index, start),
-                Err(e @ RecoveryError::CheckpointMismatch(_)) => {
-                    tracing::warn!(error = %e, "checkpoint does not match the log; replaying the whole log");
-                    checkpoint_problem = Some(e.to_string());
-                    report = ScanReport::default();
-                    let mut index = Index::default();
-                    let start = scan::replay(device.as_ref(), &sb, &mut index, None, &mut report)?;
-                    (index, start)
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        None => {
-            let mut index = Index::default();
-            let start = scan::replay(device.as_ref(), &sb, &mut index, None, &mut report)?;
-            (index, start)
-        }
-    };
-    let objects = index.object_count();
-    let logical_bytes = index.logical_bytes();
-    let store = Store::start(device, sb, index, start, options.store);
+    let recovered = rebuild(device.as_ref(), options.ignore_checkpoint)?;
+    let objects = recovered.catalog.index.object_count();
+    let logical_bytes = recovered.catalog.index.logical_bytes();
     let report = RecoveryReport {
-        checkpoint_used: checkpoint_used && checkpoint_problem.is_none(),
-        checkpoint_problem,
+        checkpoint_used: recovered.checkpoint_tail.is_some(),
+        checkpoint_problem: recovered.checkpoint_problem,
         objects,
         logical_bytes,
-        scan: report,
+        scan: recovered.scan,
         seconds: started.elapsed().as_secs_f64(),
     };
+    let store = Store::start(
+        device,
+        recovered.superblock,
+        recovered.catalog,
+        recovered.start,
+        recovered.checkpoint_tail,
+        options.store,
+    );
     tracing::info!(
         objects = report.objects,
         logical_bytes = report.logical_bytes,

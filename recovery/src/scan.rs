@@ -11,7 +11,7 @@ use lsm::format::{
     Record, RecordHeader, SegmentHeader, Superblock, RECORD_HEADER_BYTES, RECORD_MAGIC,
     SEGMENT_HEADER_BYTES,
 };
-use lsm::{Index, Location, LogPosition, WriterStart};
+use lsm::{Catalog, Location, LogPosition, WriterStart};
 
 use crate::error::RecoveryError;
 
@@ -86,18 +86,21 @@ pub fn read_segment_headers(
     Ok(headers)
 }
 
-/// Replays the log into `index` from `from` (a checkpoint's tail), or from
-/// the start. Returns where the writer resumes.
+/// Replays the log into `catalog` from `from` (a checkpoint's tail), or
+/// from the start. Returns where the writer resumes, with the free
+/// segments: those whose header is zero, and those the checkpoint covers
+/// that hold no referenced record (compaction released them, or was cut
+/// short between its checkpoint and the release).
 pub fn replay(
     device: &dyn BlockDevice,
     sb: &Superblock,
-    index: &mut Index,
+    catalog: &mut Catalog,
     from: Option<LogPosition>,
     report: &mut ScanReport,
 ) -> Result<WriterStart, RecoveryError> {
     let SegmentHeaders {
         used,
-        free,
+        mut free,
         damaged,
     } = read_segment_headers(device, sb)?;
     for segment in damaged {
@@ -108,8 +111,8 @@ pub fn replay(
             torn_tail: false,
         });
     }
-    let mut next_lsn = index.applied_lsn + 1;
-    let mut last_lsn = index.applied_lsn;
+    let mut next_lsn = catalog.index.applied_lsn + 1;
+    let mut last_lsn = catalog.index.applied_lsn;
     let mut next_sequence = 1;
     let mut head = None;
     if let Some(from) = from {
@@ -140,7 +143,7 @@ pub fn replay(
         let mut undecodable = Vec::new();
         let end = scanner.scan(start, &mut last_lsn, is_newest, report, &mut |rec| {
             match Record::decode(rec.header.kind, rec.payload) {
-                Ok(record) => index.apply(rec.header.lsn, rec.location, &record).is_err(),
+                Ok(record) => catalog.apply(rec.header.lsn, rec.location, &record).is_err(),
                 Err(e) => {
                     tracing::error!(segment = rec.location.segment, offset = rec.location.offset, error = %e, "undecodable record");
                     undecodable.push(Damage {
@@ -162,7 +165,7 @@ pub fn replay(
                 sequence: header.sequence,
                 offset: align_up(end as u64) as u32,
             });
-            index.tail = Some(LogPosition {
+            catalog.index.tail = Some(LogPosition {
                 segment: *segment,
                 sequence: header.sequence,
                 offset: end,
@@ -170,6 +173,18 @@ pub fn replay(
         }
     }
     next_lsn = next_lsn.max(last_lsn + 1);
+    for (segment, header) in &used {
+        let covered = from.is_some_and(|f| header.sequence < f.sequence);
+        let referenced = catalog
+            .space
+            .segment(*segment)
+            .is_some_and(|s| s.live_bytes > 0);
+        if covered && !referenced {
+            free.insert(*segment);
+        } else {
+            catalog.space.note_segment(*segment, header.sequence);
+        }
+    }
     Ok(WriterStart {
         head,
         next_lsn,

@@ -44,6 +44,12 @@ pub(crate) fn to_s3(e: lsm::Error) -> S3Error {
             )
         }
         E::ShuttingDown => s3_error!(ServiceUnavailable, "the server is shutting down"),
+        // The version being read was replaced and its space reused: a
+        // retry reads the current version.
+        E::Moved(_) => s3_error!(
+            ServiceUnavailable,
+            "the object changed while it was read; retry"
+        ),
         other @ (E::Device(_) | E::Decode(_)) => {
             tracing::error!(error = %other, "storage error");
             s3_error!(InternalError, "storage error")

@@ -44,6 +44,18 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "STRATA_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// zstd level for chunks (0 stores everything raw).
+    #[arg(long, env = "STRATA_ZSTD_LEVEL")]
+    pub zstd_level: Option<i32>,
+    /// Store identical chunks once (true/false).
+    #[arg(long, env = "STRATA_DEDUP")]
+    pub dedup: Option<bool>,
+    /// Background compaction's copy budget in bytes per second (0: unlimited).
+    #[arg(long, env = "STRATA_COMPACTION_RATE_BYTES_PER_S")]
+    pub compaction_rate_bytes_per_s: Option<u64>,
+    /// Start with background compaction paused (SIGUSR1 toggles it).
+    #[arg(long, env = "STRATA_COMPACTION_PAUSED")]
+    pub compaction_paused: Option<bool>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -62,6 +74,10 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     max_connections: Option<usize>,
     cache_bytes: Option<usize>,
+    zstd_level: Option<i32>,
+    dedup: Option<bool>,
+    compaction_rate_bytes_per_s: Option<u64>,
+    compaction_paused: Option<bool>,
     access_key: Option<String>,
     secret_key: Option<String>,
 }
@@ -77,6 +93,10 @@ pub struct ServeConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub max_connections: usize,
     pub cache_bytes: usize,
+    pub zstd_level: i32,
+    pub dedup: bool,
+    pub compaction_rate_bytes_per_s: u64,
+    pub compaction_paused: bool,
     pub access_key: String,
     pub secret_key: String,
 }
@@ -155,6 +175,16 @@ impl ServeArgs {
                 .cache_bytes
                 .or(file.cache_bytes)
                 .unwrap_or(lsm::StoreConfig::default().cache_bytes),
+            zstd_level: self.zstd_level.or(file.zstd_level).unwrap_or(1),
+            dedup: self.dedup.or(file.dedup).unwrap_or(true),
+            compaction_rate_bytes_per_s: self
+                .compaction_rate_bytes_per_s
+                .or(file.compaction_rate_bytes_per_s)
+                .unwrap_or(128 << 20),
+            compaction_paused: self
+                .compaction_paused
+                .or(file.compaction_paused)
+                .unwrap_or(false),
             tls: match (
                 self.tls_cert.or(file.tls_cert),
                 self.tls_key.or(file.tls_key),

@@ -63,6 +63,9 @@ pub fn run(device: &Path, json: bool) -> ExitCode {
             );
         }
         println!("  checkpoint: {}", report.checkpoint);
+        for difference in &report.space_differences {
+            println!("  REFERENCE COUNT {difference}");
+        }
         println!(
             "{}",
             if report.clean() {

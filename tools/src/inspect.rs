@@ -33,19 +33,17 @@ pub fn run(device: &Path) -> Result<(), String> {
             header.sequence, header.first_lsn
         );
     }
-    let mut index = lsm::Index::default();
-    let mut report = recovery::ScanReport::default();
-    recovery::scan::replay(dev.as_ref(), &sb, &mut index, None, &mut report)
-        .map_err(|e| e.to_string())?;
+    let recovered = recovery::rebuild(dev.as_ref(), false).map_err(|e| e.to_string())?;
+    let index = &recovered.catalog.index;
     let chunks: usize = index.all_objects().map(|(_, _, o)| o.chunks.len()).sum();
     println!(
-        "objects: {} in {} buckets, {} logical bytes, {} chunk references; log: {} records, {} bytes",
+        "objects: {} in {} buckets, {} logical bytes, {} chunk references; replayed after the checkpoint: {} records, {} bytes",
         index.object_count(),
         index.buckets().len(),
         index.logical_bytes(),
         chunks,
-        report.records_applied,
-        report.bytes_scanned
+        recovered.scan.records_applied,
+        recovered.scan.bytes_scanned
     );
     if let Some(allocated) = dev.allocated_bytes() {
         println!("allocated on the host file system: {allocated} bytes");

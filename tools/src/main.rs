@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the S3 server (creates and formats the default data file on first start).
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Check a device that no server holds (read-only). Exit 0 clean, 1 problems, 2 could not run.
     Fsck {
         device: PathBuf,
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Fsck { device, json } => return fsck::run(&device, json),
         Command::Inspect { device } => inspect::run(&device),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Format {
             device,
             segment_size_bytes,

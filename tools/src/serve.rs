@@ -1,6 +1,7 @@
 //! `strata serve`: listen at once (liveness true, readiness false), recover
-//! the store, then serve S3; checkpoint in the background; on SIGTERM or
-//! Ctrl-C stop accepting, finish in-flight requests, checkpoint, exit 0.
+//! the store, then serve S3; checkpoint and compact in the background
+//! (SIGUSR1 pauses and resumes compaction); on SIGTERM or Ctrl-C stop
+//! accepting, finish in-flight requests, checkpoint, exit 0.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -35,6 +36,11 @@ fn open_store(config: &ServeConfig) -> Result<(lsm::Store, recovery::RecoveryRep
         recovery::OpenOptions {
             store: lsm::StoreConfig {
                 cache_bytes: config.cache_bytes,
+                compression: lsm::Compression {
+                    zstd_level: (config.zstd_level != 0).then_some(config.zstd_level),
+                    ..Default::default()
+                },
+                dedup: config.dedup,
                 ..Default::default()
             },
             ignore_checkpoint: false,
@@ -67,11 +73,25 @@ async fn checkpoint_loop(store: lsm::Store, interval: Duration) {
         tokio::time::sleep(interval).await;
         let now = store.applied_lsn();
         if now != last {
-            match recovery::write_checkpoint(&store).await {
+            match store.checkpoint().await {
                 Ok(report) => last = report.applied_lsn,
                 Err(e) => tracing::warn!(error = %e, "background checkpoint failed"),
             }
         }
+    }
+}
+
+/// SIGUSR1 pauses background compaction, and resumes it.
+async fn compaction_toggle(store: lsm::Store) {
+    let Ok(mut signals) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+    else {
+        return;
+    };
+    while signals.recv().await.is_some() {
+        let paused = !store.compaction_paused();
+        store.pause_compaction(paused);
+        tracing::info!(paused, "background compaction toggled");
     }
 }
 
@@ -129,13 +149,30 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         store.clone(),
         Duration::from_secs(config.checkpoint_interval_s.max(1)),
     ));
+    store.pause_compaction(config.compaction_paused);
+    let policy = lsm::CompactionPolicy {
+        rate_bytes_per_s: (config.compaction_rate_bytes_per_s > 0)
+            .then_some(config.compaction_rate_bytes_per_s),
+        ..Default::default()
+    };
+    let compactor = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .compact_in_background(policy, lsm::CompactionTriggers::default())
+                .await
+        })
+    };
+    let toggle = tokio::spawn(compaction_toggle(store.clone()));
 
     let served = server
         .await
         .map_err(|e| format!("server task failed: {e}"))?;
     checkpoints.abort();
+    compactor.abort();
+    toggle.abort();
     served.map_err(|e| format!("server error: {e}"))?;
-    match recovery::write_checkpoint(&store).await {
+    match store.checkpoint().await {
         Ok(r) => tracing::info!(objects = r.objects, "final checkpoint written"),
         Err(e) => tracing::warn!(error = %e, "final checkpoint failed"),
     }

@@ -56,7 +56,10 @@ fn open(args: &Args, format: bool) -> (lsm::Store, recovery::RecoveryReport) {
     }
     let config = lsm::StoreConfig {
         cache_bytes: 0,
-        compression: lsm::Compression { zstd_level: None },
+        compression: lsm::Compression {
+            zstd_level: None,
+            shuffle: false,
+        },
         ..Default::default()
     };
     recovery::open(
@@ -248,8 +251,7 @@ fn main() {
             "{{\"case\":\"restart_without_checkpoint\",\"objects\":{},\"seconds\":{:.3}}}",
             r.objects, r.seconds
         );
-        rt.block_on(recovery::write_checkpoint(&store))
-            .expect("checkpoint");
+        rt.block_on(store.checkpoint()).expect("checkpoint");
         store.shutdown();
         drop(store);
         let (_, r) = open(&args, false);

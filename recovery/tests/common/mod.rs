@@ -14,6 +14,7 @@ pub fn config() -> StoreConfig {
     StoreConfig {
         chunk_size_bytes: 4096,
         compression: Compression::default(),
+        dedup: true,
         write_window_chunks: 4,
         min_part_size_bytes: 1000,
         cache_bytes: 0,
