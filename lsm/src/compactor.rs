@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use blockdev::{align_down, align_up, AlignedBuf, BLOCK_SIZE};
+use blockdev::{align_down, align_up, AlignedBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -325,14 +325,15 @@ impl Store {
         let mut batch_bytes = 0;
         for offset in offsets {
             let (location, record) = reader.copy_of(offset).await?;
-            batch_bytes += record.payload.len() + RECORD_HEADER_BYTES;
-            batch.push((location, record));
-            if batch_bytes >= BATCH_BYTES {
+            let len = record.payload.len() + RECORD_HEADER_BYTES;
+            if batch_bytes + len > BATCH_BYTES && !batch.is_empty() {
                 self.append_copies(std::mem::take(&mut batch), moved, copies, report)
                     .await?;
                 batch_bytes = 0;
                 throttle(policy, report.bytes_copied, started).await;
             }
+            batch_bytes += len;
+            batch.push((location, record));
         }
         self.append_copies(batch, moved, copies, report).await
     }
@@ -359,22 +360,17 @@ impl Store {
         Ok(())
     }
 
-    /// Zeroes the header (so the segment reads as free even where discard
-    /// leaves old bytes) and gives the space back to the device.
+    /// Gives the space back to the device and makes sure the header reads
+    /// as zeros (so the segment is free to recovery even where discard
+    /// leaves the old bytes).
     fn release_segment(&self, segment: u32) -> Result<()> {
         let sb = self.geometry();
         let start = sb.segment_offset(segment);
-        self.device()
-            .write_at(AlignedBuf::zeroed(BLOCK_SIZE), start)
-            .map_err(Error::from_device)?;
-        let body = start + SEGMENT_HEADER_BYTES as u64;
-        if let Err(e) = self
-            .device()
-            .discard(body, sb.segment_size_bytes - SEGMENT_HEADER_BYTES as u64)
-        {
-            // Space not given back to a file is lost to the footprint only.
+        if let Err(e) = self.device().discard(start, sb.segment_size_bytes) {
+            // Space not given back is lost to the footprint only.
             tracing::warn!(segment, error = %e, "discard failed");
         }
+        crate::superblock::zero_header(self.device().as_ref(), start)?;
         self.catalog().write().space.release_segment(segment);
         Ok(())
     }

@@ -662,15 +662,22 @@ pub struct ObjectWriter {
     pins: PinGuard,
 }
 
-/// FastCDC's bounds around the average chunk size.
-fn chunk_bounds(average: usize) -> (usize, usize, usize) {
-    let average = average.max(1024);
-    (average / 4, average, average * 4)
+/// FastCDC's bounds around the average chunk size: a quarter of it at
+/// least, four times at most, and never more than one log write can hold or
+/// half a segment.
+fn chunk_bounds(average: usize, geometry: &Superblock) -> (usize, usize, usize) {
+    let cap = (crate::writer::MAX_BATCH_BYTES - crate::format::RECORD_HEADER_BYTES - 64)
+        .min((geometry.segment_size_bytes / 2) as usize);
+    let average = average.clamp(1024, cap / 4);
+    (average / 4, average, (average * 4).min(cap))
 }
 
 impl ObjectWriter {
     pub async fn write(&mut self, data: &[u8]) -> Result<()> {
-        let (min, avg, max) = chunk_bounds(self.store.inner.config.chunk_size_bytes);
+        let (min, avg, max) = chunk_bounds(
+            self.store.inner.config.chunk_size_bytes,
+            &self.store.inner.geometry,
+        );
         self.size += data.len() as u64;
         self.buffer.extend_from_slice(data);
         // A cut point depends only on the bytes before it, so it is final
@@ -734,7 +741,10 @@ impl ObjectWriter {
     /// Writes what is buffered and waits for every chunk to be durable. A
     /// small body is not written yet: it goes inline into the object record.
     pub async fn finish(mut self) -> Result<WrittenData> {
-        let (min, avg, max) = chunk_bounds(self.store.inner.config.chunk_size_bytes);
+        let (min, avg, max) = chunk_bounds(
+            self.store.inner.config.chunk_size_bytes,
+            &self.store.inner.geometry,
+        );
         let small = self.chunks.is_empty() && self.buffer.len() <= INLINE_MAX_BYTES;
         if small && !self.buffer.is_empty() {
             let hash = content_hash(&self.buffer);

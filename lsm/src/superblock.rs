@@ -44,11 +44,10 @@ pub fn format_device(device: &dyn BlockDevice, segment_size_bytes: u64) -> Resul
         checkpoint: None,
     };
     // Invalidate every segment header so nothing of an older life replays.
+    // Headers that already read as zeros (a new sparse file) are left
+    // alone, so formatting allocates nothing there.
     for segment in 0..segment_count {
-        let offset = sb.segment_offset(segment);
-        device
-            .write_at(AlignedBuf::zeroed(BLOCK_SIZE), offset)
-            .map_err(Error::from_device)?;
+        zero_header(device, sb.segment_offset(segment))?;
     }
     write_superblock(device, &sb)?;
     sb.generation = 1;
@@ -57,6 +56,19 @@ pub fn format_device(device: &dyn BlockDevice, segment_size_bytes: u64) -> Resul
 }
 
 /// Writes the superblock into its slot (by generation) and syncs.
+/// Makes the block at `offset` read as zeros, writing only if it does not.
+pub fn zero_header(device: &dyn BlockDevice, offset: u64) -> Result<()> {
+    let block = device
+        .read_at(AlignedBuf::zeroed(BLOCK_SIZE), offset)
+        .map_err(Error::from_device)?;
+    if block.iter().any(|&b| b != 0) {
+        device
+            .write_at(AlignedBuf::zeroed(BLOCK_SIZE), offset)
+            .map_err(Error::from_device)?;
+    }
+    Ok(())
+}
+
 pub fn write_superblock(device: &dyn BlockDevice, sb: &Superblock) -> Result<()> {
     let bytes = sb.encode();
     let mut buf = AlignedBuf::zeroed(BLOCK_SIZE);

@@ -60,6 +60,9 @@ fn open(args: &Args, format: bool) -> (lsm::Store, recovery::RecoveryReport) {
             zstd_level: None,
             shuffle: false,
         },
+        // Every put reuses one body: dedup would store it once and measure
+        // nothing. The space benchmark (footprint) measures dedup.
+        dedup: false,
         ..Default::default()
     };
     recovery::open(
