@@ -6,9 +6,10 @@
 //! referenced records (chunks, small objects' inline data) copied to the
 //! log head as chunk records; (4) the index's references swapped to the
 //! copies with a compare-and-set (`Index::relocate`): a segment whose
-//! references changed meanwhile stays where it is; (5) a checkpoint, which
-//! makes the new places durable; (6) the victims released: header zeroed,
-//! space discarded, segment back on the free list.
+//! references changed meanwhile stays where it is; (5) two checkpoints,
+//! which make the new places durable in both superblock slots (recovery
+//! falls back to the older one when the newest is damaged); (6) the victims
+//! released: space discarded, header zeroed, segment back on the free list.
 //!
 //! Only data is copied. Manifests, tombstones and bucket records never
 //! are: after (5) recovery starts from the checkpoint and never reads a
@@ -197,7 +198,11 @@ impl Store {
             report.seconds = started.elapsed().as_secs_f64();
             return Ok(report);
         }
-        // The swap is in memory only until a checkpoint holds it.
+        // The swap is in memory only until a checkpoint holds it. Two, in
+        // fact: the superblock keeps the previous checkpoint as a fallback
+        // for a damaged newest one, and it must not name a released segment
+        // either.
+        self.checkpoint().await?;
         self.checkpoint().await?;
         for &segment in &relocated {
             self.release_segment(segment)?;
@@ -222,12 +227,14 @@ impl Store {
         &self,
         policy: &CompactionPolicy,
         target: f64,
+        mut on_round: impl FnMut(&RoundReport),
     ) -> Result<Vec<RoundReport>> {
         let segment = self.geometry().segment_size_bytes;
         let mut rounds = Vec::new();
         while self.space_report().space_amplification > target {
             let round = self.compact_round(policy).await?;
             let gained = (round.freed.len() as u64 * segment).saturating_sub(round.bytes_copied);
+            on_round(&round);
             rounds.push(round);
             if gained < segment {
                 break;

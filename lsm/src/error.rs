@@ -27,6 +27,8 @@ pub enum Error {
     BucketNotEmpty,
     #[error("no such key")]
     NoSuchKey,
+    #[error("the object's data is damaged (quarantined by fsck --repair: {0})")]
+    Quarantined(String),
     #[error("no such upload")]
     NoSuchUpload,
     #[error("precondition failed")]

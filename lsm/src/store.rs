@@ -469,6 +469,35 @@ impl Store {
         self.inner.catalog.read().index.object(bucket, key)
     }
 
+    /// The object for a read of its data: a quarantined one is an error.
+    pub fn readable_object(&self, bucket: &str, key: &str) -> Result<Arc<ObjectEntry>> {
+        let entry = self.object(bucket, key)?;
+        match &entry.meta.quarantined {
+            Some(reason) => Err(Error::Quarantined(reason.clone())),
+            None => Ok(entry),
+        }
+    }
+
+    /// Marks a damaged object: it keeps its name and metadata (so it still
+    /// lists and its owner can see what was lost) but drops its chunk
+    /// references, and every read of it fails with the reason.
+    pub async fn quarantine(&self, bucket: &str, key: &str, reason: &str) -> Result<()> {
+        let entry = self.object(bucket, key)?;
+        let mut meta = entry.meta.clone();
+        meta.quarantined = Some(reason.to_string());
+        self.commit_object(ObjectPut {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            meta,
+            chunks: Vec::new(),
+            if_absent: false,
+            inline: Vec::new(),
+            inline_flags: 0,
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Deletes `key`; deleting a missing key succeeds, as in S3.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
         match self.object(bucket, key) {

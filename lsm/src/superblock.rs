@@ -79,6 +79,19 @@ pub fn write_superblock(device: &dyn BlockDevice, sb: &Superblock) -> Result<()>
     device.sync().map_err(Error::from_device)
 }
 
+/// The other valid slot, older than `newest`: it names the previous
+/// checkpoint, the fallback when the newest one is damaged.
+pub fn previous_superblock(device: &dyn BlockDevice, newest: &Superblock) -> Option<Superblock> {
+    SUPERBLOCK_OFFSETS.iter().find_map(|&offset| {
+        let block = device
+            .read_at(AlignedBuf::zeroed(BLOCK_SIZE), offset)
+            .ok()?;
+        Superblock::decode(&block)
+            .ok()
+            .filter(|sb| sb.generation < newest.generation && sb.device_uuid == newest.device_uuid)
+    })
+}
+
 /// The valid superblock with the highest generation.
 pub fn read_superblock(device: &dyn BlockDevice) -> std::result::Result<Superblock, OpenProblem> {
     let mut best: Option<Superblock> = None;

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::RecoveryError;
 use crate::rebuild;
-use crate::scan::{read_segment_headers, replay, Damage, ScanReport};
+use crate::scan::{read_segment_headers, replay, Damage, ScanReport, SegmentHeaders};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DamagedRange {
@@ -18,6 +18,17 @@ pub struct DamagedRange {
     pub len: u32,
     /// The torn tail left by a crash (expected), or damage (not expected).
     pub torn_tail: bool,
+    /// Damage that nothing needs: in a segment the checkpoint covers, with
+    /// no referenced record in it (compaction drops it in time).
+    pub unused: bool,
+}
+
+/// What `repair` changed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepairReport {
+    /// (bucket, key, reason) of each object marked damaged.
+    pub quarantined: Vec<(String, String, String)>,
+    pub checkpoint_rewritten: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,7 +62,7 @@ impl FsckReport {
     /// A torn tail is what a crash leaves and recovery cuts; anything else
     /// is a problem.
     pub fn clean(&self) -> bool {
-        self.damaged_ranges.iter().all(|d| d.torn_tail)
+        self.damaged_ranges.iter().all(|d| d.torn_tail || d.unused)
             && self.unreadable_objects.is_empty()
             && self.space_differences.is_empty()
             && (self.checkpoint == "none" || self.checkpoint == "agrees")
@@ -101,6 +112,9 @@ pub fn check(device: &dyn BlockDevice) -> Result<FsckReport, RecoveryError> {
     }
 
     let checkpoint = match (&recovered.checkpoint_problem, sb.checkpoint) {
+        (Some(problem), _) if recovered.checkpoint_tail.is_some() => {
+            format!("the newest is unusable, the previous one was used: {problem}")
+        }
         (Some(problem), _) => format!("unusable: {problem}"),
         (None, None) => "none".to_string(),
         (None, Some(_)) => "agrees".to_string(),
@@ -123,6 +137,7 @@ pub fn check(device: &dyn BlockDevice) -> Result<FsckReport, RecoveryError> {
                 offset: d.offset,
                 len: d.len,
                 torn_tail: d.torn_tail,
+                unused: unused(&recovered, &headers, d),
             })
             .collect(),
         objects_checked: index.object_count(),
@@ -131,4 +146,57 @@ pub fn check(device: &dyn BlockDevice) -> Result<FsckReport, RecoveryError> {
         checkpoint,
         space_differences,
     })
+}
+
+/// Whether nothing needs the damaged range: no referenced record lies in
+/// it (a damaged segment header: none in the whole segment, which is never
+/// reused), and its segment is covered by the checkpoint, so replay never
+/// reads it again.
+fn unused(recovered: &crate::Recovered, headers: &SegmentHeaders, d: &Damage) -> bool {
+    let live = recovered.catalog.space.live_offsets(d.segment);
+    if headers.damaged.contains(&d.segment) {
+        return live.is_empty();
+    }
+    let Some(tail) = recovered.checkpoint_tail else {
+        return false;
+    };
+    let covered = headers
+        .used
+        .iter()
+        .any(|(segment, h)| *segment == d.segment && h.sequence < tail.sequence);
+    let end = d.offset as u64 + d.len as u64;
+    let referenced = live.iter().any(|&o| o >= d.offset && (o as u64) < end);
+    covered && !referenced
+}
+
+/// `fsck --repair`: marks every unreadable object quarantined (it keeps its
+/// name, reads fail with the reason, its damaged chunks are no longer
+/// referenced) and writes a fresh checkpoint, which covers the damaged
+/// records so that nothing needs them again.
+pub async fn repair(
+    store: &lsm::Store,
+    report: &FsckReport,
+) -> Result<RepairReport, RecoveryError> {
+    let mut out = RepairReport::default();
+    for object in &report.unreadable_objects {
+        let done = out
+            .quarantined
+            .iter()
+            .any(|(b, k, _)| *b == object.bucket && *k == object.key);
+        if done {
+            continue;
+        }
+        let reason = format!(
+            "segment {}, offset {}: {}",
+            object.segment, object.offset, object.reason
+        );
+        store
+            .quarantine(&object.bucket, &object.key, &reason)
+            .await?;
+        out.quarantined
+            .push((object.bucket.clone(), object.key.clone(), reason));
+    }
+    store.checkpoint().await?;
+    out.checkpoint_rewritten = true;
+    Ok(out)
 }

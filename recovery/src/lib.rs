@@ -61,28 +61,37 @@ pub struct Recovered {
     pub scan: ScanReport,
 }
 
-/// Superblock, newest checkpoint, replay of what follows it. Without a
-/// usable checkpoint the whole log is replayed, which is exact only while
-/// compaction has released nothing; the problem is reported.
+/// Superblock, newest usable checkpoint (the previous one when the newest is
+/// damaged), replay of what follows it. Without a usable checkpoint the
+/// whole log is replayed, which is exact only while compaction has released
+/// nothing; the problem is reported.
 pub fn rebuild(
     device: &dyn BlockDevice,
     ignore_checkpoint: bool,
 ) -> Result<Recovered, RecoveryError> {
     let sb = lsm::read_superblock(device)?;
-    let mut checkpoint_problem = None;
-    let loaded = match load_checkpoint(device, &sb) {
-        Ok(_) if ignore_checkpoint => None,
-        Ok(index) => index,
-        Err(e) => {
-            tracing::error!(error = %e, "checkpoint unusable; replaying the whole log");
-            checkpoint_problem = Some(e.to_string());
-            None
-        }
+    let mut checkpoint_problem: Option<String> = None;
+    // The newest checkpoint, then the previous one (compaction keeps both
+    // valid), then the whole log.
+    let previous = lsm::superblock::previous_superblock(device, &sb);
+    let slots = if ignore_checkpoint {
+        Vec::new()
+    } else {
+        std::iter::once(sb.clone()).chain(previous).collect()
     };
-    let mut scan = ScanReport::default();
-    if let Some(index) = loaded {
+    for slot in slots {
+        let index = match load_checkpoint(device, &slot) {
+            Ok(Some(index)) => index,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::error!(error = %e, generation = slot.generation, "checkpoint unusable");
+                note_problem(&mut checkpoint_problem, e.to_string());
+                continue;
+            }
+        };
         let tail = index.tail;
         let mut catalog = Catalog::new(index);
+        let mut scan = ScanReport::default();
         match scan::replay(device, &sb, &mut catalog, tail, &mut scan) {
             Ok(start) => {
                 return Ok(Recovered {
@@ -95,13 +104,16 @@ pub fn rebuild(
                 })
             }
             Err(e @ RecoveryError::CheckpointMismatch(_)) => {
-                tracing::error!(error = %e, "checkpoint does not match the log; replaying the whole log");
-                checkpoint_problem = Some(e.to_string());
-                scan = ScanReport::default();
+                tracing::error!(error = %e, "checkpoint does not match the log");
+                note_problem(&mut checkpoint_problem, e.to_string());
             }
             Err(e) => return Err(e),
         }
     }
+    if checkpoint_problem.is_some() {
+        tracing::error!("no usable checkpoint; replaying the whole log");
+    }
+    let mut scan = ScanReport::default();
     let mut catalog = Catalog::default();
     let start = scan::replay(device, &sb, &mut catalog, None, &mut scan)?;
     Ok(Recovered {
@@ -112,6 +124,13 @@ pub fn rebuild(
         checkpoint_problem,
         scan,
     })
+}
+
+fn note_problem(problems: &mut Option<String>, problem: String) {
+    *problems = Some(match problems.take() {
+        Some(earlier) => format!("{earlier}; {problem}"),
+        None => problem,
+    });
 }
 
 /// Rebuilds the index from the device and starts the store on it.

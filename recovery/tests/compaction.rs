@@ -68,7 +68,9 @@ fn compaction_gives_space_back_and_keeps_every_live_byte() {
     let (store, _) = open(dev.clone());
     let live = rt.block_on(churn(&store));
     let before = store.space_report();
-    let rounds = rt.block_on(store.compact_until(&ALL_IN, 1.0)).unwrap();
+    let rounds = rt
+        .block_on(store.compact_until(&ALL_IN, 1.0, |_| {}))
+        .unwrap();
     let after = store.space_report();
     let freed: usize = rounds.iter().map(|r| r.freed.len()).sum();
     assert!(freed > 0, "nothing freed: {rounds:?}");
@@ -130,7 +132,7 @@ fn a_crash_anywhere_inside_compaction_loses_nothing() {
         ));
         let (store, _) = open(dev.clone());
         dev.set_crash_after_ops(Some(crash_after));
-        let outcome = rt.block_on(store.compact_until(&ALL_IN, 1.0));
+        let outcome = rt.block_on(store.compact_until(&ALL_IN, 1.0, |_| {}));
         store.shutdown();
         drop(store);
         let finished = outcome.is_ok();
@@ -267,7 +269,8 @@ fn a_stale_reference_finds_the_moved_chunk_by_its_hash() {
         .map(|(k, v)| (k.clone(), v.clone()))
         .unwrap();
     let stale = store.object("b", &key).unwrap();
-    rt.block_on(store.compact_until(&ALL_IN, 1.0)).unwrap();
+    rt.block_on(store.compact_until(&ALL_IN, 1.0, |_| {}))
+        .unwrap();
     // Fill the freed segments with other data.
     rt.block_on(async {
         for i in 0..60u64 {
@@ -319,7 +322,9 @@ fn full_device_delete_compact_write_again() {
             store.delete_object("b", &format!("k{i}")).await.unwrap();
         }
     });
-    let rounds = rt.block_on(store.compact_until(&ALL_IN, 1.0)).unwrap();
+    let rounds = rt
+        .block_on(store.compact_until(&ALL_IN, 1.0, |_| {}))
+        .unwrap();
     assert!(rounds.iter().any(|r| !r.freed.is_empty()), "{rounds:?}");
     rt.block_on(put(&store, "b", "after", &body(5, 200_000)))
         .unwrap();
@@ -329,4 +334,30 @@ fn full_device_delete_compact_write_again() {
         read_all(&store, "b", &format!("k{last}")).unwrap(),
         body(last, 200_000)
     );
+}
+
+/// A damaged newest checkpoint after compaction: recovery falls back to the
+/// previous one (compaction keeps both valid) and loses nothing.
+#[test]
+fn a_damaged_newest_checkpoint_falls_back_to_the_previous_one() {
+    let rt = runtime();
+    let dev = formatted(64 << 20, 17);
+    let (store, _) = open(dev.clone());
+    let live = rt.block_on(churn(&store));
+    let rounds = rt
+        .block_on(store.compact_until(&ALL_IN, 1.0, |_| {}))
+        .unwrap();
+    assert!(rounds.iter().any(|r| !r.freed.is_empty()));
+    let sb = store.superblock();
+    store.shutdown();
+    drop(store);
+    let newest = sb.checkpoint.expect("a checkpoint");
+    dev.flip_bit(
+        sb.segment_offset(newest.segment) + newest.offset as u64 + 40,
+        3,
+    );
+    let (again, report) = open(dev.clone());
+    assert!(report.checkpoint_used, "{report:?}");
+    assert!(report.checkpoint_problem.is_some(), "{report:?}");
+    assert_objects(&again, &live);
 }

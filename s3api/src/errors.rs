@@ -19,6 +19,10 @@ pub(crate) fn to_s3(e: lsm::Error) -> S3Error {
         E::BucketExists => s3_error!(BucketAlreadyOwnedByYou),
         E::BucketNotEmpty => s3_error!(BucketNotEmpty),
         E::NoSuchKey => s3_error!(NoSuchKey),
+        E::Quarantined(reason) => s3_error!(
+            InternalError,
+            "the object's data is damaged and was quarantined by fsck --repair: {reason}"
+        ),
         E::NoSuchUpload => s3_error!(NoSuchUpload),
         E::PreconditionFailed => s3_error!(PreconditionFailed),
         E::InvalidPart(m) => s3_error!(InvalidPart, "{m}"),

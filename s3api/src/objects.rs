@@ -75,7 +75,9 @@ pub(crate) async fn get_object(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let store = s.store()?;
     let input = &req.input;
-    let entry = store.object(&input.bucket, &input.key).map_err(to_s3)?;
+    let entry = store
+        .readable_object(&input.bucket, &input.key)
+        .map_err(to_s3)?;
     check_conditions(
         &entry,
         input.if_match.as_ref(),
@@ -123,7 +125,9 @@ pub(crate) async fn head_object(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let store = s.store()?;
     let input = &req.input;
-    let entry = store.object(&input.bucket, &input.key).map_err(to_s3)?;
+    let entry = store
+        .readable_object(&input.bucket, &input.key)
+        .map_err(to_s3)?;
     check_conditions(
         &entry,
         input.if_match.as_ref(),
@@ -266,7 +270,7 @@ pub(crate) fn checked_copy_source(
     if_unmodified_since: Option<&Timestamp>,
 ) -> S3Result<std::sync::Arc<lsm::ObjectEntry>> {
     let (bucket, key) = copy_source(source)?;
-    let entry = store.object(&bucket, &key).map_err(to_s3)?;
+    let entry = store.readable_object(&bucket, &key).map_err(to_s3)?;
     check_conditions(
         &entry,
         if_match,

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn run(device: &Path, json: bool) -> ExitCode {
+pub fn run(device: &Path, json: bool, repair: bool) -> ExitCode {
     let options = blockdev::OpenOptions::default();
     let dev = match blockdev::open_device(device, &options) {
         Ok(dev) => dev,
@@ -13,15 +13,29 @@ pub fn run(device: &Path, json: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let report = match recovery::fsck::check(dev.as_ref()) {
+    let mut report = match recovery::fsck::check(dev.as_ref()) {
         Ok(report) => report,
         Err(e) => {
             eprintln!("strata fsck: cannot check {}: {e}", device.display());
             return ExitCode::from(2);
         }
     };
+    let mut repaired = None;
+    if repair && !report.clean() {
+        match run_repair(dev.clone(), &report) {
+            Ok((changes, after)) => {
+                repaired = Some(changes);
+                report = after;
+            }
+            Err(e) => {
+                eprintln!("strata fsck: repair of {} failed: {e}", device.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
     if json {
-        match serde_json::to_string(&report) {
+        let out = serde_json::json!({ "report": report, "repair": repaired });
+        match serde_json::to_string(&out) {
             Ok(line) => println!("{line}"),
             Err(e) => {
                 eprintln!("strata fsck: {e}");
@@ -45,9 +59,17 @@ pub fn run(device: &Path, json: bool) -> ExitCode {
             "  objects: {} checked, {} chunks read back",
             report.objects_checked, report.chunks_checked
         );
+        if let Some(changes) = &repaired {
+            for (bucket, key, reason) in &changes.quarantined {
+                println!("  REPAIRED: quarantined {bucket}/{key} ({reason})");
+            }
+            println!("  REPAIRED: checkpoint rewritten; the report below is after the repair");
+        }
         for d in &report.damaged_ranges {
             let what = if d.torn_tail {
                 "torn tail (cut at recovery)"
+            } else if d.unused {
+                "damaged but unused (no object needs it)"
             } else {
                 "DAMAGED"
             };
@@ -80,4 +102,25 @@ pub fn run(device: &Path, json: bool) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Quarantines what is damaged, rewrites the checkpoint, and checks again.
+fn run_repair(
+    dev: std::sync::Arc<dyn blockdev::BlockDevice>,
+    report: &recovery::fsck::FsckReport,
+) -> Result<(recovery::fsck::RepairReport, recovery::fsck::FsckReport), String> {
+    let (store, _) =
+        recovery::open(dev.clone(), recovery::OpenOptions::default()).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let changes = runtime
+        .block_on(recovery::fsck::repair(&store, report))
+        .map_err(|e| e.to_string());
+    store.shutdown();
+    drop(store);
+    let changes = changes?;
+    let after = recovery::fsck::check(dev.as_ref()).map_err(|e| e.to_string())?;
+    Ok((changes, after))
 }

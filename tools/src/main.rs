@@ -1,6 +1,8 @@
 //! tools owns the `strata` binary: `serve` runs the S3 server, `format`
-//! prepares a device. It wires the crates together and owns no storage logic.
+//! prepares a device, `fsck`, `compact` and `inspect` work on a device no
+//! server holds. It wires the crates together and owns no storage logic.
 
+mod compact;
 mod config;
 mod fsck;
 mod inspect;
@@ -28,15 +30,32 @@ struct Cli {
 enum Command {
     /// Run the S3 server (creates and formats the default data file on first start).
     Serve(Box<config::ServeArgs>),
-    /// Check a device that no server holds (read-only). Exit 0 clean, 1 problems, 2 could not run.
+    /// Check a device that no server holds (read-only unless --repair). Exit 0 clean, 1 problems, 2 could not run.
     Fsck {
         device: PathBuf,
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Quarantine damaged objects (reads of them fail with the reason) and rewrite the checkpoint.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Compact a device that no server holds; safe to interrupt at any point.
+    Compact {
+        device: PathBuf,
+        /// Stop at this space amplification (used segment bytes / live bytes).
+        #[arg(long, default_value_t = 1.1)]
+        target_space_amp: f64,
+        #[arg(long)]
+        json: bool,
     },
     /// Show what is on a device: superblock, segments, objects (no server may hold it).
-    Inspect { device: PathBuf },
+    Inspect {
+        device: PathBuf,
+        /// Dump one object's metadata and records (BUCKET/KEY) as JSON.
+        #[arg(long)]
+        object: Option<String>,
+    },
     /// Write fresh superblocks to a device or file, erasing what it held.
     Format {
         device: PathBuf,
@@ -58,8 +77,17 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Fsck { device, json } => return fsck::run(&device, json),
-        Command::Inspect { device } => inspect::run(&device),
+        Command::Fsck {
+            device,
+            json,
+            repair,
+        } => return fsck::run(&device, json, repair),
+        Command::Compact {
+            device,
+            target_space_amp,
+            json,
+        } => compact::run(&device, target_space_amp, json),
+        Command::Inspect { device, object } => inspect::run(&device, object.as_deref()),
         Command::Serve(args) => serve::run(*args),
         Command::Format {
             device,

@@ -243,7 +243,10 @@ async fn settle(store: &lsm::Store) -> u64 {
         rate_bytes_per_s: None,
         ..Default::default()
     };
-    store.compact_until(&policy, 1.0).await.expect("compact");
+    store
+        .compact_until(&policy, 1.0, |_| {})
+        .await
+        .expect("compact");
     store.stats().device_allocated_bytes.unwrap_or(0)
 }
 
@@ -452,7 +455,10 @@ async fn overwrite_amplification(store: lsm::Store, args: &Args) {
         }
     }
     let settled = {
-        store.compact_until(&policy, 1.0).await.expect("compact");
+        store
+            .compact_until(&policy, 1.0, |_| {})
+            .await
+            .expect("compact");
         store.space_report().space_amplification
     };
     let mean = samples.iter().sum::<f64>() / samples.len() as f64;

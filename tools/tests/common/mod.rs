@@ -154,6 +154,13 @@ impl Server {
         self.spawn();
     }
 
+    /// Starts the server again on the same data file after `terminate`.
+    pub fn start_again(&mut self) {
+        if self.child.is_none() {
+            self.spawn();
+        }
+    }
+
     /// SIGTERM and wait; returns the exit status code.
     pub fn terminate(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
