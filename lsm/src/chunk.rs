@@ -2,7 +2,9 @@
 //! the raw bytes.
 
 use crate::error::{Error, Result};
-use crate::format::{decode_chunk_payload, encode_chunk_payload, flags, Location, Record};
+use crate::format::{
+    decode_chunk_payload, encode_chunk_payload, flags, Location, Record, MAX_RECORD_BYTES,
+};
 use crate::writer::PendingRecord;
 
 /// Compression is kept only if it saves at least 1/8 of the bytes; below
@@ -129,6 +131,11 @@ pub fn decode_chunk(
         return Err(Error::Moved(location));
     }
     let raw_len = chunk.raw_len as usize;
+    // The writer never makes a chunk larger than a record; a bigger length
+    // is damage, and trusting it would let the device choose our allocation.
+    if raw_len > MAX_RECORD_BYTES {
+        return Err(corrupt("chunk length beyond the record limit"));
+    }
     let raw = if record_flags & flags::ZSTD != 0 {
         let raw = zstd::bulk::decompress(chunk.stored, raw_len)
             .map_err(|e| corrupt(&format!("zstd: {e}")))?;
@@ -194,6 +201,21 @@ mod tests {
             shuffle: false,
         };
         assert_eq!(encode_chunk(&text, [0; 32], off).flags, 0);
+    }
+
+    /// Found by fuzzing: a damaged length made zstd allocate up to 4 GiB.
+    #[test]
+    fn a_chunk_claiming_a_huge_length_is_corruption() {
+        let data = vec![7u8; 10_000];
+        let hash = content_hash(&data);
+        let rec = encode_chunk(&data, hash, Compression::default());
+        assert_eq!(rec.flags & flags::ZSTD, flags::ZSTD);
+        let stored = &rec.payload[crate::format::CHUNK_PREFIX_BYTES..];
+        let lying = encode_chunk_payload(&hash, u32::MAX, stored);
+        assert!(matches!(
+            decode_chunk(LOC, rec.flags, &lying, &hash),
+            Err(Error::Corruption { .. })
+        ));
     }
 
     /// float32 embeddings produced at half precision (as many models emit

@@ -297,7 +297,7 @@ impl Index {
             .values()
             .flat_map(|b| b.objects.values())
             .map(|o| o.meta.size)
-            .sum()
+            .fold(0, u64::saturating_add)
     }
 
     /// Every live object, for fsck and statistics.
@@ -470,7 +470,10 @@ impl Index {
                         page.common_prefixes.push(common.to_string());
                         returned += 1;
                         // Jump past every key under this common prefix.
-                        lower = Bound::Excluded(format!("{common}\u{10FFFF}"));
+                        match prefix_successor(common) {
+                            Some(next) => lower = Bound::Included(next),
+                            None => break 'scan,
+                        }
                         continue 'scan;
                     }
                     None => {
@@ -483,6 +486,24 @@ impl Index {
         }
         Ok(page)
     }
+}
+
+/// The least string above every string that starts with `prefix`, or
+/// `None` when no string is (the prefix is all U+10FFFF). Strings compare
+/// by UTF-8 bytes, which is code point order.
+fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '\u{D7FF}' => Some('\u{E000}'),
+            c => char::from_u32(c as u32 + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -589,6 +610,51 @@ mod tests {
             names(&index.list("b", &q).unwrap()),
             (vec!["c/x/1", "c/y"], vec![])
         );
+    }
+
+    /// Found by fuzzing: a key with U+10FFFF after the delimiter escaped the
+    /// skip past its common prefix, which was then listed twice.
+    #[test]
+    fn common_prefix_is_listed_once_whatever_follows_it() {
+        let index = with_keys(&[
+            "a/\u{10FFFF}z",
+            "a/b",
+            "a/\u{10FFFF}",
+            "b/\u{10FFFF}/x",
+            "c",
+        ]);
+        let q = ListQuery {
+            max_keys: 1000,
+            delimiter: Some("/"),
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&index.list("b", &q).unwrap()),
+            (vec!["c"], vec!["a/", "b/"])
+        );
+        let q = ListQuery {
+            prefix: "b/",
+            max_keys: 1000,
+            delimiter: Some("/"),
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&index.list("b", &q).unwrap()),
+            (vec![], vec!["b/\u{10FFFF}/"])
+        );
+        assert_eq!(prefix_successor("a/"), Some("a0".to_string()));
+        assert_eq!(prefix_successor("a\u{10FFFF}"), Some("b".to_string()));
+        assert_eq!(prefix_successor("\u{D7FF}"), Some("\u{E000}".to_string()));
+        assert_eq!(prefix_successor("\u{10FFFF}\u{10FFFF}"), None);
+    }
+
+    #[test]
+    fn logical_bytes_saturate_instead_of_overflowing() {
+        let mut index = with_keys(&["x", "y"]);
+        for entry in index.buckets.get_mut("b").unwrap().objects.values_mut() {
+            Arc::make_mut(entry).meta.size = u64::MAX - 1;
+        }
+        assert_eq!(index.logical_bytes(), u64::MAX);
     }
 
     #[test]

@@ -625,7 +625,7 @@ impl Store {
         }
         let mut md5s = Vec::with_capacity(parts.len() * 16);
         let mut chunks = Vec::new();
-        let mut size = 0;
+        let mut size: u64 = 0;
         let mut previous = 0;
         for (i, (number, etag)) in parts.iter().enumerate() {
             if *number <= previous {
@@ -642,7 +642,9 @@ impl Store {
             }
             md5s.extend(hex::decode(&part.etag).map_err(|_| Error::InvalidPart(etag.clone()))?);
             chunks.extend_from_slice(&part.chunks);
-            size += part.size;
+            size = size
+                .checked_add(part.size)
+                .ok_or_else(|| Error::TooLarge("the parts' total size".into()))?;
         }
         let (chunks, pins) = self.pin_chunks(&chunks)?;
         let mut meta = upload.create.meta.clone();

@@ -20,6 +20,10 @@ pub fn load_checkpoint(
         return Ok(None);
     };
     let mut pieces: Vec<Vec<u8>> = Vec::new();
+    // Parts are read newest first and count down to 0; each part must carry
+    // exactly the next lower index, so a damaged chain that names itself or
+    // a later part ends instead of looping.
+    let mut expected_index: Option<u32> = None;
     loop {
         let (header, payload) = read_record(device, sb, location)?;
         if header.kind != RecordKind::Checkpoint {
@@ -33,13 +37,23 @@ pub fn load_checkpoint(
                 "wrong record kind".into(),
             ));
         };
-        let expected_index = pieces.len() as u32;
+        let in_order = match expected_index {
+            None => part.part_index < MAX_PARTS,
+            Some(expected) => part.part_index == expected,
+        };
+        if !in_order {
+            return Err(RecoveryError::CheckpointUnreadable(format!(
+                "checkpoint part {} is out of order",
+                part.part_index
+            )));
+        }
         pieces.push(part.bytes);
-        match part.previous {
-            Some(previous) if part.part_index > 0 && expected_index < MAX_PARTS => {
-                location = previous
+        match (part.previous, part.part_index.checked_sub(1)) {
+            (Some(previous), Some(next_index)) => {
+                location = previous;
+                expected_index = Some(next_index);
             }
-            None if part.part_index == 0 => break,
+            (None, None) => break,
             _ => {
                 return Err(RecoveryError::CheckpointUnreadable(
                     "checkpoint part chain is inconsistent".into(),

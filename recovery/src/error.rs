@@ -12,4 +12,9 @@ pub enum RecoveryError {
     CheckpointMismatch(String),
     #[error("checkpoint is unreadable: {0}")]
     CheckpointUnreadable(String),
+    #[error("log counters are out of range (next lsn {next_lsn}, next segment sequence {next_segment_sequence}); the device is damaged")]
+    CountersExhausted {
+        next_lsn: u64,
+        next_segment_sequence: u64,
+    },
 }

@@ -111,7 +111,7 @@ pub fn replay(
             torn_tail: false,
         });
     }
-    let mut next_lsn = catalog.index.applied_lsn + 1;
+    let mut next_lsn = catalog.index.applied_lsn.saturating_add(1);
     let mut last_lsn = catalog.index.applied_lsn;
     let mut next_sequence = 1;
     let mut head = None;
@@ -128,7 +128,7 @@ pub fn replay(
     }
     let newest = used.last().map(|(seg, _)| *seg);
     for (segment, header) in &used {
-        next_sequence = next_sequence.max(header.sequence + 1);
+        next_sequence = next_sequence.max(header.sequence.saturating_add(1));
         next_lsn = next_lsn.max(header.first_lsn);
         let start = match from {
             Some(f) if header.sequence < f.sequence => continue,
@@ -172,7 +172,15 @@ pub fn replay(
             });
         }
     }
-    next_lsn = next_lsn.max(last_lsn + 1);
+    next_lsn = next_lsn.max(last_lsn.saturating_add(1));
+    // Counters this large were never written by a writer that starts at 1;
+    // only damage that passes a crc gets here, and the writer must not wrap.
+    if next_lsn >= COUNTER_LIMIT || next_sequence >= COUNTER_LIMIT {
+        return Err(RecoveryError::CountersExhausted {
+            next_lsn,
+            next_segment_sequence: next_sequence,
+        });
+    }
     for (segment, header) in &used {
         let covered = from.is_some_and(|f| header.sequence < f.sequence);
         let referenced = catalog
@@ -192,6 +200,11 @@ pub fn replay(
         free_segments: free,
     })
 }
+
+/// Log sequence numbers and segment sequences stay below this, far beyond
+/// any count a real device reaches (2^62 records at one per nanosecond is
+/// 146 years).
+pub const COUNTER_LIMIT: u64 = 1 << 62;
 
 /// Reads one segment through a window and walks its records.
 pub struct SegmentScanner<'d> {

@@ -299,3 +299,86 @@ fn damaged_segment_header_is_never_reused() {
         "damaged segment was overwritten"
     );
 }
+
+/// Found by fuzzing: a crc-valid segment header with a sequence or first lsn
+/// at u64::MAX overflowed the counters recovery hands to the writer.
+#[test]
+fn segment_header_with_exhausted_counters_is_refused() {
+    let rt = runtime();
+    let dev = formatted(8 << 20, 12);
+    let (store, _) = open(dev.clone());
+    rt.block_on(async {
+        store.create_bucket("b").await.unwrap();
+        put(&store, "b", "k", &body(6, 200_000)).await.unwrap();
+    });
+    let first = store.object("b", "k").unwrap().chunks[0].location.segment;
+    let sb = store.superblock();
+    store.shutdown();
+    drop(store);
+    for (sequence, first_lsn) in [(u64::MAX, 1), (1, u64::MAX)] {
+        let mut image = dev.visible_image();
+        let header = lsm::format::SegmentHeader {
+            device_uuid: sb.device_uuid,
+            sequence,
+            first_lsn,
+        }
+        .encode();
+        let start = sb.segment_offset(first) as usize;
+        image[start..start + header.len()].copy_from_slice(&header);
+        let damaged: Arc<dyn BlockDevice> =
+            Arc::new(FaultyDevice::from_image(image, FaultConfig::default()));
+        match recovery::open(damaged, options()) {
+            Err(recovery::RecoveryError::CountersExhausted { .. }) => {}
+            Err(e) => panic!("sequence {sequence}, first lsn {first_lsn}: {e}"),
+            Ok(_) => panic!("sequence {sequence}, first lsn {first_lsn}: opened"),
+        }
+    }
+}
+
+/// Found by fuzzing: a checkpoint part that names a part with its own index
+/// (or itself) must end the chain with an error instead of being followed.
+#[test]
+fn checkpoint_chain_out_of_order_is_unreadable() {
+    let rt = runtime();
+    let dev = formatted(8 << 20, 13);
+    let (store, _) = open(dev.clone());
+    let parts = rt.block_on(async {
+        store.create_bucket("b").await.unwrap();
+        let whole = store.snapshot();
+        let encoded = bincode::serialize(&whole).unwrap();
+        let compressed = zstd::bulk::compress(&encoded, 1).unwrap();
+        let mut previous = None;
+        let mut parts = Vec::new();
+        // Parts 0, 1, 1: the genuine index in part 0 and empty parts above,
+        // so only the order of the chain is wrong.
+        for (part_index, bytes) in [(0, compressed), (1, Vec::new()), (1, Vec::new())] {
+            let record = lsm::format::Record::Checkpoint(lsm::format::CheckpointPart {
+                previous,
+                part_index,
+                bytes,
+            });
+            let committed = store
+                .append(vec![lsm::PendingRecord::new(record)])
+                .await
+                .unwrap();
+            committed.outcome.unwrap();
+            previous = committed.locations.first().copied();
+            parts.push(previous);
+        }
+        parts
+    });
+    let mut sb = store.superblock();
+    sb.checkpoint = parts[2];
+    match recovery::load_checkpoint(dev.as_ref(), &sb) {
+        Err(recovery::RecoveryError::CheckpointUnreadable(_)) => {}
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a chain out of order was loaded"),
+    }
+    // The same chain without the repeated part loads.
+    sb.checkpoint = parts[1];
+    let loaded = recovery::load_checkpoint(dev.as_ref(), &sb)
+        .unwrap()
+        .unwrap();
+    assert_eq!(loaded.object_count(), 0);
+    assert!(loaded.bucket_exists("b"));
+}
