@@ -208,9 +208,15 @@ impl LogWriter {
     /// them unreachable: a committed checkpoint covers them and nothing
     /// references their records.
     pub fn release(&self, segments: impl IntoIterator<Item = u32>) {
-        let mut free = self.free.lock();
-        free.extend(segments);
-        self.state.lock().free_segments = free.len();
+        // Never hold the free list and the stats together: the writer
+        // thread takes them one at a time too (holding both in opposite
+        // orders deadlocked the writer against compaction).
+        let free_now = {
+            let mut free = self.free.lock();
+            free.extend(segments);
+            free.len()
+        };
+        self.state.lock().free_segments = free_now;
     }
 
     /// Queues records to be appended atomically in order (a submission never
@@ -362,8 +368,9 @@ impl WriterThread {
         self.next_lsn = batch.next_lsn;
         self.next_sequence = batch.next_sequence;
         {
+            let free_now = self.free.lock().len();
             let mut stats = self.stats.lock();
-            stats.free_segments = self.free.lock().len();
+            stats.free_segments = free_now;
             stats.batches += 1;
             stats.records += placed
                 .iter()

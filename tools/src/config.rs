@@ -53,6 +53,9 @@ pub struct ServeArgs {
     /// Background compaction's copy budget in bytes per second (0: unlimited).
     #[arg(long, env = "STRATA_COMPACTION_RATE_BYTES_PER_S")]
     pub compaction_rate_bytes_per_s: Option<u64>,
+    /// How often background compaction checks whether a round is due.
+    #[arg(long, env = "STRATA_COMPACTION_INTERVAL_MS")]
+    pub compaction_interval_ms: Option<u64>,
     /// Start with background compaction paused (SIGUSR1 toggles it).
     #[arg(long, env = "STRATA_COMPACTION_PAUSED")]
     pub compaction_paused: Option<bool>,
@@ -77,6 +80,7 @@ struct FileConfig {
     zstd_level: Option<i32>,
     dedup: Option<bool>,
     compaction_rate_bytes_per_s: Option<u64>,
+    compaction_interval_ms: Option<u64>,
     compaction_paused: Option<bool>,
     access_key: Option<String>,
     secret_key: Option<String>,
@@ -96,6 +100,7 @@ pub struct ServeConfig {
     pub zstd_level: i32,
     pub dedup: bool,
     pub compaction_rate_bytes_per_s: u64,
+    pub compaction_interval_ms: u64,
     pub compaction_paused: bool,
     pub access_key: String,
     pub secret_key: String,
@@ -181,6 +186,10 @@ impl ServeArgs {
                 .compaction_rate_bytes_per_s
                 .or(file.compaction_rate_bytes_per_s)
                 .unwrap_or(128 << 20),
+            compaction_interval_ms: self
+                .compaction_interval_ms
+                .or(file.compaction_interval_ms)
+                .unwrap_or(5000),
             compaction_paused: self
                 .compaction_paused
                 .or(file.compaction_paused)

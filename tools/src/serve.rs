@@ -159,7 +159,13 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .compact_in_background(policy, lsm::CompactionTriggers::default())
+                .compact_in_background(
+                    policy,
+                    lsm::CompactionTriggers {
+                        check_every: Duration::from_millis(config.compaction_interval_ms.max(10)),
+                        ..Default::default()
+                    },
+                )
                 .await
         })
     };

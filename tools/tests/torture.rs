@@ -1,6 +1,7 @@
-//! Crash torture: several clients PUT, overwrite and DELETE their own keys
-//! against the real server while it is killed with SIGKILL at a random
-//! moment, again and again. After every restart each key holds exactly its
+//! Crash torture: several clients PUT (single and multipart), overwrite and
+//! DELETE their own keys against the real server, with small segments so
+//! background compaction runs too, while it is killed with SIGKILL at a
+//! random moment, again and again. After every restart each key holds exactly its
 //! last acknowledged state, or the operation that was in flight at the kill;
 //! nothing else. At the end, after a graceful stop, fsck must be clean.
 //! Short by default; STRATA_TORTURE_CYCLES=N runs the long form.
@@ -9,6 +10,8 @@ mod common;
 
 use std::collections::HashMap;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -45,23 +48,30 @@ async fn load(
     worker: u64,
     seed: u64,
     mut keys: HashMap<String, KeyState>,
+    stop: Arc<AtomicBool>,
 ) -> HashMap<String, KeyState> {
     let mut rng = Rng(seed | 1);
     for state in keys.values_mut() {
         state.in_flight = None;
     }
-    loop {
+    // The SDK retries an operation the kill cut off, and the restarted
+    // server may accept it: so workers stop on the flag, not only on errors.
+    while !stop.load(Ordering::SeqCst) {
         let key = format!("w{worker}/k{}", rng.next() % 8);
         let state = keys.entry(key.clone()).or_default();
         let delete = rng.next().is_multiple_of(4);
+        let multipart = !delete && rng.next().is_multiple_of(5);
         let next = if delete {
             None
+        } else if multipart {
+            Some(rng.bytes((5 << 20) + 70_000))
         } else {
             let len = [100usize, 5_000, 300_000, 1_500_000][(rng.next() % 4) as usize];
             Some(rng.bytes(len))
         };
         state.in_flight = Some(next.clone());
         let result = match &next {
+            Some(body) if multipart => multipart_put(&c, &key, body).await,
             None => c
                 .delete_object()
                 .bucket("torture")
@@ -89,6 +99,54 @@ async fn load(
             Err(_) => return keys,
         }
     }
+    keys
+}
+
+/// A 5 MiB part and the rest, completed.
+async fn multipart_put(c: &aws_sdk_s3::Client, key: &str, body: &[u8]) -> Result<(), String> {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let err = |e: &dyn std::fmt::Debug| format!("{e:?}");
+    let upload = c
+        .create_multipart_upload()
+        .bucket("torture")
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| err(&e))?;
+    let id = upload.upload_id().unwrap_or_default().to_string();
+    let mut parts = Vec::new();
+    for (i, piece) in body.chunks(5 << 20).enumerate() {
+        let number = i as i32 + 1;
+        let done = c
+            .upload_part()
+            .bucket("torture")
+            .key(key)
+            .upload_id(&id)
+            .part_number(number)
+            .body(ByteStream::from(piece.to_vec()))
+            .send()
+            .await
+            .map_err(|e| err(&e))?;
+        parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(done.e_tag().map(str::to_string))
+                .build(),
+        );
+    }
+    c.complete_multipart_upload()
+        .bucket("torture")
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| err(&e))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +156,20 @@ async fn sigkill_torture_loses_nothing_acknowledged() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let workers = 6u64;
-    let mut server = Server::start();
+    // Small segments and a fast compaction check: rounds run between kills.
+    let mut server = Server::start_with(
+        [
+            "--size-bytes",
+            "1073741824",
+            "--segment-size-bytes",
+            "4194304",
+            "--compaction-interval-ms",
+            "100",
+        ]
+        .map(String::from)
+        .to_vec(),
+        |_| Vec::new(),
+    );
     client(&server)
         .create_bucket()
         .bucket("torture")
@@ -110,6 +181,7 @@ async fn sigkill_torture_loses_nothing_acknowledged() {
     let mut operations = 0usize;
     for cycle in 0..cycles {
         let c = client(&server);
+        let stop = Arc::new(AtomicBool::new(false));
         let tasks: Vec<_> = (0..workers)
             .map(|w| {
                 tokio::spawn(load(
@@ -117,10 +189,12 @@ async fn sigkill_torture_loses_nothing_acknowledged() {
                     w,
                     rng.next(),
                     std::mem::take(&mut states[w as usize]),
+                    stop.clone(),
                 ))
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(200 + rng.next() % 800)).await;
+        tokio::time::sleep(Duration::from_millis(300 + rng.next() % 1500)).await;
+        stop.store(true, Ordering::SeqCst);
         server.kill_and_restart();
         for (w, task) in tasks.into_iter().enumerate() {
             states[w] = task.await.expect("worker");
@@ -163,5 +237,8 @@ async fn sigkill_torture_loses_nothing_acknowledged() {
         "fsck after torture:\n{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    eprintln!("torture: {cycles} SIGKILL cycles, {operations} keys verified, 0 lost");
+    let rounds = server.log().matches("compaction round").count();
+    eprintln!(
+        "torture: {cycles} SIGKILL cycles, {operations} keys verified, 0 lost; {rounds} compaction rounds logged since the last start"
+    );
 }
