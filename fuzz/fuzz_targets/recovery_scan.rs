@@ -908,7 +908,7 @@ fn small_store_config() -> lsm::StoreConfig {
 /// runs once and the oracle reuses the store's own view of what it recovered.
 fn replay(image: Vec<u8>, oracle: bool) {
     let device = Arc::new(FaultyDevice::from_image(image, FaultConfig::default()));
-    let checked = recovery::fsck::check(device.as_ref());
+    let checked = recovery::fsck::check(device.as_ref(), &());
     if debug() {
         eprintln!("fsck: {checked:#?}");
     }

@@ -8,6 +8,7 @@ use lsm::{Catalog, SpaceMap};
 use serde::Serialize;
 
 use crate::error::RecoveryError;
+use crate::progress::Progress;
 use crate::rebuild;
 use crate::scan::{read_segment_headers, replay, Damage, ScanReport, SegmentHeaders};
 
@@ -69,7 +70,10 @@ impl FsckReport {
     }
 }
 
-pub fn check(device: &dyn BlockDevice) -> Result<FsckReport, RecoveryError> {
+pub fn check(
+    device: &dyn BlockDevice,
+    progress: &dyn Progress,
+) -> Result<FsckReport, RecoveryError> {
     let headers = {
         let sb = lsm::read_superblock(device)?;
         read_segment_headers(device, &sb)?
@@ -81,7 +85,15 @@ pub fn check(device: &dyn BlockDevice) -> Result<FsckReport, RecoveryError> {
     // log into a scratch catalog (its state is not used: segments released
     // by compaction are gone from it).
     let mut scan = ScanReport::default();
-    replay(device, sb, &mut Catalog::default(), None, &mut scan)?;
+    progress.start("log", headers.used.len() as u64 * sb.segment_size_bytes);
+    replay(
+        device,
+        sb,
+        &mut Catalog::default(),
+        None,
+        &mut scan,
+        progress,
+    )?;
     scan.damage.extend(
         recovered
             .scan
@@ -95,9 +107,18 @@ pub fn check(device: &dyn BlockDevice) -> Result<FsckReport, RecoveryError> {
     let index = &recovered.catalog.index;
     let mut unreadable = Vec::new();
     let mut chunks_checked = 0;
+    progress.start(
+        "chunks",
+        index
+            .all_objects()
+            .flat_map(|(_, _, entry)| &entry.chunks)
+            .map(|chunk| u64::from(chunk.location.len))
+            .fold(0, u64::saturating_add),
+    );
     for (bucket, key, entry) in index.all_objects() {
         for chunk in &entry.chunks {
             chunks_checked += 1;
+            progress.advance(u64::from(chunk.location.len));
             if let Err(e) = lsm::reader::read_chunk(device, sb, chunk) {
                 unreadable.push(UnreadableObject {
                     bucket: bucket.to_string(),

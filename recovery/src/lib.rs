@@ -6,6 +6,7 @@
 pub mod checkpoint;
 mod error;
 pub mod fsck;
+mod progress;
 pub mod scan;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use lsm::{Catalog, LogPosition, Store, StoreConfig, WriterStart};
 
 pub use checkpoint::load_checkpoint;
 pub use error::RecoveryError;
+pub use progress::Progress;
 pub use scan::{Damage, ScanReport};
 
 /// What recovery found, for the log and for metrics.
@@ -92,7 +94,7 @@ pub fn rebuild(
         let tail = index.tail;
         let mut catalog = Catalog::new(index);
         let mut scan = ScanReport::default();
-        match scan::replay(device, &sb, &mut catalog, tail, &mut scan) {
+        match scan::replay(device, &sb, &mut catalog, tail, &mut scan, &()) {
             Ok(start) => {
                 return Ok(Recovered {
                     superblock: sb,
@@ -115,7 +117,7 @@ pub fn rebuild(
     }
     let mut scan = ScanReport::default();
     let mut catalog = Catalog::default();
-    let start = scan::replay(device, &sb, &mut catalog, None, &mut scan)?;
+    let start = scan::replay(device, &sb, &mut catalog, None, &mut scan, &())?;
     Ok(Recovered {
         superblock: sb,
         catalog,

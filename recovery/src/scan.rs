@@ -14,6 +14,7 @@ use lsm::format::{
 use lsm::{Catalog, Location, LogPosition, WriterStart};
 
 use crate::error::RecoveryError;
+use crate::progress::Progress;
 
 /// How far past a damaged spot we look for the next valid record: a later
 /// batch must begin within one batch of the damage.
@@ -97,6 +98,7 @@ pub fn replay(
     catalog: &mut Catalog,
     from: Option<LogPosition>,
     report: &mut ScanReport,
+    progress: &dyn Progress,
 ) -> Result<WriterStart, RecoveryError> {
     let SegmentHeaders {
         used,
@@ -128,6 +130,7 @@ pub fn replay(
     }
     let newest = used.last().map(|(seg, _)| *seg);
     for (segment, header) in &used {
+        progress.advance(sb.segment_size_bytes);
         next_sequence = next_sequence.max(header.sequence.saturating_add(1));
         next_lsn = next_lsn.max(header.first_lsn);
         let start = match from {

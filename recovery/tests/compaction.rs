@@ -103,7 +103,7 @@ fn compaction_gives_space_back_and_keeps_every_live_byte() {
     assert_objects(&again, &expected);
     again.shutdown();
     drop(again);
-    let fsck = recovery::fsck::check(dev.as_ref()).unwrap();
+    let fsck = recovery::fsck::check(dev.as_ref(), &()).unwrap();
     assert!(fsck.clean(), "{fsck:?}");
 }
 

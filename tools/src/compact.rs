@@ -5,6 +5,10 @@
 
 use std::path::Path;
 
+use recovery::Progress;
+
+use crate::progress::Reporter;
+
 pub fn run(device: &Path, target_space_amp: f64, json: bool) -> Result<(), String> {
     let dev = blockdev::open_device(device, &blockdev::OpenOptions::default())
         .map_err(|e| e.to_string())?;
@@ -20,22 +24,21 @@ pub fn run(device: &Path, target_space_amp: f64, json: bool) -> Result<(), Strin
         rate_bytes_per_s: None,
         ..Default::default()
     };
+    // Progress is space given back, against what the target asks for.
+    let progress = Reporter::new("compact");
+    let target_used = (before.live_bytes as f64 * target_space_amp) as u64;
+    progress.start("reclaim", before.used_bytes.saturating_sub(target_used));
     let rounds = runtime.block_on(async {
         let rounds = store
             .compact_until(&policy, target_space_amp, |round| {
-                eprintln!(
-                    "round: {} victims, {} freed, {} bytes copied in {:.2} s",
-                    round.victims.len(),
-                    round.freed.len(),
-                    round.bytes_copied,
-                    round.seconds
-                );
+                progress.advance(round.freed.len() as u64 * before.segment_size_bytes);
             })
             .await?;
         // Recovery starts from the state of the last round.
         store.checkpoint().await?;
         Ok::<_, lsm::Error>(rounds)
     });
+    progress.finish();
     let after = store.space_report();
     store.shutdown();
     drop(store);

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::progress::Reporter;
+
 pub fn run(device: &Path, json: bool, repair: bool) -> ExitCode {
     let options = blockdev::OpenOptions::default();
     let dev = match blockdev::open_device(device, &options) {
@@ -13,7 +15,10 @@ pub fn run(device: &Path, json: bool, repair: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut report = match recovery::fsck::check(dev.as_ref()) {
+    let progress = Reporter::new("fsck");
+    let checked = recovery::fsck::check(dev.as_ref(), &progress);
+    progress.finish();
+    let mut report = match checked {
         Ok(report) => report,
         Err(e) => {
             eprintln!("strata fsck: cannot check {}: {e}", device.display());
@@ -22,7 +27,7 @@ pub fn run(device: &Path, json: bool, repair: bool) -> ExitCode {
     };
     let mut repaired = None;
     if repair && !report.clean() {
-        match run_repair(dev.clone(), &report) {
+        match run_repair(dev.clone(), &report, &progress) {
             Ok((changes, after)) => {
                 repaired = Some(changes);
                 report = after;
@@ -108,6 +113,7 @@ pub fn run(device: &Path, json: bool, repair: bool) -> ExitCode {
 fn run_repair(
     dev: std::sync::Arc<dyn blockdev::BlockDevice>,
     report: &recovery::fsck::FsckReport,
+    progress: &Reporter,
 ) -> Result<(recovery::fsck::RepairReport, recovery::fsck::FsckReport), String> {
     let (store, _) =
         recovery::open(dev.clone(), recovery::OpenOptions::default()).map_err(|e| e.to_string())?;
@@ -121,6 +127,8 @@ fn run_repair(
     store.shutdown();
     drop(store);
     let changes = changes?;
-    let after = recovery::fsck::check(dev.as_ref()).map_err(|e| e.to_string())?;
+    let after = recovery::fsck::check(dev.as_ref(), progress);
+    progress.finish();
+    let after = after.map_err(|e| e.to_string())?;
     Ok((changes, after))
 }

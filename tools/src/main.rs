@@ -7,6 +7,7 @@ mod config;
 mod fsck;
 mod inspect;
 mod limit;
+mod progress;
 mod serve;
 mod tls;
 

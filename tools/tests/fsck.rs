@@ -74,6 +74,11 @@ async fn fsck_finds_a_flipped_byte_and_names_the_object() {
     assert_eq!(code, Some(0), "{report} {stderr}");
     assert_eq!(report["objects_checked"], 3);
     assert_eq!(report["checkpoint"], "agrees");
+    // Not a terminal: plain progress lines, one per pass at least.
+    assert!(
+        stderr.contains("fsck: log: ") && stderr.contains("fsck: chunks: "),
+        "{stderr}"
+    );
 
     // Flip one byte inside the large object's stored data.
     let mut image = std::fs::read(server.data()).unwrap();
@@ -165,6 +170,7 @@ async fn compact_inspect_and_repair_of_a_zeroed_segment() {
     let (code, compacted, stderr) =
         strata(&["compact", "--json", "--target-space-amp", "1.0"], &data);
     assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("compact: reclaim: "), "{stderr}");
     // About 24 MB were written for about 2.3 MB that stay live.
     let amplification = compacted["after"]["space_amplification"]
         .as_f64()

@@ -36,6 +36,9 @@ struct Args {
     /// as fp16/bf16 models emit them) instead of full float32 precision.
     #[arg(long)]
     half_precision_vectors: bool,
+    /// Seconds of foreground requests per compaction phase.
+    #[arg(long, default_value_t = 8.0)]
+    latency_seconds: f64,
     /// Objects rewritten in the overwrite workload, per key.
     #[arg(long, default_value_t = 6)]
     overwrite_rounds: usize,
@@ -470,6 +473,83 @@ async fn overwrite_amplification(store: lsm::Store, args: &Args) {
     store.shutdown();
 }
 
+/// Foreground latency while compaction copies: 4 KiB durable PUTs and
+/// uncached 4 KiB GETs from one client, first with no compaction, then with
+/// rounds running under the default copy budget, then unlimited.
+async fn foreground_latency(store: lsm::Store, args: &Args) {
+    store.create_bucket("bench").await.expect("bucket");
+    let mut rng = Rng::new(9);
+    let big = |rng: &mut Rng| -> Vec<u8> { (0..8 << 20).map(|_| rng.next() as u8).collect() };
+    // Data for compaction to chew on: write 48 x 8 MiB, overwrite half.
+    for round in 0..2 {
+        for k in 0..48 {
+            if round == 0 || k % 2 == 0 {
+                put(&store, &format!("big{k}"), &big(&mut rng)).await;
+            }
+        }
+    }
+    put(&store, "small", &[7u8; 4096]).await;
+    let default_budget = lsm::CompactionPolicy::default().rate_bytes_per_s;
+    for (phase, rate) in [
+        ("idle", None),
+        ("compacting-default-budget", default_budget),
+        ("compacting-unlimited", Some(0)),
+    ] {
+        let compactor = rate.map(|r| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let policy = lsm::CompactionPolicy {
+                    max_live_ratio: 1.0,
+                    rate_bytes_per_s: (r > 0).then_some(r),
+                    ..Default::default()
+                };
+                let mut copied = 0;
+                for _ in 0..3 {
+                    copied += store
+                        .compact_round(&policy)
+                        .await
+                        .expect("compact")
+                        .bytes_copied;
+                }
+                copied
+            })
+        });
+        let mut puts = Vec::new();
+        let mut gets = Vec::new();
+        let started = Instant::now();
+        let small = store.object("bench", "small").expect("small").chunks[0];
+        while started.elapsed().as_secs_f64() < args.latency_seconds {
+            let t = Instant::now();
+            put(&store, "tiny", &rng.next().to_le_bytes().repeat(512)).await;
+            puts.push(t.elapsed().as_micros() as u64);
+            let t = Instant::now();
+            let s = store.clone();
+            tokio::task::spawn_blocking(move || s.read_chunk(&small))
+                .await
+                .expect("task")
+                .expect("read");
+            gets.push(t.elapsed().as_micros() as u64);
+        }
+        let copied = match compactor {
+            Some(task) => task.await.expect("compactor"),
+            None => 0,
+        };
+        let pct = |v: &mut Vec<u64>, p: f64| {
+            v.sort_unstable();
+            v[((v.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+        };
+        println!(
+            "{{\"workload\":\"foreground-latency\",\"phase\":\"{phase}\",\"copy_budget_bytes_s\":{},\"bytes_copied\":{copied},\"put_4k_p50_ms\":{:.2},\"put_4k_p99_ms\":{:.2},\"get_4k_p50_ms\":{:.2},\"get_4k_p99_ms\":{:.2}}}",
+            rate.unwrap_or(0),
+            pct(&mut puts, 0.5),
+            pct(&mut puts, 0.99),
+            pct(&mut gets, 0.5),
+            pct(&mut gets, 0.99),
+        );
+    }
+    store.shutdown();
+}
+
 fn hash_speeds() {
     let data: Vec<u8> = {
         let mut rng = Rng::new(3);
@@ -533,5 +613,7 @@ fn main() {
     }
     let store = fresh_store(&device, &args, config(&args, false, false, 1 << 20));
     rt.block_on(overwrite_amplification(store, &args));
+    let store = fresh_store(&device, &args, config(&args, false, false, 1 << 20));
+    rt.block_on(foreground_latency(store, &args));
     let _ = std::fs::remove_file(&device);
 }

@@ -147,14 +147,20 @@ impl Server {
 
     /// SIGKILL, then start again on the same data file.
     pub fn kill_and_restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// SIGKILL and wait for the process to be gone.
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        self.spawn();
     }
 
-    /// Starts the server again on the same data file after `terminate`.
+    /// Starts the server again on the same data file after `terminate` or
+    /// `kill`.
     pub fn start_again(&mut self) {
         if self.child.is_none() {
             self.spawn();

@@ -344,7 +344,7 @@ mod tests {
             payload,
             seed: 7,
             id: 3,
-            len_bytes: 3 * BLOCK_BYTES as u64 + 1234,
+            len_bytes: 5 * BLOCK_BYTES as u64 + 1234,
         };
         let ints = Body::Int64 {
             first: -5,
