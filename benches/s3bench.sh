@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Strata beside a peer S3 server (s3s-fs: one file per object) on the same
 # disk, with fio's limits of that disk, through the same client (s3load):
-#   benches/s3bench.sh [--quick] [--dir DIR] [--duration-s S] [--keep]
-# --quick: 3 s per timed test and a smaller Milvus replay. The work dir
+#   benches/s3bench.sh [--quick] [--loop] [--dir DIR] [--duration-s S] [--keep]
+# --quick: 3 s per timed test and a smaller Milvus replay. --loop: Strata on
+# a loop device (direct I/O, 4096-byte sectors; needs root), and fio on that
+# device, instead of a data file. The work dir
 # (default /tmp/s3bench, or S3BENCH_DIR) holds both servers' data and fio's
 # file; its data is removed at the end unless --keep. JSON lines go to
 # target/bench/s3bench-*.jsonl, the table to stdout.
@@ -14,13 +16,15 @@ dir=${S3BENCH_DIR:-/tmp/s3bench}
 duration_s=15
 quick=0
 keep=0
+loop=0
 while [[ $# -gt 0 ]]; do
     case $1 in
         --quick) quick=1; duration_s=3 ;;
         --dir) dir=$2; shift ;;
         --duration-s) duration_s=$2; shift ;;
         --keep) keep=1 ;;
-        -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+        --loop) loop=1 ;;
+        -h|--help) sed -n 2,11p "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -58,15 +62,48 @@ strata_port=$(free_port)
 peer_port=$(free_port)
 declare -A pid endpoint
 
+loop_dev=
 cleanup() {
     for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pid[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [[ -n $loop_dev ]]; then losetup -d "$loop_dev"; fi
     if ((keep == 0)); then rm -rf "$dir/strata.img" "$dir/s3s-fs" "$dir/fio.img"; fi
 }
 trap cleanup EXIT
+if ((loop)); then
+    # The device's backing file is sparse; its allocated blocks are the
+    # footprint, as with the data file.
+    truncate -s 64G "$dir/strata.img"
+    loop_dev=$(losetup --find --show --direct-io=on --sector-size 4096 "$dir/strata.img")
+    strata_data=$loop_dev
+    fio_target=$loop_dev
+else
+    strata_data=$dir/strata.img
+    fio_target=$dir/fio.img
+fi
 
+# 4. the disk's limits (before the servers start, so nothing else runs)
+fio_json() { # case, fio args...
+    local name=$1
+    shift
+    fio --name="$name" --filename="$fio_target" --size="$fio_size" --direct=1 \
+        --runtime="$duration_s" --time_based --output-format=json "$@" |
+        python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; r=j["read"]; w=j["write"]
+print(json.dumps({"kind":"fio","case":sys.argv[1],"read_mb_per_s":round(r["bw_bytes"]/1e6,1),"write_mb_per_s":round(w["bw_bytes"]/1e6,1),"read_iops":round(r["iops"]),"write_iops":round(w["iops"])}))' "$name" |
+        tee -a "$out"
+}
+# The file is written end to end first, so the reads below read data.
+fio_json seq_write --rw=write --bs=1M --ioengine=io_uring --iodepth=8
+fio_json seq_read --rw=read --bs=1M --ioengine=io_uring --iodepth=8
+fio_json randread_4k --rw=randread --bs=4k --ioengine=io_uring --iodepth=32
+rm -f "$dir/fio.img"
+if ((loop)); then
+    target/release/strata format "$strata_data" >&2
+fi
+
+# 5. the servers
 STRATA_ACCESS_KEY=$AWS_ACCESS_KEY_ID STRATA_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
-    target/release/strata serve --address "127.0.0.1:$strata_port" --data "$dir/strata.img" \
+    target/release/strata serve --address "127.0.0.1:$strata_port" --data "$strata_data" \
     >"$dir/strata.log" 2>&1 &
 pid[strata]=$!
 endpoint[strata]=http://127.0.0.1:$strata_port
@@ -89,23 +126,7 @@ wait_up strata "${endpoint[strata]}/health"
 wait_up s3s-fs "${endpoint[s3s-fs]}/"
 echo "strata on ${endpoint[strata]} (pid ${pid[strata]}), s3s-fs on ${endpoint[s3s-fs]} (pid ${pid[s3s-fs]}), data in $dir" >&2
 
-# 4. the disk's limits
-fio_json() { # case, fio args...
-    local name=$1
-    shift
-    fio --name="$name" --filename="$dir/fio.img" --size="$fio_size" --direct=1 \
-        --runtime="$duration_s" --time_based --output-format=json "$@" |
-        python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; r=j["read"]; w=j["write"]
-print(json.dumps({"kind":"fio","case":sys.argv[1],"read_mb_per_s":round(r["bw_bytes"]/1e6,1),"write_mb_per_s":round(w["bw_bytes"]/1e6,1),"read_iops":round(r["iops"]),"write_iops":round(w["iops"])}))' "$name" |
-        tee -a "$out"
-}
-# The file is written end to end first, so the reads below read data.
-fio_json seq_write --rw=write --bs=1M --ioengine=io_uring --iodepth=8
-fio_json seq_read --rw=read --bs=1M --ioengine=io_uring --iodepth=8
-fio_json randread_4k --rw=randread --bs=4k --ioengine=io_uring --iodepth=32
-rm -f "$dir/fio.img"
-
-# 5. the suite, each test on one server then the other
+# 6. the suite, each test on one server then the other
 rss() { # server, test: peak resident set so far
     local kib
     kib=$(awk '/^VmHWM:/ {print $2}' "/proc/${pid[$1]}/status")
@@ -142,6 +163,6 @@ run get-16m-ranges --mode get --size $((64 << 20)) --prefill 16 --range random \
 run put-256m --mode put --size $((256 << 20)) --concurrency 4 "${t[@]}" --seed 14
 run milvus --mode milvus --concurrency 8 --drop-caches --seed 15 "${milvus_args[@]}"
 
-# 6. the table
+# 7. the table
 python3 benches/s3bench_report.py "$out"
 echo "results: $out" >&2

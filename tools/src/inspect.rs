@@ -57,9 +57,20 @@ pub fn run(device: &Path, object: Option<&str>) -> Result<(), String> {
     for chunk in index.all_chunk_refs() {
         unique.insert(chunk.location, chunk.raw_len);
     }
-    let referenced_raw: u64 = index.all_chunk_refs().map(|c| c.raw_len as u64).sum();
-    let unique_raw: u64 = unique.values().map(|&l| l as u64).sum();
-    let stored: u64 = space.segments().values().map(|s| s.live_bytes).sum();
+    // Sizes come from the device, which may be damaged: saturate.
+    let referenced_raw = index
+        .all_chunk_refs()
+        .map(|c| u64::from(c.raw_len))
+        .fold(0, u64::saturating_add);
+    let unique_raw = unique
+        .values()
+        .map(|&l| u64::from(l))
+        .fold(0, u64::saturating_add);
+    let stored = space
+        .segments()
+        .values()
+        .map(|s| s.live_bytes)
+        .fold(0, u64::saturating_add);
     println!(
         "objects: {} in {} buckets, {} logical bytes; {} chunk references to {} stored chunks",
         index.object_count(),
