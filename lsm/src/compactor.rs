@@ -325,7 +325,9 @@ impl Store {
         report: &mut RoundReport,
         started: Instant,
     ) -> Result<()> {
-        const BATCH_BYTES: usize = 4 << 20;
+        // Foreground commits share the writer with these batches: a small
+        // batch keeps the wait of a commit queued behind one short.
+        const BATCH_BYTES: usize = 1 << 20;
         let offsets = self.catalog().read().space.live_offsets(victim);
         let mut reader = SegmentReader::new(self.clone(), victim);
         let mut batch: Vec<(Location, PendingRecord)> = Vec::new();
@@ -393,7 +395,8 @@ async fn throttle(policy: &CompactionPolicy, bytes_copied: u64, started: Instant
     }
 }
 
-/// Reads a victim through an 8 MiB window on the blocking pool.
+/// Reads a victim through a 1 MiB window on the blocking pool (a larger
+/// one makes foreground reads queue behind it).
 struct SegmentReader {
     store: Store,
     segment: u32,
@@ -401,7 +404,7 @@ struct SegmentReader {
     window: AlignedBuf,
 }
 
-const WINDOW_BYTES: u64 = 8 << 20;
+const WINDOW_BYTES: u64 = 1 << 20;
 
 impl SegmentReader {
     fn new(store: Store, segment: u32) -> Self {

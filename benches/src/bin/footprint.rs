@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
@@ -475,43 +477,56 @@ async fn overwrite_amplification(store: lsm::Store, args: &Args) {
 
 /// Foreground latency while compaction copies: 4 KiB durable PUTs and
 /// uncached 4 KiB GETs from one client, first with no compaction, then with
-/// rounds running under the default copy budget, then unlimited.
+/// rounds running under a 32 MiB/s budget, the default one, and none. Before
+/// each phase, enough half-live segments are made (8 MiB objects two to a
+/// segment, every other one overwritten) to keep the default budget busy
+/// for the whole window; the report says how long compaction actually ran.
 async fn foreground_latency(store: lsm::Store, args: &Args) {
     store.create_bucket("bench").await.expect("bucket");
     let mut rng = Rng::new(9);
     let big = |rng: &mut Rng| -> Vec<u8> { (0..8 << 20).map(|_| rng.next() as u8).collect() };
-    // Data for compaction to chew on: write 48 x 8 MiB, overwrite half.
-    for round in 0..2 {
-        for k in 0..48 {
-            if round == 0 || k % 2 == 0 {
-                put(&store, &format!("big{k}"), &big(&mut rng)).await;
-            }
-        }
-    }
     put(&store, "small", &[7u8; 4096]).await;
     let default_budget = lsm::CompactionPolicy::default().rate_bytes_per_s;
+    // Live bytes to copy = half of what is written.
+    let budget = default_budget.unwrap_or(128 << 20) as f64;
+    let objects = ((args.latency_seconds * budget * 2.0) / (8 << 20) as f64).ceil() as usize;
     for (phase, rate) in [
         ("idle", None),
+        ("compacting-32mib-s", Some(32 << 20)),
         ("compacting-default-budget", default_budget),
         ("compacting-unlimited", Some(0)),
     ] {
+        if rate.is_some() {
+            for round in 0..2 {
+                for k in 0..objects {
+                    if round == 0 || k % 2 == 0 {
+                        put(&store, &format!("{phase}/big{k}"), &big(&mut rng)).await;
+                    }
+                }
+            }
+            // Cover the garbage with a checkpoint outside the window.
+            store.checkpoint().await.expect("checkpoint");
+        }
+        let stop = Arc::new(AtomicBool::new(false));
         let compactor = rate.map(|r| {
             let store = store.clone();
+            let stop = stop.clone();
             tokio::spawn(async move {
                 let policy = lsm::CompactionPolicy {
-                    max_live_ratio: 1.0,
+                    max_live_ratio: 0.9,
                     rate_bytes_per_s: (r > 0).then_some(r),
                     ..Default::default()
                 };
+                let started = Instant::now();
                 let mut copied = 0;
-                for _ in 0..3 {
-                    copied += store
-                        .compact_round(&policy)
-                        .await
-                        .expect("compact")
-                        .bytes_copied;
+                while !stop.load(Ordering::Relaxed) {
+                    let round = store.compact_round(&policy).await.expect("compact");
+                    if round.victims.is_empty() {
+                        break;
+                    }
+                    copied += round.bytes_copied;
                 }
-                copied
+                (copied, started.elapsed().as_secs_f64())
             })
         });
         let mut puts = Vec::new();
@@ -530,17 +545,20 @@ async fn foreground_latency(store: lsm::Store, args: &Args) {
                 .expect("read");
             gets.push(t.elapsed().as_micros() as u64);
         }
-        let copied = match compactor {
+        stop.store(true, Ordering::Relaxed);
+        let (copied, compacting_s) = match compactor {
             Some(task) => task.await.expect("compactor"),
-            None => 0,
+            None => (0, 0.0),
         };
         let pct = |v: &mut Vec<u64>, p: f64| {
             v.sort_unstable();
             v[((v.len() - 1) as f64 * p) as usize] as f64 / 1000.0
         };
         println!(
-            "{{\"workload\":\"foreground-latency\",\"phase\":\"{phase}\",\"copy_budget_bytes_s\":{},\"bytes_copied\":{copied},\"put_4k_p50_ms\":{:.2},\"put_4k_p99_ms\":{:.2},\"get_4k_p50_ms\":{:.2},\"get_4k_p99_ms\":{:.2}}}",
+            "{{\"workload\":\"foreground-latency\",\"phase\":\"{phase}\",\"copy_budget_bytes_s\":{},\"bytes_copied\":{copied},\"compacting_s\":{compacting_s:.1},\"window_s\":{:.1},\"copy_mb_s\":{:.0},\"put_4k_p50_ms\":{:.2},\"put_4k_p99_ms\":{:.2},\"get_4k_p50_ms\":{:.2},\"get_4k_p99_ms\":{:.2}}}",
             rate.unwrap_or(0),
+            args.latency_seconds,
+            copied as f64 / 1e6 / compacting_s.max(1e-9),
             pct(&mut puts, 0.5),
             pct(&mut puts, 0.99),
             pct(&mut gets, 0.5),
