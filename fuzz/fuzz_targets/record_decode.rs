@@ -33,19 +33,6 @@ const LOC: Location = Location {
     len: 0,
 };
 
-/// A decoded chunk payload whose raw length names more than any chunk can
-/// hold. `decode_chunk` hands that length to `zstd::bulk::decompress` as the
-/// output capacity, i.e. it allocates up to 4 GiB from a u32 read off the
-/// device before decompressing a byte (finding 1 in README.md). Set
-/// STRATA_FUZZ_RAW_LEN_UNBOUNDED=1 to let such inputs through and reproduce it.
-fn oversized_zstd_chunk(record_flags: u8, payload: &[u8]) -> bool {
-    if std::env::var_os("STRATA_FUZZ_RAW_LEN_UNBOUNDED").is_some() {
-        return false;
-    }
-    record_flags & flags::ZSTD != 0
-        && decode_chunk_payload(payload).is_some_and(|c| c.raw_len as usize > MAX_RECORD_BYTES)
-}
-
 /// decode_chunk with the payload's own hash (so decompression is reached)
 /// and with a foreign one (which must fail as `Moved`, never decode).
 fn chunk_paths(record_flags: u8, payload: &[u8]) {
@@ -54,9 +41,6 @@ fn chunk_paths(record_flags: u8, payload: &[u8]) {
         return;
     };
     assert_eq!(chunk.stored.len() + 36, payload.len());
-    if oversized_zstd_chunk(record_flags, payload) {
-        return;
-    }
     let hash = chunk.hash;
     if let Ok(raw) = decode_chunk(LOC, record_flags, payload, &hash) {
         assert_eq!(

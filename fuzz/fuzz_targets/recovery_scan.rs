@@ -78,68 +78,15 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// Lsns and segment sequences near u64::MAX overflow `+ 1` in recovery and
-/// in the writer, object sizes overflow the sum of logical bytes (findings
-/// 2 to 4 and 6 in README.md). Generated values stay below 2^62 unless
-/// STRATA_FUZZ_EXTREME names them, comma-separated: `seq` (segment header
-/// sequence), `first_lsn` (segment header first lsn), `lsn` (record lsns, a
-/// checkpoint's applied lsn), `size` (object sizes).
-#[derive(Clone, Copy)]
-enum Counter {
-    Sequence,
-    FirstLsn,
-    Lsn,
-    Size,
-    Other,
-}
-
-fn cap(kind: Counter) -> u64 {
-    static CAPS: OnceLock<[u64; 4]> = OnceLock::new();
-    let caps = CAPS.get_or_init(|| {
-        let extreme = std::env::var("STRATA_FUZZ_EXTREME").unwrap_or_default();
-        ["seq", "first_lsn", "lsn", "size"].map(|name| {
-            if extreme.split(',').any(|n| n.trim() == name) {
-                u64::MAX
-            } else {
-                1 << 62
-            }
-        })
-    });
-    match kind {
-        Counter::Sequence => caps[0],
-        Counter::FirstLsn => caps[1],
-        Counter::Lsn => caps[2],
-        Counter::Size => caps[3],
-        Counter::Other => u64::MAX,
-    }
-}
-
-/// A small number most of the time, any value (up to the cap) sometimes.
-fn counter(u: &mut Unstructured, small_max: u64, kind: Counter) -> u64 {
+/// A small number most of the time, any value (u64::MAX too) sometimes.
+fn counter(u: &mut Unstructured, small_max: u64) -> u64 {
     let pick: u8 = u.arbitrary().unwrap_or(0);
     let v = match pick % 16 {
         0 => u.arbitrary::<u64>().unwrap_or(0),
         1 => u64::MAX - u64::from(pick >> 4),
         _ => u.int_in_range(0..=small_max).unwrap_or(0),
     };
-    v.min(cap(kind))
-}
-
-/// A chunk payload whose raw length is absurd makes `decode_chunk` allocate
-/// up to 4 GiB before decompressing (finding 1 in README.md; fsck reaches
-/// it through every object's chunks). Generated zstd chunk payloads keep a
-/// raw length of at most 32 MiB unless STRATA_FUZZ_RAW_LEN_UNBOUNDED=1.
-fn tame_chunk_payload(flags: u8, payload: &mut [u8]) {
-    if std::env::var_os("STRATA_FUZZ_RAW_LEN_UNBOUNDED").is_some()
-        || flags & lsm::format::flags::ZSTD == 0
-    {
-        return;
-    }
-    if let Some(raw_len) = payload.get_mut(32..36) {
-        let n = u32::from_le_bytes([raw_len[0], raw_len[1], raw_len[2], raw_len[3]]);
-        let capped = n.min(lsm::format::MAX_RECORD_BYTES as u32);
-        raw_len.copy_from_slice(&capped.to_le_bytes());
-    }
+    v
 }
 
 fn bytes<'a>(u: &mut Unstructured<'a>, max: usize) -> &'a [u8] {
@@ -162,8 +109,8 @@ fn gen_headers(u: &mut Unstructured, sb: &Superblock) -> Vec<HeaderState> {
             7 => HeaderState::Free,
             6 => HeaderState::Garbage,
             _ => HeaderState::Valid {
-                sequence: counter(u, 6, Counter::Sequence),
-                first_lsn: counter(u, 4, Counter::FirstLsn),
+                sequence: counter(u, 6),
+                first_lsn: counter(u, 4),
             },
         })
         .collect()
@@ -221,7 +168,7 @@ struct Placed {
 
 fn any_location(u: &mut Unstructured) -> Location {
     Location {
-        segment: counter(u, 3, Counter::Other) as u32,
+        segment: counter(u, 3) as u32,
         offset: u.arbitrary().unwrap_or(0),
         len: u.arbitrary().unwrap_or(0),
     }
@@ -252,7 +199,7 @@ fn chunk_ref(u: &mut Unstructured, placed: &[Placed]) -> ChunkRef {
     } else {
         ChunkRef {
             location: any_location(u),
-            raw_len: counter(u, 4096, Counter::Other) as u32,
+            raw_len: counter(u, 4096) as u32,
             hash: u.arbitrary().unwrap_or([0; 32]),
         }
     }
@@ -260,7 +207,7 @@ fn chunk_ref(u: &mut Unstructured, placed: &[Placed]) -> ChunkRef {
 
 fn meta(u: &mut Unstructured) -> ObjectMeta {
     ObjectMeta {
-        size: counter(u, 1 << 16, Counter::Size),
+        size: counter(u, 1 << 16),
         etag: name(u, &["e", "d41d8cd98f00b204e9800998ecf8427e"]),
         last_modified_ms: u.arbitrary().unwrap_or(0),
         content_type: u.ratio(1, 4).unwrap_or(false).then(|| "text/plain".into()),
@@ -295,9 +242,7 @@ fn object_put(u: &mut Unstructured, placed: &[Placed]) -> (ObjectPut, Option<[u8
         }
         _ => {
             let flags = u.arbitrary().unwrap_or(0);
-            let mut inline = bytes(u, 256).to_vec();
-            tame_chunk_payload(flags, &mut inline);
-            (inline, flags, vec![])
+            (bytes(u, 256).to_vec(), flags, vec![])
         }
     };
     let put = ObjectPut {
@@ -386,10 +331,7 @@ fn gen_body(u: &mut Unstructured, placed: &[Placed], total: usize) -> (Body, Opt
         12 => {
             let kind = *u.choose(&KINDS).unwrap_or(&RecordKind::Chunk);
             let flags = u.arbitrary().unwrap_or(0);
-            let mut payload = bytes(u, 1024).to_vec();
-            if kind == RecordKind::Chunk {
-                tame_chunk_payload(flags, &mut payload);
-            }
+            let payload = bytes(u, 1024).to_vec();
             Body::Raw {
                 kind,
                 flags,
@@ -448,8 +390,8 @@ fn gen_body(u: &mut Unstructured, placed: &[Placed], total: usize) -> (Body, Opt
             let n = u.int_in_range(0..=3).unwrap_or(0);
             Body::Record(Record::MultipartPart(MultipartPart {
                 upload_id: name(u, &UPLOADS),
-                part_number: counter(u, 4, Counter::Other) as u32,
-                size: counter(u, 1 << 16, Counter::Size),
+                part_number: counter(u, 4) as u32,
+                size: counter(u, 1 << 16),
                 etag: name(u, &["e"]),
                 last_modified_ms: u.arbitrary().unwrap_or(0),
                 checksums: vec![],
@@ -478,10 +420,7 @@ fn gen_body(u: &mut Unstructured, placed: &[Placed], total: usize) -> (Body, Opt
             let bytes = match u.int_in_range(0u8..=3).unwrap_or(0) {
                 0 | 1 => CheckpointBytes::IndexSoFar {
                     tail: u.arbitrary().unwrap_or(0),
-                    applied_lsn: u
-                        .ratio(1, 4)
-                        .unwrap_or(false)
-                        .then(|| counter(u, 64, Counter::Lsn)),
+                    applied_lsn: u.ratio(1, 4).unwrap_or(false).then(|| counter(u, 64)),
                 },
                 2 => CheckpointBytes::Zstd(bytes(u, 512).to_vec()),
                 _ => CheckpointBytes::Raw(bytes(u, 512).to_vec()),
@@ -491,7 +430,7 @@ fn gen_body(u: &mut Unstructured, placed: &[Placed], total: usize) -> (Body, Opt
                 part_index: match u.int_in_range(0u8..=3).unwrap_or(0) {
                     0 | 1 => 0,
                     2 => 1,
-                    _ => counter(u, 3, Counter::Other) as u32,
+                    _ => counter(u, 3) as u32,
                 },
                 bytes,
             }
@@ -500,20 +439,10 @@ fn gen_body(u: &mut Unstructured, placed: &[Placed], total: usize) -> (Body, Opt
     (body, hash)
 }
 
-/// A checkpoint part whose `previous` names itself or a later part makes a
-/// cycle: `load_checkpoint` then follows it up to 2^24 times, holding every
-/// part's bytes (finding 5 in README.md: out of memory). Unless
-/// STRATA_FUZZ_CHECKPOINT_CYCLES=1, such a `previous` is replaced by a
-/// location outside the device (same encoded size), so chains end.
-fn cycles_allowed() -> bool {
-    static ALLOWED: OnceLock<bool> = OnceLock::new();
-    *ALLOWED.get_or_init(|| std::env::var_os("STRATA_FUZZ_CHECKPOINT_CYCLES").is_some())
-}
-
-/// Encodes record `me`; `locations` resolves `Prev::Record` (None while the
-/// layout is still being made: a same-sized placeholder is used).
+/// Encodes a record; `locations` resolves `Prev::Record` (None while the
+/// layout is still being made: a same-sized placeholder is used), so a
+/// checkpoint part may name itself or a later part.
 fn encode(
-    me: usize,
     spec: &Spec,
     locations: Option<&[Option<Location>]>,
     index_blob: &Option<Vec<u8>>,
@@ -543,7 +472,7 @@ fn encode(
                 offset: u32::MAX,
                 len: u32::MAX,
             };
-            let mut previous = match previous {
+            let previous = match previous {
                 Prev::None => None,
                 Prev::Any(l) => Some(*l),
                 Prev::Record(j) => Some(
@@ -552,15 +481,6 @@ fn encode(
                         .unwrap_or(placeholder),
                 ),
             };
-            if let (Some(prev), Some(locations), false) = (previous, locations, cycles_allowed()) {
-                let forward = locations
-                    .iter()
-                    .enumerate()
-                    .any(|(j, l)| j >= me && *l == Some(prev));
-                if forward {
-                    previous = Some(placeholder);
-                }
-            }
             let bytes = match bytes {
                 CheckpointBytes::IndexSoFar { .. } => index_blob.clone().unwrap_or_default(),
                 CheckpointBytes::Zstd(b) => zstd::bulk::compress(b, 1).unwrap_or_default(),
@@ -659,8 +579,8 @@ fn build_structured(u: &mut Unstructured, t: &Template) -> Built {
         };
         let lsn = match u.int_in_range(0u8..=7).unwrap_or(0) {
             7 => last_lsn,
-            6 => counter(u, 64, Counter::Lsn),
-            _ => last_lsn.saturating_add(1).min(cap(Counter::Lsn)),
+            6 => counter(u, 64),
+            _ => last_lsn.saturating_add(1),
         };
         last_lsn = lsn;
         let (body, hash) = gen_body(u, &placed, total);
@@ -719,7 +639,7 @@ fn build_structured(u: &mut Unstructured, t: &Template) -> Built {
             _ => None,
         };
 
-        let (kind, flags, payload) = encode(specs.len(), &spec, None, &index_blob);
+        let (kind, flags, payload) = encode(&spec, None, &index_blob);
         let len = (RECORD_HEADER_BYTES + payload.len()) as u64;
         let location = (cursor + len <= SEGMENT_BYTES).then(|| Location {
             segment,
@@ -782,7 +702,7 @@ fn build_structured(u: &mut Unstructured, t: &Template) -> Built {
                         _ => None,
                     });
                 let (kind, flags, payload) =
-                    encode(i, spec, Some(&locations), &Some(blob.unwrap_or_default()));
+                    encode(spec, Some(&locations), &Some(blob.unwrap_or_default()));
                 let new = record_bytes(spec, kind, flags, &payload);
                 debug_assert_eq!(new.len(), old.len());
                 if debug() {
