@@ -312,24 +312,12 @@ struct Spec {
     damage: Damage,
 }
 
-const KINDS: [RecordKind; 10] = [
-    RecordKind::Chunk,
-    RecordKind::ObjectPut,
-    RecordKind::Tombstone,
-    RecordKind::BucketCreate,
-    RecordKind::BucketDelete,
-    RecordKind::MultipartCreate,
-    RecordKind::MultipartPart,
-    RecordKind::MultipartComplete,
-    RecordKind::MultipartAbort,
-    RecordKind::Checkpoint,
-];
-
 fn gen_body(u: &mut Unstructured, placed: &[Placed], total: usize) -> (Body, Option<[u8; 32]>) {
     let mut hash = None;
     let body = match u.int_in_range(0u8..=13).unwrap_or(0) {
         12 => {
-            let kind = *u.choose(&KINDS).unwrap_or(&RecordKind::Chunk);
+            let kinds: Vec<RecordKind> = (0..=u8::MAX).filter_map(RecordKind::from_u8).collect();
+            let kind = *u.choose(&kinds).unwrap_or(&RecordKind::Chunk);
             let flags = u.arbitrary().unwrap_or(0);
             let payload = bytes(u, 1024).to_vec();
             Body::Raw {
