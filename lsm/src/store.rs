@@ -518,6 +518,12 @@ impl Store {
         self.inner.catalog.read().index.list(bucket, query)
     }
 
+    /// The chunk's raw bytes if the cache holds them: no I/O, so callers on
+    /// the async executor can skip a hop to the blocking pool.
+    pub fn cached_chunk(&self, chunk: &ChunkRef) -> Option<Bytes> {
+        self.inner.cache.get(chunk)
+    }
+
     /// Reads one chunk's raw bytes, from the cache or the device (blocking
     /// I/O: call it off the async executor). A chunk that compaction moved
     /// after the caller looked its object up is found again by its hash.
