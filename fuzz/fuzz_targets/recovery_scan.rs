@@ -81,12 +81,11 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 /// A small number most of the time, any value (u64::MAX too) sometimes.
 fn counter(u: &mut Unstructured, small_max: u64) -> u64 {
     let pick: u8 = u.arbitrary().unwrap_or(0);
-    let v = match pick % 16 {
+    match pick % 16 {
         0 => u.arbitrary::<u64>().unwrap_or(0),
         1 => u64::MAX - u64::from(pick >> 4),
         _ => u.int_in_range(0..=small_max).unwrap_or(0),
-    };
-    v
+    }
 }
 
 fn bytes<'a>(u: &mut Unstructured<'a>, max: usize) -> &'a [u8] {

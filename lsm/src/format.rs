@@ -28,6 +28,12 @@ pub const MIN_SEGMENT_BYTES: u64 = 1 << 20;
 /// No record may exceed this (and it must also fit in a segment).
 pub const MAX_RECORD_BYTES: usize = 32 << 20;
 
+/// Every record lsn and segment sequence is below this: far beyond any
+/// count a real device reaches (2^62 records at one per nanosecond is 146
+/// years), so a larger one read from the device is damage, and the writer
+/// refuses to go past it rather than wrap.
+pub const COUNTER_LIMIT: u64 = 1 << 62;
+
 pub fn crc64(parts: &[&[u8]]) -> u64 {
     let mut digest = crc64fast::Digest::new();
     for part in parts {

@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    Location, Record, RecordHeader, RecordKind, SegmentHeader, Superblock, RECORD_HEADER_BYTES,
-    SEGMENT_HEADER_BYTES,
+    Location, Record, RecordHeader, RecordKind, SegmentHeader, Superblock, COUNTER_LIMIT,
+    RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::index::{Catalog, LogPosition};
 
@@ -459,6 +459,9 @@ impl WriterThread {
                 batch.writes.push((device_offset, Vec::new()));
             }
             let lsn = batch.next_lsn;
+            if lsn >= COUNTER_LIMIT {
+                return Err(Error::Failed("log sequence numbers exhausted".into()));
+            }
             batch.next_lsn += 1;
             let header = RecordHeader {
                 kind: record.kind(),
@@ -485,6 +488,9 @@ impl WriterThread {
     fn open_segment(&mut self, batch: &mut Batch) -> Result<()> {
         let segment = self.free.lock().pop_first().ok_or(Error::NoSpace)?;
         let sequence = batch.next_sequence;
+        if sequence >= COUNTER_LIMIT {
+            return Err(Error::Failed("segment sequence numbers exhausted".into()));
+        }
         batch.taken_segments.push((segment, sequence));
         batch.next_sequence += 1;
         let header = SegmentHeader {

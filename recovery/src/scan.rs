@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 
 use blockdev::{align_down, align_up, AlignedBuf, BlockDevice, BLOCK_SIZE};
 use lsm::format::{
-    Record, RecordHeader, SegmentHeader, Superblock, RECORD_HEADER_BYTES, RECORD_MAGIC,
-    SEGMENT_HEADER_BYTES,
+    Record, RecordHeader, SegmentHeader, Superblock, COUNTER_LIMIT, RECORD_HEADER_BYTES,
+    RECORD_MAGIC, SEGMENT_HEADER_BYTES,
 };
 use lsm::{Catalog, Location, LogPosition, WriterStart};
 
@@ -176,9 +176,10 @@ pub fn replay(
         }
     }
     next_lsn = next_lsn.max(last_lsn.saturating_add(1));
-    // Counters this large were never written by a writer that starts at 1;
-    // only damage that passes a crc gets here, and the writer must not wrap.
-    if next_lsn >= COUNTER_LIMIT || next_sequence >= COUNTER_LIMIT {
+    // The writer never uses a counter at or above the limit, so one here is
+    // damage that passed a crc; the next lsn may equal the limit (the
+    // writer then refuses writes, and nothing acknowledged is lost).
+    if next_lsn > COUNTER_LIMIT || next_sequence > COUNTER_LIMIT {
         return Err(RecoveryError::CountersExhausted {
             next_lsn,
             next_segment_sequence: next_sequence,
@@ -203,11 +204,6 @@ pub fn replay(
         free_segments: free,
     })
 }
-
-/// Log sequence numbers and segment sequences stay below this, far beyond
-/// any count a real device reaches (2^62 records at one per nanosecond is
-/// 146 years).
-pub const COUNTER_LIMIT: u64 = 1 << 62;
 
 /// Reads one segment through a window and walks its records.
 pub struct SegmentScanner<'d> {

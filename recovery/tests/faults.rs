@@ -333,6 +333,28 @@ fn segment_header_with_exhausted_counters_is_refused() {
             Ok(_) => panic!("sequence {sequence}, first lsn {first_lsn}: opened"),
         }
     }
+    // One lsn short of the limit: the store opens, acknowledges one more
+    // record, refuses the next, and what it acknowledged is recovered.
+    let mut image = dev.visible_image();
+    let header = lsm::format::SegmentHeader {
+        device_uuid: sb.device_uuid,
+        sequence: 1,
+        first_lsn: lsm::format::COUNTER_LIMIT - 1,
+    }
+    .encode();
+    let start = sb.segment_offset(first) as usize;
+    image[start..start + header.len()].copy_from_slice(&header);
+    let last: Arc<FaultyDevice> = Arc::new(FaultyDevice::from_image(image, FaultConfig::default()));
+    let (store, _) = open(last.clone());
+    rt.block_on(async {
+        store.create_bucket("last").await.unwrap();
+        assert!(store.create_bucket("past").await.is_err());
+    });
+    store.shutdown();
+    drop(store);
+    let (store, _) = open(last);
+    assert!(store.bucket_exists("last"));
+    assert!(!store.bucket_exists("past"));
 }
 
 /// Found by fuzzing: a checkpoint part that names a part with its own index
