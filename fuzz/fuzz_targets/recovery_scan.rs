@@ -36,6 +36,9 @@ use lsm::format::{
 };
 use lsm::{Catalog, LogPosition};
 
+mod shared;
+use shared::{debug, runtime};
+
 const DEVICE_BYTES: u64 = 4 << 20;
 const SEGMENT_BYTES: u64 = 1 << 20;
 const BLOCK: usize = 4096;
@@ -58,23 +61,6 @@ fn template() -> &'static Template {
             image: device.visible_image(),
             sb,
         }
-    })
-}
-
-/// STRATA_FUZZ_DEBUG=1 prints the records laid out and fsck's report (for
-/// triage: run the binary on one input).
-fn debug() -> bool {
-    static DEBUG: OnceLock<bool> = OnceLock::new();
-    *DEBUG.get_or_init(|| std::env::var_os("STRATA_FUZZ_DEBUG").is_some())
-}
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
     })
 }
 

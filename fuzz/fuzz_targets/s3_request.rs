@@ -44,6 +44,9 @@ use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 
+mod shared;
+use shared::{debug, runtime};
+
 const ACCESS_KEY: &str = "fuzzaccess";
 const SECRET_KEY: &str = "fuzzsecret0123456789";
 const REGION: &str = "us-east-1";
@@ -57,21 +60,6 @@ const MAX_REQUESTS: usize = 8;
 const MAX_REPEAT_BYTES: usize = 2 << 20;
 const MAX_RESPONSE_BYTES: usize = 8 << 20;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn debug() -> bool {
-    static DEBUG: OnceLock<bool> = OnceLock::new();
-    *DEBUG.get_or_init(|| std::env::var_os("STRATA_FUZZ_DEBUG").is_some())
-}
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-    })
-}
 
 fn store_config() -> lsm::StoreConfig {
     lsm::StoreConfig {
