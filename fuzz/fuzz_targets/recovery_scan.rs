@@ -31,7 +31,7 @@ use lsm::chunk::{content_hash, encode_chunk, Compression};
 use lsm::format::{
     BucketOp, CheckpointPart, ChunkRef, Location, MultipartAbort, MultipartComplete,
     MultipartCreate, MultipartPart, ObjectMeta, ObjectPut, Record, RecordHeader, RecordKind,
-    SegmentHeader, Superblock, Tombstone, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+    SegmentHeader, SegmentKind, Superblock, Tombstone, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
     SUPERBLOCK_OFFSETS,
 };
 use lsm::{Catalog, LogPosition};
@@ -84,7 +84,11 @@ fn bytes<'a>(u: &mut Unstructured<'a>, max: usize) -> &'a [u8] {
 #[derive(Clone, Copy, PartialEq)]
 enum HeaderState {
     Free,
-    Valid { sequence: u64, first_lsn: u64 },
+    Valid {
+        sequence: u64,
+        first_lsn: u64,
+        kind: SegmentKind,
+    },
     Garbage,
 }
 
@@ -96,6 +100,11 @@ fn gen_headers(u: &mut Unstructured, sb: &Superblock) -> Vec<HeaderState> {
             _ => HeaderState::Valid {
                 sequence: counter(u, 6),
                 first_lsn: counter(u, 4),
+                kind: if u.ratio(1, 4).unwrap_or(false) {
+                    SegmentKind::Compaction
+                } else {
+                    SegmentKind::Log
+                },
             },
         })
         .collect()
@@ -117,11 +126,13 @@ fn write_headers(u: &mut Unstructured, image: &mut [u8], sb: &Superblock, header
             HeaderState::Valid {
                 sequence,
                 first_lsn,
+                kind,
             } => {
                 let h = SegmentHeader {
                     device_uuid: sb.device_uuid,
                     sequence,
                     first_lsn,
+                    kind,
                 }
                 .encode();
                 block[..h.len()].copy_from_slice(&h);
@@ -522,8 +533,9 @@ fn build_structured(u: &mut Unstructured, t: &Template) -> Built {
                 HeaderState::Valid {
                     sequence,
                     first_lsn,
+                    kind,
                 } => {
-                    eprintln!("segment {i}: sequence {sequence} first_lsn {first_lsn}")
+                    eprintln!("segment {i}: {kind:?} sequence {sequence} first_lsn {first_lsn}")
                 }
                 HeaderState::Free => eprintln!("segment {i}: free"),
                 HeaderState::Garbage => eprintln!("segment {i}: garbage"),

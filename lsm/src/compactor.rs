@@ -3,8 +3,8 @@
 //! A round: (1) a checkpoint, so every sealed segment is covered and replay
 //! never needs its records again; (2) victims picked by cost-benefit among
 //! covered segments: free space x age / cost of copying; (3) their
-//! referenced records (chunks, small objects' inline data) copied to the
-//! log head as chunk records; (4) the index's references swapped to the
+//! referenced records (chunks, small objects' inline data) copied as chunk
+//! records to the compaction head, apart from new writes; (4) the index's references swapped to the
 //! copies with a compare-and-set (`Index::relocate`): a segment whose
 //! references changed meanwhile stays where it is; (5) two checkpoints,
 //! which make the new places durable in both superblock slots (recovery
@@ -27,8 +27,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_chunk_payload, Location, Record, RecordHeader, RecordKind, RECORD_HEADER_BYTES,
-    SEGMENT_HEADER_BYTES,
+    decode_chunk_payload, Location, Record, RecordHeader, RecordKind, SegmentKind,
+    RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::store::Store;
 use crate::writer::{PendingRecord, PinGuard};
@@ -273,11 +273,14 @@ impl Store {
         Ok(newest.covered_sequence)
     }
 
+    /// Log segments the checkpoint covers, and sealed compaction segments
+    /// (never replayed, so any of them qualifies), by cost-benefit.
     fn pick_victims(&self, covered: u64, policy: &CompactionPolicy) -> Vec<u32> {
         let usable = (self.geometry().segment_size_bytes - SEGMENT_HEADER_BYTES as u64) as f64;
         // The copies must fit in the free segments, one kept back for the
         // checkpoint that follows them.
-        let mut budget = self.stats().segments_free.saturating_sub(1) as f64 * usable;
+        let writer = self.writer().stats();
+        let mut budget = writer.free_segments.saturating_sub(1) as f64 * usable;
         let catalog = self.catalog().read();
         let newest = catalog
             .space
@@ -291,7 +294,11 @@ impl Store {
             .segments()
             .iter()
             .filter(|(segment, space)| {
-                space.sequence < covered && !catalog.space.is_pinned(**segment)
+                let settled = match space.kind {
+                    SegmentKind::Log => space.sequence < covered,
+                    SegmentKind::Compaction => writer.compaction_head != Some(**segment),
+                };
+                settled && !catalog.space.is_pinned(**segment)
             })
             .filter_map(|(segment, space)| {
                 let live = space.live_bytes as f64 / usable;

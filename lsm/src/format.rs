@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Version 3: chunk references carry the chunk's content hash (dedup,
-/// relocation). Version 2 added inline data to object records.
-pub const FORMAT_VERSION: u32 = 3;
+/// Version 4: segment headers say which head wrote them (log or
+/// compaction). Version 3 gave chunk references the chunk's content hash
+/// (dedup, relocation); version 2 added inline data to object records.
+pub const FORMAT_VERSION: u32 = 4;
 pub const SUPERBLOCK_MAGIC: [u8; 8] = *b"STRATASB";
 pub const SEGMENT_MAGIC: [u8; 8] = *b"STRATASG";
 pub const RECORD_MAGIC: u32 = 0x5354_5243; // "STRC"
@@ -152,6 +153,34 @@ pub struct SegmentHeader {
     /// Every record in this incarnation has an lsn at or above this, so stale
     /// records of an earlier incarnation are recognised as such.
     pub first_lsn: u64,
+    pub kind: SegmentKind,
+}
+
+/// Which head a segment was opened by. The two heads write at the same
+/// time, so their records' lsns interleave; each segment's own records
+/// still rise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum SegmentKind {
+    /// Every record the store writes except compaction's copies; replayed
+    /// at recovery.
+    #[default]
+    Log = 0,
+    /// Compaction's copies of live data (cold data, kept apart from new
+    /// writes). Only chunk records, which change no state when applied:
+    /// what references them is the index (checkpointed) or a manifest in
+    /// the log, so recovery never replays these segments.
+    Compaction = 1,
+}
+
+impl SegmentKind {
+    fn from_u32(value: u32) -> Option<SegmentKind> {
+        match value {
+            0 => Some(SegmentKind::Log),
+            1 => Some(SegmentKind::Compaction),
+            _ => None,
+        }
+    }
 }
 
 const SEGMENT_HEADER_USED: usize = 8 + 4 + 4 + 16 + 8 + 8 + 8;
@@ -161,7 +190,7 @@ impl SegmentHeader {
         let mut out = Vec::with_capacity(SEGMENT_HEADER_USED);
         out.extend_from_slice(&SEGMENT_MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(self.kind as u32).to_le_bytes());
         out.extend_from_slice(&self.device_uuid);
         out.extend_from_slice(&self.sequence.to_le_bytes());
         out.extend_from_slice(&self.first_lsn.to_le_bytes());
@@ -186,6 +215,7 @@ impl SegmentHeader {
             device_uuid: *device_uuid,
             sequence: le_u64(b, 32),
             first_lsn: le_u64(b, 40),
+            kind: SegmentKind::from_u32(le_u32(b, 12))?,
         })
     }
 }
@@ -684,7 +714,7 @@ mod tests {
         let bytes = sb.encode();
         assert_eq!(
             hex::encode(&bytes[..61]),
-            "5354524154415342030000000101010101010101010101010101010100004000000000000300000005000000000000000102000000002000006400000000"[..122].to_string()
+            "5354524154415342040000000101010101010101010101010101010100004000000000000300000005000000000000000102000000002000006400000000"[..122].to_string()
                 + ""
         );
         assert_eq!(Superblock::decode(&bytes), Ok(sb.clone()));
@@ -703,9 +733,25 @@ mod tests {
             device_uuid: [1; 16],
             sequence: 9,
             first_lsn: 77,
+            kind: SegmentKind::Compaction,
         };
         let enc = sh.encode();
+        assert_eq!(
+            hex::encode(&enc),
+            "535452415441534704000000010000000101010101010101010101010101010109000000000000004d000000000000005316e04a4c3a76ee"
+        );
         assert_eq!(SegmentHeader::decode(&enc, &[1; 16]), Some(sh));
+        let log = SegmentHeader {
+            kind: SegmentKind::Log,
+            ..sh
+        };
+        assert_eq!(SegmentHeader::decode(&log.encode(), &[1; 16]), Some(log));
+        let mut unknown_kind = enc.clone();
+        unknown_kind[12] = 7;
+        let crc_at = unknown_kind.len() - 8;
+        let crc = crc64(&[&unknown_kind[..crc_at]]);
+        unknown_kind[crc_at..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(SegmentHeader::decode(&unknown_kind, &[1; 16]), None);
         assert_eq!(
             SegmentHeader::decode(&enc, &[2; 16]),
             None,

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use roaring::RoaringBitmap;
 
-use crate::format::{ChunkRef, Location};
+use crate::format::{ChunkRef, Location, SegmentHeader, SegmentKind};
 use crate::index::Index;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -34,6 +34,7 @@ struct Referenced {
 pub struct SegmentSpace {
     /// Order the segment was opened in (its header's sequence).
     pub sequence: u64,
+    pub kind: SegmentKind,
     /// Offsets of the referenced records in it.
     pub live: RoaringBitmap,
     pub live_bytes: u64,
@@ -49,9 +50,11 @@ impl SpaceMap {
         space
     }
 
-    /// Records that `segment` holds its incarnation opened as `sequence`.
-    pub fn note_segment(&mut self, segment: u32, sequence: u64) {
-        self.segments.entry(segment).or_default().sequence = sequence;
+    /// Records which incarnation `segment` holds.
+    pub fn note_segment(&mut self, segment: u32, header: &SegmentHeader) {
+        let space = self.segments.entry(segment).or_default();
+        space.sequence = header.sequence;
+        space.kind = header.kind;
     }
 
     pub fn add_ref(&mut self, chunk: &ChunkRef) {

@@ -4,6 +4,11 @@
 //! durable with one sync, applies them to the index in log order, and only
 //! then answers each submitter. A failed write or sync poisons the writer:
 //! afterwards nobody can say what reached the disk, so it only refuses.
+//!
+//! It keeps two heads: the log head for everything the store writes, and
+//! the compaction head for compaction's copies, so that data which has
+//! already outlived one segment is packed with its like and new writes
+//! (which die young) fill segments of their own.
 
 use std::collections::BTreeSet;
 use std::sync::mpsc;
@@ -15,8 +20,8 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    Location, Record, RecordHeader, RecordKind, SegmentHeader, Superblock, COUNTER_LIMIT,
-    RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+    Location, Record, RecordHeader, RecordKind, SegmentHeader, SegmentKind, Superblock,
+    COUNTER_LIMIT, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::index::{Catalog, LogPosition};
 
@@ -34,8 +39,9 @@ pub struct PendingRecord {
     pub flags: u8,
     pub payload: Vec<u8>,
     pub record: Record,
-    /// Compaction's copies may use the reserved segments: each one lets a
-    /// whole segment be freed.
+    /// Compaction's copy of a live record: it goes to the compaction head,
+    /// and it may use the reserved segments (each copy lets a whole
+    /// segment be freed).
     pub relocation: bool,
 }
 
@@ -142,10 +148,11 @@ impl Ticket {
     }
 }
 
-/// Where the writer resumes after recovery.
+/// Where the writer resumes after recovery. The compaction head starts
+/// afresh in a new segment.
 #[derive(Debug, Clone)]
 pub struct WriterStart {
-    /// The open segment and the block-aligned offset to append at.
+    /// The open log segment and the block-aligned offset to append at.
     pub head: Option<LogPosition>,
     pub next_lsn: u64,
     pub next_segment_sequence: u64,
@@ -163,6 +170,9 @@ pub struct LogWriter {
 #[derive(Debug, Clone, Default)]
 pub struct WriterStats {
     pub free_segments: usize,
+    /// The segment compaction's copies are appended to (compaction must not
+    /// pick it as a victim).
+    pub compaction_head: Option<u32>,
     pub batches: u64,
     pub records: u64,
     pub bytes_written: u64,
@@ -186,6 +196,7 @@ impl LogWriter {
             superblock,
             catalog,
             head: start.head,
+            compaction_head: None,
             next_lsn: start.next_lsn,
             next_sequence: start.next_segment_sequence,
             free: free.clone(),
@@ -267,6 +278,7 @@ struct WriterThread {
     superblock: Superblock,
     catalog: Arc<RwLock<Catalog>>,
     head: Option<LogPosition>,
+    compaction_head: Option<LogPosition>,
     next_lsn: u64,
     next_sequence: u64,
     free: Arc<parking_lot::Mutex<BTreeSet<u32>>>,
@@ -275,21 +287,22 @@ struct WriterThread {
 }
 
 /// A batch being laid out: contiguous device writes (one per segment it
-/// touches) and where the head will be once it is durable.
+/// touches) and where the heads will be once it is durable.
 struct Batch {
     writes: Vec<(u64, Vec<u8>)>,
     head: Option<LogPosition>,
+    compaction_head: Option<LogPosition>,
     next_lsn: u64,
     next_sequence: u64,
-    /// Segments opened by this batch, with their sequence numbers.
-    taken_segments: Vec<(u32, u64)>,
+    /// Segments opened by this batch, with their headers.
+    taken_segments: Vec<(u32, SegmentHeader)>,
 }
 
-#[derive(Clone, Copy)]
+/// A batch as it was before a submission was placed, to undo it.
 struct Mark {
-    writes: usize,
-    last_len: usize,
+    write_lens: Vec<usize>,
     head: Option<LogPosition>,
+    compaction_head: Option<LogPosition>,
     next_lsn: u64,
     next_sequence: u64,
     taken: usize,
@@ -323,6 +336,7 @@ impl WriterThread {
         let mut batch = Batch {
             writes: Vec::new(),
             head: self.head,
+            compaction_head: self.compaction_head,
             next_lsn: self.next_lsn,
             next_sequence: self.next_sequence,
             taken_segments: Vec::new(),
@@ -361,16 +375,19 @@ impl WriterThread {
             return;
         }
         // Durable: the next batch starts at the next block boundary.
-        self.head = batch.head.map(|h| LogPosition {
+        let aligned = |h: LogPosition| LogPosition {
             offset: align_up(h.offset as u64) as u32,
             ..h
-        });
+        };
+        self.head = batch.head.map(aligned);
+        self.compaction_head = batch.compaction_head.map(aligned);
         self.next_lsn = batch.next_lsn;
         self.next_sequence = batch.next_sequence;
         {
             let free_now = self.free.lock().len();
             let mut stats = self.stats.lock();
             stats.free_segments = free_now;
+            stats.compaction_head = self.compaction_head.map(|h| h.segment);
             stats.batches += 1;
             stats.records += placed
                 .iter()
@@ -385,8 +402,8 @@ impl WriterThread {
         let mut outcomes = Vec::with_capacity(placed.len());
         {
             let mut catalog = self.catalog.write();
-            for (segment, sequence) in &batch.taken_segments {
-                catalog.space.note_segment(*segment, *sequence);
+            for (segment, header) in &batch.taken_segments {
+                catalog.space.note_segment(*segment, header);
             }
             for (sub, locations) in &placed {
                 let mut outcome = Ok(());
@@ -416,7 +433,7 @@ impl WriterThread {
         }
     }
 
-    /// Lays records out after the head, opening new segments as needed.
+    /// Lays records out after their head, opening new segments as needed.
     fn place(
         &mut self,
         batch: &mut Batch,
@@ -431,8 +448,13 @@ impl WriterThread {
                     "record of {len} bytes exceeds a segment"
                 )));
             }
+            let kind = if record.relocation {
+                SegmentKind::Compaction
+            } else {
+                SegmentKind::Log
+            };
             let fits = batch
-                .head
+                .head_mut(kind)
                 .is_some_and(|h| h.offset as u64 + len <= segment_size);
             // Data may not eat into the reserve: after placing it, at least
             // RESERVED_SEGMENTS segments must still be free.
@@ -445,19 +467,25 @@ impl WriterThread {
                 return Err(Error::NoSpace);
             }
             if !fits {
-                self.open_segment(batch)?;
+                self.open_segment(batch, kind)?;
             }
-            let Some(head) = batch.head.as_mut() else {
+            let Some(head) = *batch.head_mut(kind) else {
                 return Err(Error::NoSpace);
             };
             let device_offset = self.superblock.segment_offset(head.segment) + head.offset as u64;
-            let continues = batch
+            // Each head extends its own run: the two heads' records may
+            // alternate within a batch.
+            let run = match batch
                 .writes
-                .last()
-                .is_some_and(|(start, buf)| start + buf.len() as u64 == device_offset);
-            if !continues {
-                batch.writes.push((device_offset, Vec::new()));
-            }
+                .iter()
+                .position(|(start, buf)| start + buf.len() as u64 == device_offset)
+            {
+                Some(run) => run,
+                None => {
+                    batch.writes.push((device_offset, Vec::new()));
+                    batch.writes.len() - 1
+                }
+            };
             let lsn = batch.next_lsn;
             if lsn >= COUNTER_LIMIT {
                 return Err(Error::Failed("log sequence numbers exhausted".into()));
@@ -469,9 +497,7 @@ impl WriterThread {
                 payload_len: record.payload.len() as u32,
                 lsn,
             };
-            if let Some((_, buf)) = batch.writes.last_mut() {
-                header.encode_with(&record.payload, buf);
-            }
+            header.encode_with(&record.payload, &mut batch.writes[run].1);
             out.push((
                 Location {
                     segment: head.segment,
@@ -480,30 +506,33 @@ impl WriterThread {
                 },
                 lsn,
             ));
-            head.offset += len as u32;
+            if let Some(head) = batch.head_mut(kind) {
+                head.offset += len as u32;
+            }
         }
         Ok(out)
     }
 
-    fn open_segment(&mut self, batch: &mut Batch) -> Result<()> {
+    fn open_segment(&mut self, batch: &mut Batch, kind: SegmentKind) -> Result<()> {
         let segment = self.free.lock().pop_first().ok_or(Error::NoSpace)?;
         let sequence = batch.next_sequence;
         if sequence >= COUNTER_LIMIT {
             return Err(Error::Failed("segment sequence numbers exhausted".into()));
         }
-        batch.taken_segments.push((segment, sequence));
         batch.next_sequence += 1;
         let header = SegmentHeader {
             device_uuid: self.superblock.device_uuid,
             sequence,
             first_lsn: batch.next_lsn,
+            kind,
         };
+        batch.taken_segments.push((segment, header));
         let mut block = header.encode();
         block.resize(SEGMENT_HEADER_BYTES as usize, 0);
         batch
             .writes
             .push((self.superblock.segment_offset(segment), block));
-        batch.head = Some(LogPosition {
+        *batch.head_mut(kind) = Some(LogPosition {
             segment,
             sequence,
             offset: SEGMENT_HEADER_BYTES,
@@ -522,11 +551,18 @@ impl WriterThread {
 }
 
 impl Batch {
+    fn head_mut(&mut self, kind: SegmentKind) -> &mut Option<LogPosition> {
+        match kind {
+            SegmentKind::Log => &mut self.head,
+            SegmentKind::Compaction => &mut self.compaction_head,
+        }
+    }
+
     fn mark(&self) -> Mark {
         Mark {
-            writes: self.writes.len(),
-            last_len: self.writes.last().map_or(0, |(_, b)| b.len()),
+            write_lens: self.writes.iter().map(|(_, b)| b.len()).collect(),
             head: self.head,
+            compaction_head: self.compaction_head,
             next_lsn: self.next_lsn,
             next_sequence: self.next_sequence,
             taken: self.taken_segments.len(),
@@ -534,11 +570,12 @@ impl Batch {
     }
 
     fn rewind(&mut self, mark: Mark, free: &mut BTreeSet<u32>) {
-        self.writes.truncate(mark.writes);
-        if let Some((_, buf)) = self.writes.last_mut() {
-            buf.truncate(mark.last_len);
+        self.writes.truncate(mark.write_lens.len());
+        for ((_, buf), len) in self.writes.iter_mut().zip(mark.write_lens) {
+            buf.truncate(len);
         }
         self.head = mark.head;
+        self.compaction_head = mark.compaction_head;
         self.next_lsn = mark.next_lsn;
         self.next_sequence = mark.next_sequence;
         for (segment, _) in self.taken_segments.drain(mark.taken..) {

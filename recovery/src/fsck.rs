@@ -1,16 +1,19 @@
 //! The checks behind `strata fsck`: superblocks, every segment header, every
-//! record's crc (a scan of the whole log), that the checkpoint loads and
+//! record's crc (a scan of the whole log and of every compaction segment), that the checkpoint loads and
 //! fits the log, that every live object's chunks read back with their
 //! hashes, and that reference counts agree with a recount. Read-only.
 
 use blockdev::BlockDevice;
+use lsm::format::SegmentKind;
 use lsm::{Catalog, SpaceMap};
 use serde::Serialize;
 
 use crate::error::RecoveryError;
 use crate::progress::Progress;
 use crate::rebuild;
-use crate::scan::{read_segment_headers, replay, Damage, ScanReport, SegmentHeaders};
+use crate::scan::{
+    read_segment_headers, replay, scan_compaction_segment, Damage, ScanReport, SegmentHeaders,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DamagedRange {
@@ -19,8 +22,9 @@ pub struct DamagedRange {
     pub len: u32,
     /// The torn tail left by a crash (expected), or damage (not expected).
     pub torn_tail: bool,
-    /// Damage that nothing needs: in a segment the checkpoint covers, with
-    /// no referenced record in it (compaction drops it in time).
+    /// Damage that nothing needs: no referenced record lies in it, and it
+    /// is in a compaction segment or a log segment the checkpoint covers
+    /// (compaction drops it in time).
     pub unused: bool,
 }
 
@@ -94,15 +98,30 @@ pub fn check(
         &mut scan,
         progress,
     )?;
-    scan.damage.extend(
-        recovered
-            .scan
-            .damage
-            .iter()
-            .filter(|d| !scan.damage.contains(d))
-            .cloned()
-            .collect::<Vec<_>>(),
-    );
+    let newest_compaction = headers
+        .used
+        .iter()
+        .rev()
+        .find(|(_, h)| h.kind == SegmentKind::Compaction)
+        .map(|(segment, _)| *segment);
+    let mut copies = ScanReport::default();
+    for (segment, header) in &headers.used {
+        if header.kind == SegmentKind::Compaction {
+            let newest = Some(*segment) == newest_compaction;
+            scan_compaction_segment(device, sb, *segment, header, newest, &mut copies)?;
+        }
+    }
+    scan.records_applied += copies.records_applied;
+    scan.bytes_scanned += copies.bytes_scanned;
+    for damage in copies
+        .damage
+        .into_iter()
+        .chain(recovered.scan.damage.clone())
+    {
+        if !scan.damage.contains(&damage) {
+            scan.damage.push(damage);
+        }
+    }
 
     let index = &recovered.catalog.index;
     let mut unreadable = Vec::new();
@@ -171,23 +190,23 @@ pub fn check(
 
 /// Whether nothing needs the damaged range: no referenced record lies in
 /// it (a damaged segment header: none in the whole segment, which is never
-/// reused), and its segment is covered by the checkpoint, so replay never
-/// reads it again.
+/// reused), and replay never reads it: a compaction segment, or a log
+/// segment covered by the checkpoint.
 fn unused(recovered: &crate::Recovered, headers: &SegmentHeaders, d: &Damage) -> bool {
     let live = recovered.catalog.space.live_offsets(d.segment);
     if headers.damaged.contains(&d.segment) {
         return live.is_empty();
     }
-    let Some(tail) = recovered.checkpoint_tail else {
-        return false;
-    };
-    let covered = headers
-        .used
-        .iter()
-        .any(|(segment, h)| *segment == d.segment && h.sequence < tail.sequence);
     let end = d.offset as u64 + d.len as u64;
     let referenced = live.iter().any(|&o| o >= d.offset && (o as u64) < end);
-    covered && !referenced
+    let replayed = headers.used.iter().any(|(segment, h)| {
+        *segment == d.segment
+            && h.kind == SegmentKind::Log
+            && recovered
+                .checkpoint_tail
+                .is_none_or(|tail| h.sequence >= tail.sequence)
+    });
+    !replayed && !referenced
 }
 
 /// `fsck --repair`: marks every unreadable object quarantined (it keeps its

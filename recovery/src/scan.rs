@@ -1,15 +1,17 @@
-//! Replaying the log: read every segment header, then the segments written
-//! after the starting point in sequence order, verify each record's crc and
-//! apply it to the index. Padding at the end of a batch is skipped; damage
-//! is stepped over by searching for the next valid record; what follows the
-//! last valid record of the newest segment is the torn tail, cut.
+//! Replaying the log: read every segment header, then the log segments
+//! written after the starting point in sequence order, verify each record's
+//! crc and apply it to the index. Padding at the end of a batch is skipped;
+//! damage is stepped over by searching for the next valid record; what
+//! follows the last valid record of the newest segment is the torn tail,
+//! cut. Compaction segments hold only copies of chunks, which change no
+//! state, so they are not replayed (see `SegmentKind::Compaction`).
 
 use std::collections::BTreeSet;
 
 use blockdev::{align_down, align_up, AlignedBuf, BlockDevice, BLOCK_SIZE};
 use lsm::format::{
-    Record, RecordHeader, SegmentHeader, Superblock, COUNTER_LIMIT, RECORD_HEADER_BYTES,
-    RECORD_MAGIC, SEGMENT_HEADER_BYTES,
+    Record, RecordHeader, SegmentHeader, SegmentKind, Superblock, COUNTER_LIMIT,
+    RECORD_HEADER_BYTES, RECORD_MAGIC, SEGMENT_HEADER_BYTES,
 };
 use lsm::{Catalog, Location, LogPosition, WriterStart};
 
@@ -89,9 +91,10 @@ pub fn read_segment_headers(
 
 /// Replays the log into `catalog` from `from` (a checkpoint's tail), or
 /// from the start. Returns where the writer resumes, with the free
-/// segments: those whose header is zero, and those the checkpoint covers
+/// segments: those whose header is zero, log segments the checkpoint covers
 /// that hold no referenced record (compaction released them, or was cut
-/// short between its checkpoint and the release).
+/// short between its checkpoint and the release), and compaction segments
+/// that hold no referenced record (copies whose round never became durable).
 pub fn replay(
     device: &dyn BlockDevice,
     sb: &Superblock,
@@ -118,9 +121,9 @@ pub fn replay(
     let mut next_sequence = 1;
     let mut head = None;
     if let Some(from) = from {
-        let found = used
-            .iter()
-            .any(|(seg, h)| *seg == from.segment && h.sequence == from.sequence);
+        let found = used.iter().any(|(seg, h)| {
+            *seg == from.segment && h.sequence == from.sequence && h.kind == SegmentKind::Log
+        });
         if !found {
             return Err(RecoveryError::CheckpointMismatch(format!(
                 "segment {} (sequence {}) named by the checkpoint is not on the device",
@@ -128,11 +131,20 @@ pub fn replay(
             )));
         }
     }
-    let newest = used.last().map(|(seg, _)| *seg);
+    let newest_of = |kind| {
+        used.iter()
+            .rev()
+            .find(|(_, h)| h.kind == kind)
+            .map(|(seg, _)| *seg)
+    };
+    let newest = newest_of(SegmentKind::Log);
     for (segment, header) in &used {
         progress.advance(sb.segment_size_bytes);
         next_sequence = next_sequence.max(header.sequence.saturating_add(1));
         next_lsn = next_lsn.max(header.first_lsn);
+        if header.kind == SegmentKind::Compaction {
+            continue;
+        }
         let start = match from {
             Some(f) if header.sequence < f.sequence => continue,
             Some(f) if header.sequence == f.sequence => f.offset,
@@ -176,6 +188,18 @@ pub fn replay(
         }
     }
     next_lsn = next_lsn.max(last_lsn.saturating_add(1));
+    // The newest compaction segment holds the highest lsn of any: a round
+    // cut short may have copied past everything the log and the checkpoint
+    // know of. Numbering must continue above it, or a stale copy could
+    // pass for a record of a segment's next incarnation.
+    if let Some((segment, header)) = newest_of(SegmentKind::Compaction)
+        .and_then(|newest| used.iter().find(|(seg, _)| *seg == newest))
+    {
+        let mut scratch = ScanReport::default();
+        let copied_to = scan_compaction_segment(device, sb, *segment, header, true, &mut scratch)?;
+        report.damage.extend(scratch.damage);
+        next_lsn = next_lsn.max(copied_to.saturating_add(1));
+    }
     // The writer never uses a counter at or above the limit, so one here is
     // damage that passed a crc; the next lsn may equal the limit (the
     // writer then refuses writes, and nothing acknowledged is lost).
@@ -186,15 +210,18 @@ pub fn replay(
         });
     }
     for (segment, header) in &used {
-        let covered = from.is_some_and(|f| header.sequence < f.sequence);
+        let replayed = match header.kind {
+            SegmentKind::Log => from.is_none_or(|f| header.sequence >= f.sequence),
+            SegmentKind::Compaction => false,
+        };
         let referenced = catalog
             .space
             .segment(*segment)
             .is_some_and(|s| s.live_bytes > 0);
-        if covered && !referenced {
+        if !replayed && !referenced {
             free.insert(*segment);
         } else {
-            catalog.space.note_segment(*segment, header.sequence);
+            catalog.space.note_segment(*segment, header);
         }
     }
     Ok(WriterStart {
@@ -203,6 +230,31 @@ pub fn replay(
         next_segment_sequence: next_sequence,
         free_segments: free,
     })
+}
+
+/// Walks a compaction segment's records, checking each, and returns the
+/// last valid record's lsn (the segment's first lsn less one if it has
+/// none). Nothing is applied: copies change no state.
+pub fn scan_compaction_segment(
+    device: &dyn BlockDevice,
+    sb: &Superblock,
+    segment: u32,
+    header: &SegmentHeader,
+    is_newest: bool,
+    report: &mut ScanReport,
+) -> Result<u64, RecoveryError> {
+    let mut last_lsn = header.first_lsn.saturating_sub(1);
+    let mut scanner = SegmentScanner::new(device, sb, segment, header.first_lsn);
+    scanner.scan(
+        SEGMENT_HEADER_BYTES,
+        &mut last_lsn,
+        is_newest,
+        report,
+        &mut |_| false,
+    )?;
+    report.records_applied += scanner.applied;
+    report.segments_scanned += 1;
+    Ok(last_lsn)
 }
 
 /// Reads one segment through a window and walks its records.

@@ -321,6 +321,7 @@ fn segment_header_with_exhausted_counters_is_refused() {
             device_uuid: sb.device_uuid,
             sequence,
             first_lsn,
+            kind: lsm::format::SegmentKind::Log,
         }
         .encode();
         let start = sb.segment_offset(first) as usize;
@@ -340,6 +341,7 @@ fn segment_header_with_exhausted_counters_is_refused() {
         device_uuid: sb.device_uuid,
         sequence: 1,
         first_lsn: lsm::format::COUNTER_LIMIT - 1,
+        kind: lsm::format::SegmentKind::Log,
     }
     .encode();
     let start = sb.segment_offset(first) as usize;

@@ -40,6 +40,7 @@ pub fn run(device: &Path, object: Option<&str>) -> Result<(), String> {
     by_sequence.sort_by_key(|(_, s)| s.sequence);
     for (segment, s) in by_sequence {
         let state = match recovered.checkpoint_tail {
+            _ if s.kind == lsm::format::SegmentKind::Compaction => "compaction copies (cold data)",
             Some(t) if s.sequence < t.sequence => "sealed, covered by the checkpoint",
             _ if recovered.start.head.is_some_and(|h| h.segment == *segment) => "open (log head)",
             _ => "sealed, replayed at start",
