@@ -132,25 +132,48 @@ impl Store {
         self.compaction_flag().load(Ordering::SeqCst)
     }
 
-    /// Whether the triggers call for a round now.
-    pub fn compaction_due(&self, triggers: &CompactionTriggers) -> bool {
+    /// When the triggers call for a round, the bytes it should win back:
+    /// enough to bring dead bytes to half their trigger and free segments
+    /// up to theirs. A round that takes no more than that leaves young
+    /// segments time to die whole instead of copying what is about to be
+    /// overwritten.
+    pub fn compaction_goal(&self, triggers: &CompactionTriggers) -> Option<u64> {
         let report = self.space_report();
-        let free_ratio = report.segments_free as f64 / report.segments_total.max(1) as f64;
+        let segment = report.segment_size_bytes;
+        let total = report.segments_total as u64 * segment;
+        let free = report.segments_free as u64 * segment;
         let dead = report.used_bytes.saturating_sub(report.live_bytes);
         let dead_ratio = dead as f64 / report.used_bytes.max(1) as f64;
-        // One or two open segments are always partly empty: not worth a round.
-        let slack = 2 * report.segment_size_bytes;
-        free_ratio < triggers.min_free_ratio
-            || (dead_ratio > triggers.max_dead_ratio && dead > slack)
+        let short_of_free = triggers.min_free_ratio * total as f64 - free as f64;
+        // Three segments may be open at once (log head, compaction head,
+        // one just filled): partly empty by nature, not worth a round.
+        let slack = 3 * segment;
+        let due = short_of_free > 0.0 || (dead_ratio > triggers.max_dead_ratio && dead > slack);
+        if !due {
+            return None;
+        }
+        let excess_dead = dead as f64 - triggers.max_dead_ratio / 2.0 * report.used_bytes as f64;
+        Some(excess_dead.max(short_of_free).max(1.0) as u64)
     }
 
-    /// One compaction round (see the module comment). Rounds run one at a time.
+    /// One compaction round (see the module comment), as many victims as
+    /// the policy allows. Rounds run one at a time.
     pub async fn compact_round(&self, policy: &CompactionPolicy) -> Result<RoundReport> {
+        self.compact_round_reclaiming(policy, u64::MAX).await
+    }
+
+    /// A round that stops picking victims once they would win back `goal`
+    /// bytes (see `compaction_goal`).
+    pub async fn compact_round_reclaiming(
+        &self,
+        policy: &CompactionPolicy,
+        goal: u64,
+    ) -> Result<RoundReport> {
         let _one_round = self.compaction_lock().lock().await;
         let started = Instant::now();
         let mut report = RoundReport::default();
         let covered = self.cover().await?;
-        let victims = self.pick_victims(covered, policy);
+        let victims = self.pick_victims(covered, policy, goal);
         if victims.is_empty() {
             return Ok(report);
         }
@@ -251,10 +274,13 @@ impl Store {
     ) {
         loop {
             tokio::time::sleep(triggers.check_every).await;
-            if self.compaction_paused() || !self.compaction_due(&triggers) {
+            if self.compaction_paused() {
                 continue;
             }
-            match self.compact_round(&policy).await {
+            let Some(goal) = self.compaction_goal(&triggers) else {
+                continue;
+            };
+            match self.compact_round_reclaiming(&policy, goal).await {
                 Ok(_) => {}
                 Err(Error::ShuttingDown) => return,
                 Err(e) => tracing::warn!(error = %e, "compaction round failed"),
@@ -275,7 +301,7 @@ impl Store {
 
     /// Log segments the checkpoint covers, and sealed compaction segments
     /// (never replayed, so any of them qualifies), by cost-benefit.
-    fn pick_victims(&self, covered: u64, policy: &CompactionPolicy) -> Vec<u32> {
+    fn pick_victims(&self, covered: u64, policy: &CompactionPolicy, goal: u64) -> Vec<u32> {
         let usable = (self.geometry().segment_size_bytes - SEGMENT_HEADER_BYTES as u64) as f64;
         // The copies must fit in the free segments, one kept back for the
         // checkpoint that follows them.
@@ -311,12 +337,17 @@ impl Store {
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut victims = Vec::new();
+        let mut reclaimed = 0.0;
         for (_, segment) in scored {
             let live = catalog.space.segment(segment).map_or(0, |s| s.live_bytes) as f64;
-            if victims.len() == policy.max_victims_per_round || live > budget {
+            if victims.len() == policy.max_victims_per_round
+                || live > budget
+                || reclaimed >= goal as f64
+            {
                 break;
             }
             budget -= live;
+            reclaimed += usable - live;
             victims.push(segment);
         }
         victims

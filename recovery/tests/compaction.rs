@@ -282,6 +282,40 @@ fn identical_data_is_stored_once() {
     assert!(again.space_report().live_bytes < one_copy);
 }
 
+/// A triggered round takes only the victims it needs: the triggers' goal,
+/// not every segment the policy would allow.
+#[test]
+fn a_triggered_round_stops_at_its_goal() {
+    let rt = runtime();
+    let dev = formatted(64 << 20, 17);
+    let (store, _) = open(dev.clone());
+    let triggers = lsm::CompactionTriggers::default();
+    assert_eq!(store.compaction_goal(&triggers), None, "empty store");
+    let live = rt.block_on(churn(&store));
+    let report = store.space_report();
+    let goal = store
+        .compaction_goal(&triggers)
+        .expect("churn leaves a third dead: due");
+    assert!(
+        goal <= report.used_bytes - report.live_bytes,
+        "{goal} {report:?}"
+    );
+    let segment = report.segment_size_bytes;
+    let one = rt
+        .block_on(store.compact_round_reclaiming(&ALL_IN, 1))
+        .unwrap();
+    assert_eq!(one.victims.len(), 1, "{one:?}");
+    // A victim wins back less than a segment: three segments' worth takes
+    // at least three, and stops short of everything there is.
+    let three = rt
+        .block_on(store.compact_round_reclaiming(&ALL_IN, 3 * segment))
+        .unwrap();
+    assert!((3..=5).contains(&three.victims.len()), "{three:?}");
+    let rest = rt.block_on(store.compact_round(&ALL_IN)).unwrap();
+    assert!(rest.victims.len() > 1, "{three:?} then {rest:?}");
+    assert_objects(&store, &live);
+}
+
 /// Compaction's copies land in compaction segments and new writes in log
 /// segments: no segment mixes data that outlived a round with new data.
 #[test]
