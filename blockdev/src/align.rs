@@ -17,10 +17,12 @@ pub fn align_down(n: u64) -> u64 {
 }
 
 /// A zero-initialised heap buffer whose start is block-aligned and whose
-/// length is a whole number of blocks.
+/// length is a whole number of blocks. Its length may shrink and grow back
+/// within the allocation, so one buffer serves writes of varying size.
 pub struct AlignedBuf {
     ptr: NonNull<u8>,
     len: usize,
+    capacity: usize,
 }
 
 // SAFETY: AlignedBuf owns its allocation exclusively, like a Vec<u8>.
@@ -37,7 +39,26 @@ impl AlignedBuf {
         let Some(ptr) = NonNull::new(raw) else {
             std::alloc::handle_alloc_error(layout)
         };
-        AlignedBuf { ptr, len }
+        AlignedBuf {
+            ptr,
+            len,
+            capacity: len,
+        }
+    }
+
+    /// Sets the length to `len` rounded up to whole blocks, keeping the
+    /// contents; false (and nothing changed) if the allocation is smaller.
+    pub fn set_len(&mut self, len: usize) -> bool {
+        let len = (align_up(len as u64) as usize).max(BLOCK_SIZE);
+        if len > self.capacity {
+            return false;
+        }
+        self.len = len;
+        true
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     fn layout(len: usize) -> Layout {
@@ -51,7 +72,7 @@ impl AlignedBuf {
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         // SAFETY: allocated in `zeroed` with this exact layout.
-        unsafe { dealloc(self.ptr.as_ptr(), Self::layout(self.len)) }
+        unsafe { dealloc(self.ptr.as_ptr(), Self::layout(self.capacity)) }
     }
 }
 
@@ -111,5 +132,20 @@ mod tests {
         assert_eq!(align_up(1), 4096);
         assert_eq!(align_up(4096), 4096);
         assert_eq!(align_down(8191), 4096);
+    }
+
+    #[test]
+    fn length_moves_within_the_allocation_and_keeps_contents() {
+        let mut buf = AlignedBuf::zeroed(3 * BLOCK_SIZE);
+        buf[5000] = 7;
+        assert!(buf.set_len(10));
+        assert_eq!(buf.len(), BLOCK_SIZE);
+        assert!(!buf.set_len(3 * BLOCK_SIZE + 1), "past the allocation");
+        assert_eq!(buf.len(), BLOCK_SIZE);
+        assert!(buf.set_len(2 * BLOCK_SIZE));
+        assert_eq!(
+            (buf.len(), buf[5000], buf.capacity()),
+            (8192, 7, 3 * BLOCK_SIZE)
+        );
     }
 }

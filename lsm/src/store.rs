@@ -305,6 +305,7 @@ impl Store {
         ObjectWriter {
             store: self.clone(),
             buffer: Vec::new(),
+            consumed: 0,
             size: 0,
             chunks: Vec::new(),
             in_flight: VecDeque::new(),
@@ -692,7 +693,11 @@ impl Store {
 /// oldest when the window is full.
 pub struct ObjectWriter {
     store: Store,
+    /// Bytes received: those before `consumed` are written as chunks; the
+    /// prefix is dropped once it outgrows the rest, so a byte moves at most
+    /// once more however the body is cut.
     buffer: Vec<u8>,
+    consumed: usize,
     size: u64,
     chunks: Vec<ChunkRef>,
     in_flight: VecDeque<(usize, Ticket)>,
@@ -716,19 +721,35 @@ impl ObjectWriter {
             &self.store.inner.geometry,
         );
         self.size += data.len() as u64;
+        if self.consumed >= self.buffer.len() - self.consumed {
+            self.buffer.drain(..self.consumed);
+            self.consumed = 0;
+        }
         self.buffer.extend_from_slice(data);
+        let buffer = std::mem::take(&mut self.buffer);
         // A cut point depends only on the bytes before it, so it is final
         // once `max` bytes are buffered.
-        while self.buffer.len() >= max {
-            let cut =
-                fastcdc::v2020::FastCDC::new(&self.buffer, min as u32, avg as u32, max as u32)
-                    .next()
-                    .map_or(max, |c| c.length);
-            let rest = self.buffer.split_off(cut);
-            let chunk = std::mem::replace(&mut self.buffer, rest);
-            self.flush_chunk(&chunk).await?;
+        let mut outcome = Ok(());
+        while outcome.is_ok() && buffer.len() - self.consumed >= max {
+            let pending = &buffer[self.consumed..];
+            let cut = self.cut_point(pending, (min, avg, max));
+            outcome = self.flush_chunk(&pending[..cut]).await;
+            self.consumed += cut;
         }
-        Ok(())
+        self.buffer = buffer;
+        outcome
+    }
+
+    /// Where the next chunk of `pending` ends: content-defined with dedup
+    /// (an insertion then shifts only the chunks around it), the average
+    /// size without (nothing is gained by finding content boundaries).
+    fn cut_point(&self, pending: &[u8], (min, avg, max): (usize, usize, usize)) -> usize {
+        if !self.store.inner.config.dedup {
+            return avg.min(pending.len());
+        }
+        fastcdc::v2020::FastCDC::new(pending, min as u32, avg as u32, max as u32)
+            .next()
+            .map_or(max.min(pending.len()), |c| c.length)
     }
 
     async fn flush_chunk(&mut self, data: &[u8]) -> Result<()> {
@@ -793,12 +814,12 @@ impl ObjectWriter {
                 pins: self.pins,
             });
         }
-        let tail = std::mem::take(&mut self.buffer);
-        let cuts: Vec<_> =
-            fastcdc::v2020::FastCDC::new(&tail, min as u32, avg as u32, max as u32).collect();
-        for cut in cuts {
-            self.flush_chunk(&tail[cut.offset..cut.offset + cut.length])
-                .await?;
+        let buffer = std::mem::take(&mut self.buffer);
+        let mut pending = &buffer[self.consumed..];
+        while !pending.is_empty() {
+            let cut = self.cut_point(pending, (min, avg, max));
+            self.flush_chunk(&pending[..cut]).await?;
+            pending = &pending[cut..];
         }
         while !self.in_flight.is_empty() {
             self.settle_oldest().await?;

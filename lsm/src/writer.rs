@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use blockdev::{align_up, AlignedBuf, BlockDevice, BLOCK_SIZE};
+use blockdev::{align_up, AlignedBuf, BlockDevice};
 use parking_lot::RwLock;
 use tokio::sync::oneshot;
 
@@ -32,6 +32,11 @@ pub const RESERVED_SEGMENTS: usize = 2;
 
 /// Upper bound of one batch write; also bounds what one submission may hold.
 pub const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// Buffers kept from one batch for the next: a batch writes one or two
+/// runs, and fresh multi-megabyte buffers cost page faults and zeroing on
+/// every batch.
+const SPARE_BUFFERS: usize = 2;
 
 /// A record to append: its kind and flags, encoded payload, and the decoded
 /// form that `Index::apply` consumes.
@@ -202,6 +207,8 @@ impl LogWriter {
             free: free.clone(),
             poisoned: None,
             stats: stats.clone(),
+            spare_runs: Vec::new(),
+            spare_device_bufs: Vec::new(),
         };
         let handle = std::thread::Builder::new()
             .name("strata-log-writer".into())
@@ -284,6 +291,8 @@ struct WriterThread {
     free: Arc<parking_lot::Mutex<BTreeSet<u32>>>,
     poisoned: Option<String>,
     stats: Arc<parking_lot::Mutex<WriterStats>>,
+    spare_runs: Vec<Vec<u8>>,
+    spare_device_bufs: Vec<AlignedBuf>,
 }
 
 /// A batch being laid out: contiguous device writes (one per segment it
@@ -353,6 +362,7 @@ impl WriterThread {
             }
         }
         if placed.is_empty() {
+            self.keep_runs(batch.writes);
             return;
         }
         if let Err(e) = self.write_and_sync(&batch) {
@@ -372,6 +382,7 @@ impl WriterThread {
                     other => Error::Failed(other.to_string()),
                 }));
             }
+            self.keep_runs(batch.writes);
             return;
         }
         // Durable: the next batch starts at the next block boundary.
@@ -422,6 +433,7 @@ impl WriterThread {
             }
             catalog.index.tail = batch.head;
         }
+        self.keep_runs(std::mem::take(&mut batch.writes));
         // A reply nobody waits for any more drops its pins here, after the
         // lock is released.
         for ((sub, locations), (outcome, pins)) in placed.into_iter().zip(outcomes) {
@@ -482,7 +494,8 @@ impl WriterThread {
             {
                 Some(run) => run,
                 None => {
-                    batch.writes.push((device_offset, Vec::new()));
+                    let run = self.spare_runs.pop().unwrap_or_default();
+                    batch.writes.push((device_offset, run));
                     batch.writes.len() - 1
                 }
             };
@@ -527,7 +540,8 @@ impl WriterThread {
             kind,
         };
         batch.taken_segments.push((segment, header));
-        let mut block = header.encode();
+        let mut block = self.spare_runs.pop().unwrap_or_default();
+        block.extend_from_slice(&header.encode());
         block.resize(SEGMENT_HEADER_BYTES as usize, 0);
         batch
             .writes
@@ -540,13 +554,34 @@ impl WriterThread {
         Ok(())
     }
 
-    fn write_and_sync(&self, batch: &Batch) -> std::result::Result<(), blockdev::DeviceError> {
+    fn write_and_sync(&mut self, batch: &Batch) -> std::result::Result<(), blockdev::DeviceError> {
         for (offset, bytes) in &batch.writes {
-            let mut buf = AlignedBuf::zeroed(bytes.len().max(BLOCK_SIZE));
+            let mut buf = self
+                .spare_device_bufs
+                .pop()
+                .and_then(|mut buf| buf.set_len(bytes.len()).then_some(buf))
+                .unwrap_or_else(|| AlignedBuf::zeroed(bytes.len()));
             buf[..bytes.len()].copy_from_slice(bytes);
-            self.device.write_at(buf, *offset)?;
+            // The block's tail past the last record is padding: zeros, not
+            // what an earlier batch left in this buffer.
+            buf[bytes.len()..].fill(0);
+            let buf = self.device.write_at(buf, *offset)?;
+            if self.spare_device_bufs.len() < SPARE_BUFFERS {
+                self.spare_device_bufs.push(buf);
+            }
         }
         self.device.sync()
+    }
+
+    /// Keeps a batch's run buffers (emptied) for the next batch.
+    fn keep_runs(&mut self, writes: Vec<(u64, Vec<u8>)>) {
+        for (_, mut run) in writes {
+            if self.spare_runs.len() == SPARE_BUFFERS {
+                break;
+            }
+            run.clear();
+            self.spare_runs.push(run);
+        }
     }
 }
 
