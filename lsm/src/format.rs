@@ -281,16 +281,23 @@ impl RecordHeader {
     /// Appends header and payload to `out`, with the crc.
     pub fn encode_with(&self, payload: &[u8], out: &mut Vec<u8>) {
         let start = out.len();
-        out.extend_from_slice(&RECORD_MAGIC.to_le_bytes());
-        out.push(self.kind as u8);
-        out.push(self.flags);
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&self.payload_len.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&self.lsn.to_le_bytes());
-        let crc = crc64(&[&out[start..start + 24], payload]);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(payload);
+        out.resize(start + RECORD_HEADER_BYTES + payload.len(), 0);
+        self.encode_into(payload, &mut out[start..]);
+    }
+
+    /// Header and payload into `out`, which is exactly as long as both.
+    pub fn encode_into(&self, payload: &[u8], out: &mut [u8]) {
+        let (head, body) = out.split_at_mut(RECORD_HEADER_BYTES);
+        head[..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
+        head[4] = self.kind as u8;
+        head[5] = self.flags;
+        head[6..8].fill(0);
+        head[8..12].copy_from_slice(&self.payload_len.to_le_bytes());
+        head[12..16].fill(0);
+        head[16..24].copy_from_slice(&self.lsn.to_le_bytes());
+        let crc = crc64(&[&head[..24], payload]);
+        head[24..32].copy_from_slice(&crc.to_le_bytes());
+        body.copy_from_slice(payload);
     }
 
     /// Parses the fixed header without checking the crc; `None` if these

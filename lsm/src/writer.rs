@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use blockdev::{align_up, AlignedBuf, BlockDevice};
+use blockdev::{align_up, AlignedBuf, BlockDevice, BLOCK_SIZE};
 use parking_lot::RwLock;
 use tokio::sync::oneshot;
 
@@ -207,8 +207,7 @@ impl LogWriter {
             free: free.clone(),
             poisoned: None,
             stats: stats.clone(),
-            spare_runs: Vec::new(),
-            spare_device_bufs: Vec::new(),
+            spare_buffers: Vec::new(),
         };
         let handle = std::thread::Builder::new()
             .name("strata-log-writer".into())
@@ -291,14 +290,13 @@ struct WriterThread {
     free: Arc<parking_lot::Mutex<BTreeSet<u32>>>,
     poisoned: Option<String>,
     stats: Arc<parking_lot::Mutex<WriterStats>>,
-    spare_runs: Vec<Vec<u8>>,
-    spare_device_bufs: Vec<AlignedBuf>,
+    spare_buffers: Vec<AlignedBuf>,
 }
 
 /// A batch being laid out: contiguous device writes (one per segment it
 /// touches) and where the heads will be once it is durable.
 struct Batch {
-    writes: Vec<(u64, Vec<u8>)>,
+    runs: Vec<Run>,
     head: Option<LogPosition>,
     compaction_head: Option<LogPosition>,
     next_lsn: u64,
@@ -309,7 +307,7 @@ struct Batch {
 
 /// A batch as it was before a submission was placed, to undo it.
 struct Mark {
-    write_lens: Vec<usize>,
+    run_lens: Vec<usize>,
     head: Option<LogPosition>,
     compaction_head: Option<LogPosition>,
     next_lsn: u64,
@@ -343,7 +341,7 @@ impl WriterThread {
             return;
         }
         let mut batch = Batch {
-            writes: Vec::new(),
+            runs: Vec::new(),
             head: self.head,
             compaction_head: self.compaction_head,
             next_lsn: self.next_lsn,
@@ -362,10 +360,14 @@ impl WriterThread {
             }
         }
         if placed.is_empty() {
-            self.keep_runs(batch.writes);
+            batch
+                .runs
+                .into_iter()
+                .for_each(|run| self.keep_buffer(run.buf));
             return;
         }
-        if let Err(e) = self.write_and_sync(&batch) {
+        let bytes_written: u64 = batch.runs.iter().map(|r| align_up(r.len as u64)).sum();
+        if let Err(e) = self.write_and_sync(std::mem::take(&mut batch.runs)) {
             // Segments taken for this batch go back; the head does not move.
             self.free
                 .lock()
@@ -382,7 +384,10 @@ impl WriterThread {
                     other => Error::Failed(other.to_string()),
                 }));
             }
-            self.keep_runs(batch.writes);
+            batch
+                .runs
+                .into_iter()
+                .for_each(|run| self.keep_buffer(run.buf));
             return;
         }
         // Durable: the next batch starts at the next block boundary.
@@ -404,11 +409,7 @@ impl WriterThread {
                 .iter()
                 .map(|(s, _)| s.records.len() as u64)
                 .sum::<u64>();
-            stats.bytes_written += batch
-                .writes
-                .iter()
-                .map(|(_, w)| align_up(w.len() as u64))
-                .sum::<u64>();
+            stats.bytes_written += bytes_written;
         }
         let mut outcomes = Vec::with_capacity(placed.len());
         {
@@ -433,7 +434,6 @@ impl WriterThread {
             }
             catalog.index.tail = batch.head;
         }
-        self.keep_runs(std::mem::take(&mut batch.writes));
         // A reply nobody waits for any more drops its pins here, after the
         // lock is released.
         for ((sub, locations), (outcome, pins)) in placed.into_iter().zip(outcomes) {
@@ -487,16 +487,13 @@ impl WriterThread {
             let device_offset = self.superblock.segment_offset(head.segment) + head.offset as u64;
             // Each head extends its own run: the two heads' records may
             // alternate within a batch.
-            let run = match batch
-                .writes
-                .iter()
-                .position(|(start, buf)| start + buf.len() as u64 == device_offset)
-            {
+            let run = match batch.runs.iter().position(|r| r.end() == device_offset) {
                 Some(run) => run,
                 None => {
-                    let run = self.spare_runs.pop().unwrap_or_default();
-                    batch.writes.push((device_offset, run));
-                    batch.writes.len() - 1
+                    batch
+                        .runs
+                        .push(Run::new(device_offset, self.spare_buffers.pop()));
+                    batch.runs.len() - 1
                 }
             };
             let lsn = batch.next_lsn;
@@ -510,7 +507,7 @@ impl WriterThread {
                 payload_len: record.payload.len() as u32,
                 lsn,
             };
-            header.encode_with(&record.payload, &mut batch.writes[run].1);
+            header.encode_into(&record.payload, batch.runs[run].extend(len as usize));
             out.push((
                 Location {
                     segment: head.segment,
@@ -540,12 +537,15 @@ impl WriterThread {
             kind,
         };
         batch.taken_segments.push((segment, header));
-        let mut block = self.spare_runs.pop().unwrap_or_default();
-        block.extend_from_slice(&header.encode());
-        block.resize(SEGMENT_HEADER_BYTES as usize, 0);
-        batch
-            .writes
-            .push((self.superblock.segment_offset(segment), block));
+        let mut run = Run::new(
+            self.superblock.segment_offset(segment),
+            self.spare_buffers.pop(),
+        );
+        let block = run.extend(SEGMENT_HEADER_BYTES as usize);
+        let encoded = header.encode();
+        block[..encoded.len()].copy_from_slice(&encoded);
+        block[encoded.len()..].fill(0);
+        batch.runs.push(run);
         *batch.head_mut(kind) = Some(LogPosition {
             segment,
             sequence,
@@ -554,34 +554,69 @@ impl WriterThread {
         Ok(())
     }
 
-    fn write_and_sync(&mut self, batch: &Batch) -> std::result::Result<(), blockdev::DeviceError> {
-        for (offset, bytes) in &batch.writes {
-            let mut buf = self
-                .spare_device_bufs
-                .pop()
-                .and_then(|mut buf| buf.set_len(bytes.len()).then_some(buf))
-                .unwrap_or_else(|| AlignedBuf::zeroed(bytes.len()));
-            buf[..bytes.len()].copy_from_slice(bytes);
+    /// Writes the runs, then makes them durable with one sync; their
+    /// buffers are kept for the next batch.
+    fn write_and_sync(&mut self, runs: Vec<Run>) -> std::result::Result<(), blockdev::DeviceError> {
+        for run in runs {
+            let Run {
+                offset,
+                mut buf,
+                len,
+            } = run;
             // The block's tail past the last record is padding: zeros, not
             // what an earlier batch left in this buffer.
-            buf[bytes.len()..].fill(0);
-            let buf = self.device.write_at(buf, *offset)?;
-            if self.spare_device_bufs.len() < SPARE_BUFFERS {
-                self.spare_device_bufs.push(buf);
-            }
+            let padded = align_up(len as u64) as usize;
+            buf[len..padded].fill(0);
+            buf.set_len(padded);
+            let buf = self.device.write_at(buf, offset)?;
+            self.keep_buffer(buf);
         }
         self.device.sync()
     }
 
-    /// Keeps a batch's run buffers (emptied) for the next batch.
-    fn keep_runs(&mut self, writes: Vec<(u64, Vec<u8>)>) {
-        for (_, mut run) in writes {
-            if self.spare_runs.len() == SPARE_BUFFERS {
-                break;
-            }
-            run.clear();
-            self.spare_runs.push(run);
+    fn keep_buffer(&mut self, buf: AlignedBuf) {
+        if self.spare_buffers.len() < SPARE_BUFFERS {
+            self.spare_buffers.push(buf);
         }
+    }
+}
+
+/// One contiguous device write being filled. Records are encoded straight
+/// into block-aligned memory, so a batch is written without another copy.
+struct Run {
+    offset: u64,
+    /// Its whole allocation is visible; `len` bytes are filled.
+    buf: AlignedBuf,
+    len: usize,
+}
+
+impl Run {
+    fn new(offset: u64, spare: Option<AlignedBuf>) -> Run {
+        let mut buf = spare.unwrap_or_else(|| AlignedBuf::zeroed(BLOCK_SIZE));
+        buf.set_len(buf.capacity());
+        Run {
+            offset,
+            buf,
+            len: 0,
+        }
+    }
+
+    fn end(&self) -> u64 {
+        self.offset + self.len as u64
+    }
+
+    /// The next `n` bytes of the run, to be filled by the caller.
+    fn extend(&mut self, n: usize) -> &mut [u8] {
+        // A whole block past the data, so the padding fits too.
+        let needed = self.len + n + BLOCK_SIZE;
+        if needed > self.buf.len() {
+            let mut bigger = AlignedBuf::zeroed(needed.max(2 * self.buf.len()));
+            bigger[..self.len].copy_from_slice(&self.buf[..self.len]);
+            self.buf = bigger;
+        }
+        let at = self.len;
+        self.len += n;
+        &mut self.buf[at..at + n]
     }
 }
 
@@ -595,7 +630,7 @@ impl Batch {
 
     fn mark(&self) -> Mark {
         Mark {
-            write_lens: self.writes.iter().map(|(_, b)| b.len()).collect(),
+            run_lens: self.runs.iter().map(|r| r.len).collect(),
             head: self.head,
             compaction_head: self.compaction_head,
             next_lsn: self.next_lsn,
@@ -605,9 +640,9 @@ impl Batch {
     }
 
     fn rewind(&mut self, mark: Mark, free: &mut BTreeSet<u32>) {
-        self.writes.truncate(mark.write_lens.len());
-        for ((_, buf), len) in self.writes.iter_mut().zip(mark.write_lens) {
-            buf.truncate(len);
+        self.runs.truncate(mark.run_lens.len());
+        for (run, len) in self.runs.iter_mut().zip(mark.run_lens) {
+            run.len = len;
         }
         self.head = mark.head;
         self.compaction_head = mark.compaction_head;
