@@ -384,10 +384,6 @@ impl WriterThread {
                     other => Error::Failed(other.to_string()),
                 }));
             }
-            batch
-                .runs
-                .into_iter()
-                .for_each(|run| self.keep_buffer(run.buf));
             return;
         }
         // Durable: the next batch starts at the next block boundary.

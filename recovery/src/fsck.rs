@@ -12,7 +12,8 @@ use crate::error::RecoveryError;
 use crate::progress::Progress;
 use crate::rebuild;
 use crate::scan::{
-    read_segment_headers, replay, scan_compaction_segment, Damage, ScanReport, SegmentHeaders,
+    read_segment_headers, replay, replayed, scan_compaction_segment, Damage, ScanReport,
+    SegmentHeaders,
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,10 +100,7 @@ pub fn check(
         progress,
     )?;
     let newest_compaction = headers
-        .used
-        .iter()
-        .rev()
-        .find(|(_, h)| h.kind == SegmentKind::Compaction)
+        .newest(SegmentKind::Compaction)
         .map(|(segment, _)| *segment);
     let mut copies = ScanReport::default();
     for (segment, header) in &headers.used {
@@ -199,13 +197,10 @@ fn unused(recovered: &crate::Recovered, headers: &SegmentHeaders, d: &Damage) ->
     }
     let end = d.offset as u64 + d.len as u64;
     let referenced = live.iter().any(|&o| o >= d.offset && (o as u64) < end);
-    let replayed = headers.used.iter().any(|(segment, h)| {
-        *segment == d.segment
-            && h.kind == SegmentKind::Log
-            && recovered
-                .checkpoint_tail
-                .is_none_or(|tail| h.sequence >= tail.sequence)
-    });
+    let replayed = headers
+        .used
+        .iter()
+        .any(|(segment, h)| *segment == d.segment && replayed(h, recovered.checkpoint_tail));
     !replayed && !referenced
 }
 

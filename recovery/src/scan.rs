@@ -63,6 +63,20 @@ pub struct SegmentHeaders {
     pub damaged: Vec<u32>,
 }
 
+impl SegmentHeaders {
+    /// The most recently opened segment of a kind.
+    pub fn newest(&self, kind: SegmentKind) -> Option<&(u32, SegmentHeader)> {
+        self.used.iter().rev().find(|(_, h)| h.kind == kind)
+    }
+}
+
+/// Whether replay from `from` (a checkpoint's tail; `None`: the whole log)
+/// reads this segment: log segments from the tail's on, never compaction
+/// segments.
+pub fn replayed(header: &SegmentHeader, from: Option<LogPosition>) -> bool {
+    header.kind == SegmentKind::Log && from.is_none_or(|f| header.sequence >= f.sequence)
+}
+
 pub fn read_segment_headers(
     device: &dyn BlockDevice,
     sb: &Superblock,
@@ -103,12 +117,10 @@ pub fn replay(
     report: &mut ScanReport,
     progress: &dyn Progress,
 ) -> Result<WriterStart, RecoveryError> {
-    let SegmentHeaders {
-        used,
-        mut free,
-        damaged,
-    } = read_segment_headers(device, sb)?;
-    for segment in damaged {
+    let headers = read_segment_headers(device, sb)?;
+    let mut free = headers.free.clone();
+    let used = &headers.used;
+    for &segment in &headers.damaged {
         report.damage.push(Damage {
             segment,
             offset: 0,
@@ -131,14 +143,8 @@ pub fn replay(
             )));
         }
     }
-    let newest_of = |kind| {
-        used.iter()
-            .rev()
-            .find(|(_, h)| h.kind == kind)
-            .map(|(seg, _)| *seg)
-    };
-    let newest = newest_of(SegmentKind::Log);
-    for (segment, header) in &used {
+    let newest = headers.newest(SegmentKind::Log).map(|(seg, _)| *seg);
+    for (segment, header) in used {
         progress.advance(sb.segment_size_bytes);
         next_sequence = next_sequence.max(header.sequence.saturating_add(1));
         next_lsn = next_lsn.max(header.first_lsn);
@@ -192,9 +198,7 @@ pub fn replay(
     // cut short may have copied past everything the log and the checkpoint
     // know of. Numbering must continue above it, or a stale copy could
     // pass for a record of a segment's next incarnation.
-    if let Some((segment, header)) = newest_of(SegmentKind::Compaction)
-        .and_then(|newest| used.iter().find(|(seg, _)| *seg == newest))
-    {
+    if let Some((segment, header)) = headers.newest(SegmentKind::Compaction) {
         let mut scratch = ScanReport::default();
         let copied_to = scan_compaction_segment(device, sb, *segment, header, true, &mut scratch)?;
         report.damage.extend(scratch.damage);
@@ -209,16 +213,12 @@ pub fn replay(
             next_segment_sequence: next_sequence,
         });
     }
-    for (segment, header) in &used {
-        let replayed = match header.kind {
-            SegmentKind::Log => from.is_none_or(|f| header.sequence >= f.sequence),
-            SegmentKind::Compaction => false,
-        };
+    for (segment, header) in used {
         let referenced = catalog
             .space
             .segment(*segment)
             .is_some_and(|s| s.live_bytes > 0);
-        if !replayed && !referenced {
+        if !replayed(header, from) && !referenced {
             free.insert(*segment);
         } else {
             catalog.space.note_segment(*segment, header);

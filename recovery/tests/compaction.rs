@@ -340,9 +340,8 @@ fn copies_and_new_writes_fill_separate_segments() {
             live.insert(format!("new{i}"), data);
         }
     });
-    let sb = store.superblock();
+    let headers = recovery::scan::read_segment_headers(dev.as_ref(), &store.superblock()).unwrap();
     let kind_of = |location: &lsm::Location| {
-        let headers = recovery::scan::read_segment_headers(dev.as_ref(), &sb).unwrap();
         headers
             .used
             .iter()

@@ -438,15 +438,27 @@ fn report(name: &str, variant: &str, chunk: usize, plain: u64, o: &Outcome) {
     );
 }
 
-/// Overwrites a fixed key set again and again with compaction running as
-/// the server's triggers decide; samples space amplification throughout.
-async fn overwrite_amplification(store: lsm::Store, args: &Args) {
-    store.create_bucket("bench").await.expect("bucket");
-    let triggers = lsm::CompactionTriggers::default();
+/// A round when the default triggers call for one, as the background
+/// compactor would run it, without its rate limit (these workloads measure
+/// space, not latency).
+async fn compact_if_due(store: &lsm::Store) -> Option<lsm::RoundReport> {
+    let goal = store.compaction_goal(&lsm::CompactionTriggers::default())?;
     let policy = lsm::CompactionPolicy {
         rate_bytes_per_s: None,
         ..Default::default()
     };
+    Some(
+        store
+            .compact_round_reclaiming(&policy, goal)
+            .await
+            .expect("compact"),
+    )
+}
+
+/// Overwrites a fixed key set again and again with compaction running as
+/// the server's triggers decide; samples space amplification throughout.
+async fn overwrite_amplification(store: lsm::Store, args: &Args) {
+    store.create_bucket("bench").await.expect("bucket");
     let keys = 64;
     let mut rng = Rng::new(5);
     let mut worst_steady: f64 = 0.0;
@@ -456,12 +468,7 @@ async fn overwrite_amplification(store: lsm::Store, args: &Args) {
             let mut data = vec![0u8; 8 << 20];
             data.iter_mut().for_each(|b| *b = rng.next() as u8);
             put(&store, &format!("k{k}"), &data).await;
-            if let Some(goal) = store.compaction_goal(&triggers) {
-                store
-                    .compact_round_reclaiming(&policy, goal)
-                    .await
-                    .expect("compact");
-            }
+            compact_if_due(&store).await;
             let amp = store.space_report().space_amplification;
             samples.push(amp);
             if round >= 1 {
@@ -470,6 +477,10 @@ async fn overwrite_amplification(store: lsm::Store, args: &Args) {
         }
     }
     let settled = {
+        let policy = lsm::CompactionPolicy {
+            rate_bytes_per_s: None,
+            ..Default::default()
+        };
         store
             .compact_until(&policy, 1.0, |_| {})
             .await
@@ -494,11 +505,6 @@ async fn hot_cold_write_amplification(store: lsm::Store, args: &Args) {
     const OBJECT: usize = 4 << 20;
     const HOT: usize = 16;
     store.create_bucket("bench").await.expect("bucket");
-    let triggers = lsm::CompactionTriggers::default();
-    let policy = lsm::CompactionPolicy {
-        rate_bytes_per_s: None,
-        ..Default::default()
-    };
     let mut rng = Rng::new(11);
     let mut written = 0u64;
     let mut copied = 0u64;
@@ -513,11 +519,7 @@ async fn hot_cold_write_amplification(store: lsm::Store, args: &Args) {
         let data: Vec<u8> = (0..OBJECT).map(|_| rng.next() as u8).collect();
         put(&store, &key, &data).await;
         written += OBJECT as u64;
-        if let Some(goal) = store.compaction_goal(&triggers) {
-            let round = store
-                .compact_round_reclaiming(&policy, goal)
-                .await
-                .expect("compact");
+        if let Some(round) = compact_if_due(&store).await {
             copied += round.bytes_copied;
             rounds += 1;
         }
