@@ -741,11 +741,14 @@ impl ObjectWriter {
     }
 
     /// Where the next chunk of `pending` ends: content-defined with dedup
-    /// (an insertion then shifts only the chunks around it), the average
-    /// size without (nothing is gained by finding content boundaries).
+    /// (an insertion then shifts only the chunks around it), a fixed size
+    /// without (nothing is gained by finding content boundaries). The fixed
+    /// size is a little under the average so that records, with their
+    /// headers and block padding, pack whole into a segment: at exactly
+    /// 1 MiB only 15 fit in 16 MiB after the segment header.
     fn cut_point(&self, pending: &[u8], (min, avg, max): (usize, usize, usize)) -> usize {
         if !self.store.inner.config.dedup {
-            return avg.min(pending.len());
+            return (avg - avg / 64).min(pending.len());
         }
         fastcdc::v2020::FastCDC::new(pending, min as u32, avg as u32, max as u32)
             .next()
