@@ -306,6 +306,7 @@ impl Store {
             store: self.clone(),
             buffer: Vec::new(),
             consumed: 0,
+            next_cut_attempt: 0,
             size: 0,
             chunks: Vec::new(),
             in_flight: VecDeque::new(),
@@ -698,6 +699,8 @@ pub struct ObjectWriter {
     /// once more however the body is cut.
     buffer: Vec<u8>,
     consumed: usize,
+    /// Buffered bytes at which to look for the next cut again.
+    next_cut_attempt: usize,
     size: u64,
     chunks: Vec<ChunkRef>,
     in_flight: VecDeque<(usize, Ticket)>,
@@ -727,14 +730,27 @@ impl ObjectWriter {
         }
         self.buffer.extend_from_slice(data);
         let buffer = std::mem::take(&mut self.buffer);
-        // A cut point depends only on the bytes before it, so it is final
-        // once `max` bytes are buffered.
         let mut outcome = Ok(());
-        while outcome.is_ok() && buffer.len() - self.consumed >= max {
+        while outcome.is_ok() {
             let pending = &buffer[self.consumed..];
+            // A cut point depends only on the bytes before it, so one found
+            // before the end of what is buffered is final, and so is `max`.
+            // Looking again only once the buffer has doubled bounds the
+            // rescanning to about one more pass over the data. The first
+            // cut waits for `max`: a body shorter than that may yet be
+            // small enough to go inline.
+            let early = !self.chunks.is_empty() && pending.len() >= self.next_cut_attempt.max(min);
+            if pending.len() < max && !early {
+                break;
+            }
             let cut = self.cut_point(pending, (min, avg, max));
+            if cut == pending.len() && pending.len() < max {
+                self.next_cut_attempt = 2 * pending.len();
+                break;
+            }
             outcome = self.flush_chunk(&pending[..cut]).await;
             self.consumed += cut;
+            self.next_cut_attempt = min;
         }
         self.buffer = buffer;
         outcome

@@ -1,8 +1,9 @@
 //! The group-commit log writer. One thread owns the log head. It drains every
 //! waiting submission into one batch (up to MAX_BATCH_BYTES), packs the
 //! records back to back from a block boundary, writes them, makes them
-//! durable with one sync, applies them to the index in log order, and only
-//! then answers each submitter. A failed write or sync poisons the writer:
+//! durable with one sync (a batch of new chunks alone skips it: see
+//! `PendingRecord::needs_sync`), applies them to the index in log order,
+//! and only then answers each submitter. A failed write or sync poisons the writer:
 //! afterwards nobody can say what reached the disk, so it only refuses.
 //!
 //! It keeps two heads: the log head for everything the store writes, and
@@ -10,7 +11,7 @@
 //! already outlived one segment is packed with its like and new writes
 //! (which die young) fill segments of their own.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -64,12 +65,23 @@ impl PendingRecord {
         self.record.kind()
     }
 
+    /// A new chunk is acknowledged once written, not synced: nothing can
+    /// reference it until a manifest (an object, a part) commits, and that
+    /// batch's sync makes every earlier write durable too. A large body
+    /// then costs one sync, not one per batch of its chunks. Compaction's
+    /// copies are synced: on a sparse file, leaving their block
+    /// allocations to the next foreground sync made that sync slow.
+    fn needs_sync(&self) -> bool {
+        self.relocation || !matches!(self.record, Record::Chunk { .. })
+    }
+
     fn total_len(&self) -> usize {
         RECORD_HEADER_BYTES + self.payload.len()
     }
 }
 
-/// What a durable submission reports: where each record went, and the
+/// What a written submission reports (durable unless it held only new
+/// chunks): where each record went, and the
 /// outcome of applying them (the first record whose apply failed decides).
 #[derive(Debug)]
 pub struct Committed {
@@ -140,7 +152,34 @@ struct Submission {
     reply: oneshot::Sender<Result<Committed>>,
 }
 
-/// Waits for a submission to become durable.
+impl Submission {
+    fn bytes(&self) -> usize {
+        self.records.iter().map(|r| r.total_len()).sum()
+    }
+}
+
+/// What reaches the writer thread, in one queue so that it waits for
+/// whichever comes first.
+enum Message {
+    Submit(Submission),
+    /// The I/O thread finished the batch in flight.
+    Written(Written),
+    /// Finish what is queued, then stop.
+    Shutdown,
+}
+
+struct Written {
+    outcome: std::result::Result<(), blockdev::DeviceError>,
+    buffers: Vec<AlignedBuf>,
+}
+
+/// A batch's writes, for the I/O thread.
+struct DeviceJob {
+    runs: Vec<Run>,
+    sync: bool,
+}
+
+/// Waits for a submission to be written (and durable, as `Committed` says).
 pub struct Ticket(oneshot::Receiver<Result<Committed>>);
 
 impl Ticket {
@@ -165,8 +204,8 @@ pub struct WriterStart {
 }
 
 pub struct LogWriter {
-    submissions: parking_lot::RwLock<Option<mpsc::Sender<Submission>>>,
-    thread: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
+    submissions: parking_lot::RwLock<Option<mpsc::Sender<Message>>>,
+    threads: parking_lot::Mutex<Vec<std::thread::JoinHandle<()>>>,
     state: Arc<parking_lot::Mutex<WriterStats>>,
     free: Arc<parking_lot::Mutex<BTreeSet<u32>>>,
 }
@@ -191,31 +230,46 @@ impl LogWriter {
         start: WriterStart,
     ) -> LogWriter {
         let (tx, rx) = mpsc::channel();
+        let (jobs, job_queue) = mpsc::channel();
         let stats = Arc::new(parking_lot::Mutex::new(WriterStats {
             free_segments: start.free_segments.len(),
             ..Default::default()
         }));
         let free = Arc::new(parking_lot::Mutex::new(start.free_segments));
-        let mut thread = WriterThread {
-            device,
-            superblock,
-            catalog,
-            head: start.head,
-            compaction_head: None,
+        let committed = Heads {
+            log: start.head,
+            compaction: None,
             next_lsn: start.next_lsn,
             next_sequence: start.next_segment_sequence,
+        };
+        let thread = WriterThread {
+            superblock,
+            catalog,
+            committed,
+            in_flight: None,
+            filling: Batch::starting_at(committed),
+            waiting: VecDeque::new(),
+            jobs,
+            stopping: false,
             free: free.clone(),
             poisoned: None,
             stats: stats.clone(),
             spare_buffers: Vec::new(),
         };
-        let handle = std::thread::Builder::new()
+        let written = tx.clone();
+        let io = std::thread::Builder::new()
+            .name("strata-log-io".into())
+            .spawn(move || write_jobs(device.as_ref(), job_queue, written))
+            .ok();
+        // Without the I/O thread the writer's jobs fail, and it says so.
+        let writer = std::thread::Builder::new()
             .name("strata-log-writer".into())
             .spawn(move || thread.run(rx))
             .ok();
+        let running = writer.is_some() && io.is_some();
         LogWriter {
-            submissions: parking_lot::RwLock::new(handle.is_some().then_some(tx)),
-            thread: parking_lot::Mutex::new(handle),
+            submissions: parking_lot::RwLock::new(running.then_some(tx)),
+            threads: parking_lot::Mutex::new(writer.into_iter().chain(io).collect()),
             state: stats,
             free,
         }
@@ -240,21 +294,24 @@ impl LogWriter {
     /// straddles a failed batch) and returns a ticket for its durability.
     pub fn submit(&self, records: Vec<PendingRecord>) -> Ticket {
         let (reply, rx) = oneshot::channel();
-        let total: usize = records.iter().map(|r| r.total_len()).sum();
+        let submission = Submission { records, reply };
+        let total = submission.bytes();
         if total > MAX_BATCH_BYTES {
-            let _ = reply.send(Err(Error::TooLarge(format!(
+            let _ = submission.reply.send(Err(Error::TooLarge(format!(
                 "{total} bytes in one submission (max {MAX_BATCH_BYTES})"
             ))));
             return Ticket(rx);
         }
         match &*self.submissions.read() {
             Some(tx) => {
-                if let Err(mpsc::SendError(sub)) = tx.send(Submission { records, reply }) {
+                if let Err(mpsc::SendError(Message::Submit(sub))) =
+                    tx.send(Message::Submit(submission))
+                {
                     let _ = sub.reply.send(Err(Error::ShuttingDown));
                 }
             }
             None => {
-                let _ = reply.send(Err(Error::ShuttingDown));
+                let _ = submission.reply.send(Err(Error::ShuttingDown));
             }
         }
         Ticket(rx)
@@ -264,10 +321,13 @@ impl LogWriter {
         self.state.lock().clone()
     }
 
-    /// Stops accepting, finishes what is queued, and joins the thread.
+    /// Stops accepting, finishes what is queued, and joins the threads.
     pub fn shutdown(&self) {
-        self.submissions.write().take();
-        if let Some(thread) = self.thread.lock().take() {
+        if let Some(tx) = self.submissions.write().take() {
+            let _ = tx.send(Message::Shutdown);
+        }
+        // The writer first: its end closes the I/O thread's queue.
+        for thread in self.threads.lock().drain(..) {
             let _ = thread.join();
         }
     }
@@ -279,14 +339,92 @@ impl Drop for LogWriter {
     }
 }
 
-struct WriterThread {
-    device: Arc<dyn BlockDevice>,
-    superblock: Superblock,
-    catalog: Arc<RwLock<Catalog>>,
-    head: Option<LogPosition>,
-    compaction_head: Option<LogPosition>,
+/// The I/O thread: performs each batch's writes (and sync) in order while
+/// the writer thread lays out the next batch.
+fn write_jobs(
+    device: &dyn BlockDevice,
+    jobs: mpsc::Receiver<DeviceJob>,
+    written: mpsc::Sender<Message>,
+) {
+    // Writes since the last sync: new chunks are acknowledged unsynced.
+    let mut unsynced = false;
+    for job in jobs {
+        let mut buffers = Vec::with_capacity(job.runs.len());
+        let write = || {
+            // What a synced batch references (chunks acknowledged earlier)
+            // must be durable before the batch is written: if both were in
+            // flight at a crash, the reference could survive its target.
+            if job.sync && unsynced {
+                device.sync()?;
+            }
+            unsynced = true;
+            for run in job.runs {
+                let offset = run.offset;
+                buffers.push(device.write_at(run.into_padded(), offset)?);
+            }
+            if job.sync {
+                device.sync()?;
+                unsynced = false;
+            }
+            Ok(())
+        };
+        let outcome = write();
+        if written
+            .send(Message::Written(Written { outcome, buffers }))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Where the heads stand, with the counters that go with them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Heads {
+    log: Option<LogPosition>,
+    compaction: Option<LogPosition>,
     next_lsn: u64,
     next_sequence: u64,
+}
+
+impl Heads {
+    /// Where the next batch starts: each head at its next block boundary.
+    fn aligned(self) -> Heads {
+        let aligned = |h: LogPosition| LogPosition {
+            offset: align_up(h.offset as u64) as u32,
+            ..h
+        };
+        Heads {
+            log: self.log.map(aligned),
+            compaction: self.compaction.map(aligned),
+            ..self
+        }
+    }
+
+    fn of(&mut self, kind: SegmentKind) -> &mut Option<LogPosition> {
+        match kind {
+            SegmentKind::Log => &mut self.log,
+            SegmentKind::Compaction => &mut self.compaction,
+        }
+    }
+}
+
+/// The writer thread pipelines: while one batch is at the device, it lays
+/// out the next one (placing and encoding records costs CPU that would
+/// otherwise leave the device idle). The next batch is laid out after the
+/// one in flight, and goes to the device only once that one succeeded; if
+/// it failed, the next one is laid out again from where the log really ends.
+struct WriterThread {
+    superblock: Superblock,
+    catalog: Arc<RwLock<Catalog>>,
+    /// The end of the log as written by completed batches.
+    committed: Heads,
+    in_flight: Option<Batch>,
+    filling: Batch,
+    /// Submissions that did not fit in the filling batch, in order.
+    waiting: VecDeque<Submission>,
+    jobs: mpsc::Sender<DeviceJob>,
+    stopping: bool,
     free: Arc<parking_lot::Mutex<BTreeSet<u32>>>,
     poisoned: Option<String>,
     stats: Arc<parking_lot::Mutex<WriterStats>>,
@@ -294,123 +432,202 @@ struct WriterThread {
 }
 
 /// A batch being laid out: contiguous device writes (one per segment it
-/// touches) and where the heads will be once it is durable.
+/// touches), the submissions placed in it, and where the heads will be once
+/// it is written.
+#[derive(Default)]
 struct Batch {
     runs: Vec<Run>,
-    head: Option<LogPosition>,
-    compaction_head: Option<LogPosition>,
-    next_lsn: u64,
-    next_sequence: u64,
+    heads: Heads,
     /// Segments opened by this batch, with their headers.
     taken_segments: Vec<(u32, SegmentHeader)>,
+    placed: Vec<(Submission, Vec<(Location, u64)>)>,
+    /// What its records add up to (bounded by MAX_BATCH_BYTES).
+    bytes: usize,
+    /// What it writes, headers and padding included; set when it is sent.
+    device_bytes: u64,
 }
 
 /// A batch as it was before a submission was placed, to undo it.
 struct Mark {
     run_lens: Vec<usize>,
-    head: Option<LogPosition>,
-    compaction_head: Option<LogPosition>,
-    next_lsn: u64,
-    next_sequence: u64,
+    heads: Heads,
     taken: usize,
 }
 
 impl WriterThread {
-    fn run(&mut self, rx: mpsc::Receiver<Submission>) {
-        while let Ok(first) = rx.recv() {
-            let mut subs = vec![first];
-            let mut bytes: usize = subs[0].records.iter().map(|r| r.total_len()).sum();
-            while bytes < MAX_BATCH_BYTES {
-                match rx.try_recv() {
-                    Ok(sub) => {
-                        bytes += sub.records.iter().map(|r| r.total_len()).sum::<usize>();
-                        subs.push(sub);
-                    }
-                    Err(_) => break,
-                }
+    fn run(mut self, rx: mpsc::Receiver<Message>) {
+        while let Ok(message) = rx.recv() {
+            self.handle(message);
+            // Everything already queued joins the batch before it is sent.
+            while let Ok(message) = rx.try_recv() {
+                self.handle(message);
             }
-            self.commit(subs);
+            if self.in_flight.is_none() {
+                self.send_filling();
+            }
+            let drained = self.in_flight.is_none()
+                && self.filling.placed.is_empty()
+                && self.waiting.is_empty();
+            if self.stopping && drained {
+                return;
+            }
         }
     }
 
-    fn commit(&mut self, subs: Vec<Submission>) {
-        if let Some(reason) = &self.poisoned {
-            for sub in subs {
-                let _ = sub.reply.send(Err(Error::Failed(reason.clone())));
+    fn handle(&mut self, message: Message) {
+        match message {
+            Message::Submit(sub) => {
+                if let Some(reason) = &self.poisoned {
+                    let _ = sub.reply.send(Err(Error::Failed(reason.clone())));
+                    return;
+                }
+                self.waiting.push_back(sub);
+                self.fill();
             }
-            return;
+            Message::Written(written) => self.finish_in_flight(written),
+            Message::Shutdown => self.stopping = true,
         }
-        let mut batch = Batch {
-            runs: Vec::new(),
-            head: self.head,
-            compaction_head: self.compaction_head,
-            next_lsn: self.next_lsn,
-            next_sequence: self.next_sequence,
-            taken_segments: Vec::new(),
-        };
-        let mut placed = Vec::with_capacity(subs.len());
-        for sub in subs {
+    }
+
+    /// Places waiting submissions in the filling batch while they fit.
+    fn fill(&mut self) {
+        let mut batch = std::mem::take(&mut self.filling);
+        while let Some(sub) = self.waiting.front() {
+            if !batch.placed.is_empty() && batch.bytes + sub.bytes() > MAX_BATCH_BYTES {
+                break;
+            }
+            let Some(sub) = self.waiting.pop_front() else {
+                break;
+            };
             let mark = batch.mark();
             match self.place(&mut batch, &sub.records) {
-                Ok(locations) => placed.push((sub, locations)),
+                Ok(locations) => {
+                    batch.bytes += sub.bytes();
+                    batch.placed.push((sub, locations));
+                }
                 Err(e) => {
                     batch.rewind(mark, &mut self.free.lock());
                     let _ = sub.reply.send(Err(e));
                 }
             }
         }
-        if placed.is_empty() {
-            batch
-                .runs
-                .into_iter()
-                .for_each(|run| self.keep_buffer(run.buf));
+        self.filling = batch;
+    }
+
+    /// Hands the filling batch to the I/O thread and starts the next one
+    /// where it ends.
+    fn send_filling(&mut self) {
+        if self.filling.placed.is_empty() {
             return;
         }
-        let bytes_written: u64 = batch.runs.iter().map(|r| align_up(r.len as u64)).sum();
-        if let Err(e) = self.write_and_sync(std::mem::take(&mut batch.runs)) {
-            // Segments taken for this batch go back; the head does not move.
-            self.free
-                .lock()
-                .extend(batch.taken_segments.iter().map(|(s, _)| *s));
-            let error = Error::from_device(e);
-            if !matches!(error, Error::NoSpace) {
-                let reason = error.to_string();
-                tracing::error!(%reason, "log write failed; the store is now read-only");
-                self.poisoned = Some(reason);
-            }
-            for (sub, _) in placed {
-                let _ = sub.reply.send(Err(match &error {
-                    Error::NoSpace => Error::NoSpace,
-                    other => Error::Failed(other.to_string()),
-                }));
-            }
-            return;
-        }
-        // Durable: the next batch starts at the next block boundary.
-        let aligned = |h: LogPosition| LogPosition {
-            offset: align_up(h.offset as u64) as u32,
-            ..h
+        let next = Batch::starting_at(self.filling.heads.aligned());
+        let mut batch = std::mem::replace(&mut self.filling, next);
+        let sync = batch
+            .placed
+            .iter()
+            .any(|(sub, _)| sub.records.iter().any(PendingRecord::needs_sync));
+        batch.device_bytes = batch.runs.iter().map(|r| align_up(r.len as u64)).sum();
+        let job = DeviceJob {
+            runs: std::mem::take(&mut batch.runs),
+            sync,
         };
-        self.head = batch.head.map(aligned);
-        self.compaction_head = batch.compaction_head.map(aligned);
-        self.next_lsn = batch.next_lsn;
-        self.next_sequence = batch.next_sequence;
+        self.in_flight = Some(batch);
+        if self.jobs.send(job).is_err() {
+            let error = Err(blockdev::DeviceError::EngineStopped);
+            self.finish_in_flight(Written {
+                outcome: error,
+                buffers: Vec::new(),
+            });
+            return;
+        }
+        self.fill();
+    }
+
+    fn finish_in_flight(&mut self, written: Written) {
+        for buf in written.buffers {
+            self.keep_buffer(buf);
+        }
+        let Some(batch) = self.in_flight.take() else {
+            return;
+        };
+        match written.outcome {
+            Ok(()) => {
+                self.committed = batch.heads.aligned();
+                // The device gets the next batch before this one is applied.
+                self.send_filling();
+                self.publish(batch);
+            }
+            Err(e) => {
+                // Segments taken for this batch go back; the log does not grow.
+                self.free
+                    .lock()
+                    .extend(batch.taken_segments.iter().map(|(s, _)| *s));
+                let error = Error::from_device(e);
+                if !matches!(error, Error::NoSpace) {
+                    let reason = error.to_string();
+                    tracing::error!(%reason, "log write failed; the store is now read-only");
+                    self.poisoned = Some(reason);
+                }
+                for (sub, _) in batch.placed {
+                    let _ = sub.reply.send(Err(match &error {
+                        Error::NoSpace => Error::NoSpace,
+                        other => Error::Failed(other.to_string()),
+                    }));
+                }
+                self.lay_out_again();
+            }
+        }
+    }
+
+    /// The filling batch was laid out after a batch that failed: its
+    /// submissions are placed again from the real end of the log (or
+    /// refused, once the writer is poisoned).
+    fn lay_out_again(&mut self) {
+        let stale = std::mem::replace(&mut self.filling, Batch::starting_at(self.committed));
+        self.free
+            .lock()
+            .extend(stale.taken_segments.iter().map(|(s, _)| *s));
+        for run in stale.runs {
+            self.keep_buffer(run.buf);
+        }
+        for (sub, _) in stale.placed.into_iter().rev() {
+            self.waiting.push_front(sub);
+        }
+        if let Some(reason) = &self.poisoned {
+            for sub in self.waiting.drain(..) {
+                let _ = sub.reply.send(Err(Error::Failed(reason.clone())));
+            }
+            return;
+        }
+        self.fill();
+    }
+
+    /// A batch is written: its records take effect in log order, and each
+    /// submitter hears back.
+    fn publish(&mut self, batch: Batch) {
+        let Batch {
+            heads,
+            taken_segments,
+            placed,
+            device_bytes,
+            ..
+        } = batch;
         {
             let free_now = self.free.lock().len();
             let mut stats = self.stats.lock();
             stats.free_segments = free_now;
-            stats.compaction_head = self.compaction_head.map(|h| h.segment);
+            stats.compaction_head = self.committed.compaction.map(|h| h.segment);
             stats.batches += 1;
             stats.records += placed
                 .iter()
                 .map(|(s, _)| s.records.len() as u64)
                 .sum::<u64>();
-            stats.bytes_written += bytes_written;
+            stats.bytes_written += device_bytes;
         }
         let mut outcomes = Vec::with_capacity(placed.len());
         {
             let mut catalog = self.catalog.write();
-            for (segment, header) in &batch.taken_segments {
+            for (segment, header) in &taken_segments {
                 catalog.space.note_segment(*segment, header);
             }
             for (sub, locations) in &placed {
@@ -428,7 +645,7 @@ impl WriterThread {
                 let pins = PinGuard::pin(&self.catalog, &mut catalog, chunks);
                 outcomes.push((outcome, pins));
             }
-            catalog.index.tail = batch.head;
+            catalog.index.tail = heads.log;
         }
         // A reply nobody waits for any more drops its pins here, after the
         // lock is released.
@@ -462,7 +679,8 @@ impl WriterThread {
                 SegmentKind::Log
             };
             let fits = batch
-                .head_mut(kind)
+                .heads
+                .of(kind)
                 .is_some_and(|h| h.offset as u64 + len <= segment_size);
             // Data may not eat into the reserve: after placing it, at least
             // RESERVED_SEGMENTS segments must still be free.
@@ -477,7 +695,7 @@ impl WriterThread {
             if !fits {
                 self.open_segment(batch, kind)?;
             }
-            let Some(head) = *batch.head_mut(kind) else {
+            let Some(head) = *batch.heads.of(kind) else {
                 return Err(Error::NoSpace);
             };
             let device_offset = self.superblock.segment_offset(head.segment) + head.offset as u64;
@@ -492,11 +710,11 @@ impl WriterThread {
                     batch.runs.len() - 1
                 }
             };
-            let lsn = batch.next_lsn;
+            let lsn = batch.heads.next_lsn;
             if lsn >= COUNTER_LIMIT {
                 return Err(Error::Failed("log sequence numbers exhausted".into()));
             }
-            batch.next_lsn += 1;
+            batch.heads.next_lsn += 1;
             let header = RecordHeader {
                 kind: record.kind(),
                 flags: record.flags,
@@ -512,7 +730,7 @@ impl WriterThread {
                 },
                 lsn,
             ));
-            if let Some(head) = batch.head_mut(kind) {
+            if let Some(head) = batch.heads.of(kind) {
                 head.offset += len as u32;
             }
         }
@@ -521,15 +739,15 @@ impl WriterThread {
 
     fn open_segment(&mut self, batch: &mut Batch, kind: SegmentKind) -> Result<()> {
         let segment = self.free.lock().pop_first().ok_or(Error::NoSpace)?;
-        let sequence = batch.next_sequence;
+        let sequence = batch.heads.next_sequence;
         if sequence >= COUNTER_LIMIT {
             return Err(Error::Failed("segment sequence numbers exhausted".into()));
         }
-        batch.next_sequence += 1;
+        batch.heads.next_sequence += 1;
         let header = SegmentHeader {
             device_uuid: self.superblock.device_uuid,
             sequence,
-            first_lsn: batch.next_lsn,
+            first_lsn: batch.heads.next_lsn,
             kind,
         };
         batch.taken_segments.push((segment, header));
@@ -542,32 +760,12 @@ impl WriterThread {
         block[..encoded.len()].copy_from_slice(&encoded);
         block[encoded.len()..].fill(0);
         batch.runs.push(run);
-        *batch.head_mut(kind) = Some(LogPosition {
+        *batch.heads.of(kind) = Some(LogPosition {
             segment,
             sequence,
             offset: SEGMENT_HEADER_BYTES,
         });
         Ok(())
-    }
-
-    /// Writes the runs, then makes them durable with one sync; their
-    /// buffers are kept for the next batch.
-    fn write_and_sync(&mut self, runs: Vec<Run>) -> std::result::Result<(), blockdev::DeviceError> {
-        for run in runs {
-            let Run {
-                offset,
-                mut buf,
-                len,
-            } = run;
-            // The block's tail past the last record is padding: zeros, not
-            // what an earlier batch left in this buffer.
-            let padded = align_up(len as u64) as usize;
-            buf[len..padded].fill(0);
-            buf.set_len(padded);
-            let buf = self.device.write_at(buf, offset)?;
-            self.keep_buffer(buf);
-        }
-        self.device.sync()
     }
 
     fn keep_buffer(&mut self, buf: AlignedBuf) {
@@ -614,23 +812,30 @@ impl Run {
         self.len += n;
         &mut self.buf[at..at + n]
     }
+
+    /// The buffer as written: the data, then zeros to the block boundary
+    /// (not what an earlier batch left in this buffer).
+    fn into_padded(self) -> AlignedBuf {
+        let Run { mut buf, len, .. } = self;
+        let padded = align_up(len as u64) as usize;
+        buf[len..padded].fill(0);
+        buf.set_len(padded);
+        buf
+    }
 }
 
 impl Batch {
-    fn head_mut(&mut self, kind: SegmentKind) -> &mut Option<LogPosition> {
-        match kind {
-            SegmentKind::Log => &mut self.head,
-            SegmentKind::Compaction => &mut self.compaction_head,
+    fn starting_at(heads: Heads) -> Batch {
+        Batch {
+            heads,
+            ..Default::default()
         }
     }
 
     fn mark(&self) -> Mark {
         Mark {
             run_lens: self.runs.iter().map(|r| r.len).collect(),
-            head: self.head,
-            compaction_head: self.compaction_head,
-            next_lsn: self.next_lsn,
-            next_sequence: self.next_sequence,
+            heads: self.heads,
             taken: self.taken_segments.len(),
         }
     }
@@ -640,10 +845,7 @@ impl Batch {
         for (run, len) in self.runs.iter_mut().zip(mark.run_lens) {
             run.len = len;
         }
-        self.head = mark.head;
-        self.compaction_head = mark.compaction_head;
-        self.next_lsn = mark.next_lsn;
-        self.next_sequence = mark.next_sequence;
+        self.heads = mark.heads;
         for (segment, _) in self.taken_segments.drain(mark.taken..) {
             free.insert(segment);
         }
