@@ -15,7 +15,6 @@ type Reply<T> = std_mpsc::SyncSender<Result<T, std::io::Error>>;
 enum Request {
     Read(AlignedBuf, u64, Reply<AlignedBuf>),
     Write(AlignedBuf, u64, Reply<AlignedBuf>),
-    Sync(Reply<()>),
 }
 
 pub(crate) struct UringDevice {
@@ -107,9 +106,6 @@ async fn serve(file: &tokio_uring::fs::File, request: Request) {
             let (result, buf) = file.write_all_at(buf, offset).await;
             let _ = reply.send(result.map(|()| buf));
         }
-        Request::Sync(reply) => {
-            let _ = reply.send(file.sync_data().await);
-        }
     }
 }
 
@@ -128,8 +124,11 @@ impl BlockDevice for UringDevice {
         self.call(|reply| Request::Write(buf, offset, reply))
     }
 
+    /// fdatasync on the calling thread: its caller waits for it anyway, and
+    /// io_uring would hand it to a kernel worker thread, two more context
+    /// switches per sync on the log's critical path.
     fn sync(&self) -> Result<(), DeviceError> {
-        self.call(Request::Sync)
+        self.dev.sync()
     }
 
     fn discard(&self, offset: u64, len: u64) -> Result<(), DeviceError> {

@@ -399,7 +399,10 @@ pub struct ObjectPut {
     pub if_absent: bool,
     /// A small object's data in the same record (a chunk payload, see
     /// `encode_chunk_payload`, with `inline_flags`), so that one write and
-    /// one read serve it; empty when the data is in `chunks`.
+    /// one read serve it; empty when the data is in `chunks`. Encoded as
+    /// bytes, not as a sequence of u8 (the same encoding, one call instead
+    /// of one per byte).
+    #[serde(with = "serde_bytes")]
     pub inline: Vec<u8>,
     pub inline_flags: u8,
 }
@@ -454,6 +457,7 @@ pub struct MultipartAbort {
 pub struct CheckpointPart {
     pub previous: Option<Location>,
     pub part_index: u32,
+    #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
 }
 
