@@ -1,9 +1,18 @@
-//! The group-commit log writer. One thread owns the log head. It drains every
-//! waiting submission into one batch (up to MAX_BATCH_BYTES), packs the
-//! records back to back from a block boundary, writes them, makes them
-//! durable with one sync (a batch of new chunks alone skips it: see
-//! `PendingRecord::needs_sync`), applies them to the index in log order,
-//! and only then answers each submitter. A failed write or sync poisons the writer:
+//! The group-commit log writer. A writer thread owns the log's heads; an
+//! I/O thread owns the device writes. The writer thread drains every
+//! waiting submission into one batch (up to MAX_BATCH_BYTES), packing the
+//! records back to back from a block boundary; the I/O thread writes the
+//! batch and makes it durable with one sync; the writer thread then
+//! applies its records to the index in log order, and only then answers
+//! each submitter. While one batch is at the device the writer thread lays
+//! out the next, and sends it once the first has succeeded.
+//!
+//! A batch of new chunks alone is not synced (see
+//! `PendingRecord::needs_sync`): the next batch that is synced first syncs
+//! what came before it, so nothing that references a chunk reaches the
+//! device before the chunk is durable.
+//!
+//! A failed write or sync (other than a full device) poisons the writer:
 //! afterwards nobody can say what reached the disk, so it only refuses.
 //!
 //! It keeps two heads: the log head for everything the store writes, and
