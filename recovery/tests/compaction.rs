@@ -183,11 +183,7 @@ fn a_crash_anywhere_inside_compaction_loses_nothing() {
 /// every newer version, and nothing deleted comes back after a restart.
 #[test]
 fn compaction_concurrent_with_overwrites_keeps_the_newest_versions() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = threaded_runtime();
     let dev = formatted(96 << 20, 5);
     let (store, _) = open(dev.clone());
     let mut live = rt.block_on(churn(&store));

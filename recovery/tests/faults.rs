@@ -468,11 +468,7 @@ fn fsck_finds_every_flipped_bit_in_a_needed_record() {
 /// restart shows exactly the puts that succeeded.
 #[test]
 fn concurrent_writers_through_a_full_host() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = threaded_runtime();
     let dev = formatted(32 << 20, 9);
     let (store, _) = open(dev.clone());
     rt.block_on(store.create_bucket("b")).unwrap();

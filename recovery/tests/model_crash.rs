@@ -491,11 +491,7 @@ fn clean_restart_with_and_without_checkpoint() {
 /// acknowledged object is there with its bytes.
 #[test]
 fn concurrent_writers_survive_a_crash() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = threaded_runtime();
     let dev = formatted(64 << 20, 3);
     let (store, _) = open(dev.clone());
     rt.block_on(store.create_bucket("b")).unwrap();
