@@ -40,6 +40,9 @@ impl DeviceError {
     }
 }
 
+/// The size of the concurrent writes `write_at_deep` splits a buffer into.
+pub const WRITE_PIECE_BYTES: usize = 1 << 20;
+
 /// Which system-call path moves the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IoEngine {
@@ -67,6 +70,13 @@ pub trait BlockDevice: Send + Sync {
     fn read_at(&self, buf: AlignedBuf, offset: u64) -> Result<AlignedBuf, DeviceError>;
     /// Writes all of `buf` at `offset`; not durable until `sync`.
     fn write_at(&self, buf: AlignedBuf, offset: u64) -> Result<AlignedBuf, DeviceError>;
+    /// As `write_at`, for a large buffer: an engine that can keep several
+    /// writes in flight sends it as concurrent writes of WRITE_PIECE_BYTES,
+    /// because devices are fastest with a deep queue (one 8 MiB write to a
+    /// loop device ran at 0.6-0.7 of eight 1 MiB writes in flight).
+    fn write_at_deep(&self, buf: AlignedBuf, offset: u64) -> Result<AlignedBuf, DeviceError> {
+        self.write_at(buf, offset)
+    }
     /// Makes every completed write durable (fdatasync).
     fn sync(&self) -> Result<(), DeviceError>;
     /// Gives the range back to the device (BLKDISCARD or punch-hole); it

@@ -3,10 +3,11 @@
 //! each request runs as its own task, so concurrent callers give queue depth.
 
 use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::device::{check_range, BlockDevice, DeviceError};
+use crate::device::{check_range, BlockDevice, DeviceError, WRITE_PIECE_BYTES};
 use crate::file::DeviceFile;
 use crate::AlignedBuf;
 
@@ -15,6 +16,29 @@ type Reply<T> = std_mpsc::SyncSender<Result<T, std::io::Error>>;
 enum Request {
     Read(AlignedBuf, u64, Reply<AlignedBuf>),
     Write(AlignedBuf, u64, Reply<AlignedBuf>),
+    WritePiece(Piece, u64, Reply<()>),
+}
+
+/// A range of a buffer shared by the concurrent writes of `write_at_deep`.
+struct Piece {
+    buf: Arc<AlignedBuf>,
+    start: usize,
+    end: usize,
+}
+
+// SAFETY: the Arc keeps the heap allocation alive and unmoved while the
+// kernel reads it; the range lies inside the buffer, whose bytes are all
+// initialised; writes only read it, so sharing it is sound.
+unsafe impl tokio_uring::buf::IoBuf for Piece {
+    fn stable_ptr(&self) -> *const u8 {
+        self.buf[self.start..].as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.end - self.start
+    }
+    fn bytes_total(&self) -> usize {
+        self.end - self.start
+    }
 }
 
 pub(crate) struct UringDevice {
@@ -106,6 +130,12 @@ async fn serve(file: &tokio_uring::fs::File, request: Request) {
             let (result, buf) = file.write_all_at(buf, offset).await;
             let _ = reply.send(result.map(|()| buf));
         }
+        Request::WritePiece(piece, offset, reply) => {
+            let (result, piece) = file.write_all_at(piece, offset).await;
+            // Released before the reply, so the caller can take its buffer back.
+            drop(piece);
+            let _ = reply.send(result);
+        }
     }
 }
 
@@ -127,6 +157,47 @@ impl BlockDevice for UringDevice {
     /// fdatasync on the calling thread: its caller waits for it anyway, and
     /// io_uring would hand it to a kernel worker thread, two more context
     /// switches per sync on the log's critical path.
+    fn write_at_deep(&self, buf: AlignedBuf, offset: u64) -> Result<AlignedBuf, DeviceError> {
+        check_range(offset, buf.len(), self.dev.size_bytes)?;
+        if buf.len() <= WRITE_PIECE_BYTES {
+            return self.call(|reply| Request::Write(buf, offset, reply));
+        }
+        let len = buf.len();
+        let buf = Arc::new(buf);
+        let sent: Vec<_> = (0..len)
+            .step_by(WRITE_PIECE_BYTES)
+            .map(|start| {
+                let piece = Piece {
+                    buf: buf.clone(),
+                    start,
+                    end: (start + WRITE_PIECE_BYTES).min(len),
+                };
+                let (reply, done) = std_mpsc::sync_channel(1);
+                let request = Request::WritePiece(piece, offset + start as u64, reply);
+                let queued = self
+                    .requests
+                    .as_ref()
+                    .is_some_and(|r| r.send(request).is_ok());
+                queued.then_some(done)
+            })
+            .collect();
+        // Every piece is waited for, failed or not: the buffer is only ours
+        // again once the kernel is done with all of them.
+        let mut outcome = Ok(());
+        for done in sent {
+            let result = match done.map(|d| d.recv()) {
+                Some(Ok(Ok(()))) => Ok(()),
+                Some(Ok(Err(e))) => Err(DeviceError::io(&self.dev.path, e)),
+                Some(Err(_)) | None => Err(DeviceError::EngineStopped),
+            };
+            if outcome.is_ok() {
+                outcome = result;
+            }
+        }
+        outcome?;
+        Arc::try_unwrap(buf).map_err(|_| DeviceError::EngineStopped)
+    }
+
     fn sync(&self) -> Result<(), DeviceError> {
         self.dev.sync()
     }

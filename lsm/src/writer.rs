@@ -369,7 +369,7 @@ fn write_jobs(
             unsynced = true;
             for run in job.runs {
                 let offset = run.offset;
-                buffers.push(device.write_at(run.into_padded(), offset)?);
+                buffers.push(device.write_at_deep(run.into_padded(), offset)?);
             }
             if job.sync {
                 device.sync()?;
