@@ -39,6 +39,10 @@ struct State {
     config: FaultConfig,
     rng: StdRng,
     read_errors: bool,
+    sync_nospace: bool,
+    /// Bytes in `unsynced`, and the most there ever were at once.
+    unsynced_bytes: u64,
+    most_unsynced_bytes: u64,
 }
 
 impl FaultyDevice {
@@ -60,6 +64,9 @@ impl FaultyDevice {
                 config,
                 rng,
                 read_errors: false,
+                sync_nospace: false,
+                unsynced_bytes: 0,
+                most_unsynced_bytes: 0,
             }),
         }
     }
@@ -110,6 +117,18 @@ impl FaultyDevice {
         self.state.lock().read_errors = fail;
     }
 
+    /// Syncs fail with ENOSPC, as a thin or full host may report at
+    /// writeback (the unsynced writes stay unsynced).
+    pub fn set_sync_nospace(&self, fail: bool) {
+        self.state.lock().sync_nospace = fail;
+    }
+
+    /// The most bytes that were ever written but unsynced at one time: what
+    /// a crash could have left half-written.
+    pub fn most_unsynced_bytes(&self) -> u64 {
+        self.state.lock().most_unsynced_bytes
+    }
+
     pub fn ops(&self) -> u64 {
         self.state.lock().ops
     }
@@ -134,6 +153,8 @@ impl State {
         let start = offset as usize;
         self.visible[start..start + data.len()].copy_from_slice(data);
         self.unsynced.push((offset, data.to_vec()));
+        self.unsynced_bytes += data.len() as u64;
+        self.most_unsynced_bytes = self.most_unsynced_bytes.max(self.unsynced_bytes);
     }
 }
 
@@ -178,7 +199,11 @@ impl BlockDevice for FaultyDevice {
 
     fn sync(&self) -> Result<(), DeviceError> {
         let mut state = self.state.lock();
+        if state.sync_nospace {
+            return Err(DeviceError::NoSpace);
+        }
         state.begin_op()?;
+        state.unsynced_bytes = 0;
         let unsynced = std::mem::take(&mut state.unsynced);
         for (offset, data) in unsynced {
             let start = offset as usize;

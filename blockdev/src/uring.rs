@@ -154,9 +154,6 @@ impl BlockDevice for UringDevice {
         self.call(|reply| Request::Write(buf, offset, reply))
     }
 
-    /// fdatasync on the calling thread: its caller waits for it anyway, and
-    /// io_uring would hand it to a kernel worker thread, two more context
-    /// switches per sync on the log's critical path.
     fn write_at_deep(&self, buf: AlignedBuf, offset: u64) -> Result<AlignedBuf, DeviceError> {
         check_range(offset, buf.len(), self.dev.size_bytes)?;
         if buf.len() <= WRITE_PIECE_BYTES {
@@ -198,6 +195,9 @@ impl BlockDevice for UringDevice {
         Arc::try_unwrap(buf).map_err(|_| DeviceError::EngineStopped)
     }
 
+    /// fdatasync on the calling thread: its caller waits for it anyway, and
+    /// io_uring would hand it to a kernel worker thread, two more context
+    /// switches per sync on the log's critical path.
     fn sync(&self) -> Result<(), DeviceError> {
         self.dev.sync()
     }

@@ -179,6 +179,9 @@ enum Message {
 
 struct Written {
     outcome: std::result::Result<(), blockdev::DeviceError>,
+    /// The failure was in syncing writes acknowledged earlier (new chunks):
+    /// whatever the error says, they may be lost.
+    earlier_lost: bool,
     buffers: Vec<AlignedBuf>,
 }
 
@@ -355,33 +358,46 @@ fn write_jobs(
     jobs: mpsc::Receiver<DeviceJob>,
     written: mpsc::Sender<Message>,
 ) {
-    // Writes since the last sync: new chunks are acknowledged unsynced.
-    let mut unsynced = false;
+    // Bytes written since the last sync (new chunks are acknowledged
+    // unsynced). Unknown at first: a process killed before its last sync
+    // leaves writes that recovery read back but nothing made durable.
+    let mut unsynced_bytes = u64::MAX;
     for job in jobs {
+        let job_bytes: u64 = job.runs.iter().map(|r| align_up(r.len as u64)).sum();
         let mut buffers = Vec::with_capacity(job.runs.len());
+        let mut earlier_lost = false;
         let write = || {
             // What a synced batch references (chunks acknowledged earlier)
             // must be durable before the batch is written: if both were in
             // flight at a crash, the reference could survive its target.
-            if job.sync && unsynced {
-                device.sync()?;
+            // And recovery looks only one batch past damage for more
+            // records, so no more than one batch is ever left unsynced: a
+            // record surviving farther out would be missed, and its lsn
+            // handed out again.
+            let beyond_one_batch =
+                unsynced_bytes.saturating_add(job_bytes) > MAX_BATCH_BYTES as u64;
+            if unsynced_bytes > 0 && (job.sync || beyond_one_batch) {
+                device.sync().inspect_err(|_| earlier_lost = true)?;
+                unsynced_bytes = 0;
             }
-            unsynced = true;
+            unsynced_bytes = unsynced_bytes.saturating_add(job_bytes);
             for run in job.runs {
                 let offset = run.offset;
                 buffers.push(device.write_at_deep(run.into_padded(), offset)?);
             }
             if job.sync {
                 device.sync()?;
-                unsynced = false;
+                unsynced_bytes = 0;
             }
             Ok(())
         };
         let outcome = write();
-        if written
-            .send(Message::Written(Written { outcome, buffers }))
-            .is_err()
-        {
+        let written_back = Written {
+            outcome,
+            earlier_lost,
+            buffers,
+        };
+        if written.send(Message::Written(written_back)).is_err() {
             return;
         }
     }
@@ -545,6 +561,7 @@ impl WriterThread {
             let error = Err(blockdev::DeviceError::EngineStopped);
             self.finish_in_flight(Written {
                 outcome: error,
+                earlier_lost: false,
                 buffers: Vec::new(),
             });
             return;
@@ -572,17 +589,24 @@ impl WriterThread {
                     .lock()
                     .extend(batch.taken_segments.iter().map(|(s, _)| *s));
                 let error = Error::from_device(e);
-                if !matches!(error, Error::NoSpace) {
+                let full = matches!(error, Error::NoSpace) && !written.earlier_lost;
+                if !full {
                     let reason = error.to_string();
                     tracing::error!(%reason, "log write failed; the store is now read-only");
                     self.poisoned = Some(reason);
                 }
                 for (sub, _) in batch.placed {
-                    let _ = sub.reply.send(Err(match &error {
-                        Error::NoSpace => Error::NoSpace,
-                        other => Error::Failed(other.to_string()),
+                    let _ = sub.reply.send(Err(if full {
+                        Error::NoSpace
+                    } else {
+                        Error::Failed(error.to_string())
                     }));
                 }
+                // Some of its writes may have landed past the log's end, a
+                // segment header among them: its numbers are not handed out
+                // again, so those leftovers never pass for later records.
+                self.committed.next_lsn = batch.heads.next_lsn;
+                self.committed.next_sequence = batch.heads.next_sequence;
                 self.lay_out_again();
             }
         }
