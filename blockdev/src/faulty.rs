@@ -19,7 +19,8 @@ pub struct FaultConfig {
     /// Writes, syncs and discards after this many succeed fail with EIO, as
     /// if power was cut; `crash_image` then gives what survived.
     pub crash_after_ops: Option<u64>,
-    /// A write that ends past this offset fails with ENOSPC.
+    /// A write that ends past this offset fails with ENOSPC, after landing
+    /// its blocks below it, as a file system fills what it can first.
     pub nospace_above: Option<u64>,
 }
 
@@ -185,11 +186,13 @@ impl BlockDevice for FaultyDevice {
     fn write_at(&self, buf: AlignedBuf, offset: u64) -> Result<AlignedBuf, DeviceError> {
         check_range(offset, buf.len(), self.size_bytes)?;
         let mut state = self.state.lock();
-        if state
-            .config
-            .nospace_above
-            .is_some_and(|limit| offset + buf.len() as u64 > limit)
-        {
+        let end = offset + buf.len() as u64;
+        if let Some(limit) = state.config.nospace_above.filter(|&limit| end > limit) {
+            let fits = crate::align_down(limit.saturating_sub(offset)) as usize;
+            if fits > 0 {
+                state.begin_op()?;
+                state.apply(offset, &buf[..fits]);
+            }
             return Err(DeviceError::NoSpace);
         }
         state.begin_op()?;
@@ -280,5 +283,16 @@ mod tests {
             Err(DeviceError::NoSpace)
         ));
         assert_eq!(dev.read_at(AlignedBuf::zeroed(4096), 4096).unwrap()[0], 3);
+        // A write across the limit lands the blocks below it, then fails.
+        let mut across = AlignedBuf::zeroed(3 * 4096);
+        across.fill(4);
+        dev.set_nospace_above(Some(12288));
+        assert!(matches!(
+            dev.write_at(across, 4096),
+            Err(DeviceError::NoSpace)
+        ));
+        let landed = dev.read_at(AlignedBuf::zeroed(3 * 4096), 4096).unwrap();
+        assert!(landed[..8192].iter().all(|&b| b == 4));
+        assert!(landed[8192..].iter().all(|&b| b == 0));
     }
 }

@@ -24,7 +24,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use blockdev::{align_up, AlignedBuf, BlockDevice, BLOCK_SIZE};
+use blockdev::{align_up, AlignedBuf, BlockDevice, DeviceError, BLOCK_SIZE, WRITE_PIECE_BYTES};
 use parking_lot::RwLock;
 use tokio::sync::oneshot;
 
@@ -179,9 +179,11 @@ enum Message {
 
 struct Written {
     outcome: std::result::Result<(), blockdev::DeviceError>,
-    /// The failure was in syncing writes acknowledged earlier (new chunks):
-    /// whatever the error says, they may be lost.
-    earlier_lost: bool,
+    /// Later writes must not build on the device as it stands, whatever the
+    /// error says: a sync of writes acknowledged earlier (new chunks)
+    /// failed, so they may be lost, or what the failed batch landed could
+    /// not be taken back.
+    must_stop: bool,
     buffers: Vec<AlignedBuf>,
 }
 
@@ -363,9 +365,14 @@ fn write_jobs(
     // leaves writes that recovery read back but nothing made durable.
     let mut unsynced_bytes = u64::MAX;
     for job in jobs {
-        let job_bytes: u64 = job.runs.iter().map(|r| align_up(r.len as u64)).sum();
+        let ranges: Vec<(u64, u64)> = job
+            .runs
+            .iter()
+            .map(|r| (r.offset, align_up(r.len as u64)))
+            .collect();
+        let job_bytes: u64 = ranges.iter().map(|(_, len)| len).sum();
         let mut buffers = Vec::with_capacity(job.runs.len());
-        let mut earlier_lost = false;
+        let mut must_stop = false;
         let write = || {
             // What a synced batch references (chunks acknowledged earlier)
             // must be durable before the batch is written: if both were in
@@ -377,7 +384,7 @@ fn write_jobs(
             let beyond_one_batch =
                 unsynced_bytes.saturating_add(job_bytes) > MAX_BATCH_BYTES as u64;
             if unsynced_bytes > 0 && (job.sync || beyond_one_batch) {
-                device.sync().inspect_err(|_| earlier_lost = true)?;
+                device.sync().inspect_err(|_| must_stop = true)?;
                 unsynced_bytes = 0;
             }
             unsynced_bytes = unsynced_bytes.saturating_add(job_bytes);
@@ -392,15 +399,49 @@ fn write_jobs(
             Ok(())
         };
         let outcome = write();
+        if outcome.is_err() && !must_stop {
+            if take_back(device, &ranges).is_ok() {
+                unsynced_bytes = 0;
+            } else {
+                must_stop = true;
+            }
+        }
         let written_back = Written {
             outcome,
-            earlier_lost,
+            must_stop,
             buffers,
         };
         if written.send(Message::Written(written_back)).is_err() {
             return;
         }
     }
+}
+
+/// Undoes, durably, whatever a failed batch landed past the log's end. A
+/// file system out of space writes what it can before ENOSPC, so records
+/// of puts told NoSpace could otherwise come back at recovery, and a
+/// segment header left behind would sort among the segments written later.
+fn take_back(
+    device: &dyn BlockDevice,
+    ranges: &[(u64, u64)],
+) -> std::result::Result<(), DeviceError> {
+    for &(offset, len) in ranges {
+        // Punching a hole in a file needs no space and reads as zeros; a
+        // device's discard may keep the bytes, so whatever still reads
+        // nonzero is overwritten.
+        device.discard(offset, len)?;
+        let end = offset + len;
+        let mut at = offset;
+        while at < end {
+            let piece = (end - at).min(WRITE_PIECE_BYTES as u64) as usize;
+            let read = device.read_at(AlignedBuf::zeroed(piece), at)?;
+            if read.iter().any(|&b| b != 0) {
+                device.write_at(AlignedBuf::zeroed(piece), at)?;
+            }
+            at += piece as u64;
+        }
+    }
+    device.sync()
 }
 
 /// Where the heads stand, with the counters that go with them.
@@ -561,7 +602,7 @@ impl WriterThread {
             let error = Err(blockdev::DeviceError::EngineStopped);
             self.finish_in_flight(Written {
                 outcome: error,
-                earlier_lost: false,
+                must_stop: false,
                 buffers: Vec::new(),
             });
             return;
@@ -589,7 +630,7 @@ impl WriterThread {
                     .lock()
                     .extend(batch.taken_segments.iter().map(|(s, _)| *s));
                 let error = Error::from_device(e);
-                let full = matches!(error, Error::NoSpace) && !written.earlier_lost;
+                let full = matches!(error, Error::NoSpace) && !written.must_stop;
                 if !full {
                     let reason = error.to_string();
                     tracing::error!(%reason, "log write failed; the store is now read-only");
@@ -602,9 +643,9 @@ impl WriterThread {
                         Error::Failed(error.to_string())
                     }));
                 }
-                // Some of its writes may have landed past the log's end, a
-                // segment header among them: its numbers are not handed out
-                // again, so those leftovers never pass for later records.
+                // What it landed was taken back; its numbers are not handed
+                // out again all the same, so that a leftover a crash kept
+                // before the take-back never passes for a later record.
                 self.committed.next_lsn = batch.heads.next_lsn;
                 self.committed.next_sequence = batch.heads.next_sequence;
                 self.lay_out_again();
