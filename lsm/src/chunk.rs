@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_chunk_payload, encode_chunk_payload, flags, Location, Record, MAX_RECORD_BYTES,
+    chunk_payload_unhashed, decode_chunk_payload, encode_chunk_payload, fill_chunk_prefix, flags,
+    Location, Record, CHUNK_PREFIX_BYTES, MAX_RECORD_BYTES,
 };
 use crate::writer::PendingRecord;
 
@@ -81,31 +82,50 @@ fn choose(data: &[u8], level: i32, shuffle: bool) -> Option<bool> {
     worth_it(sample.len(), best).then_some(planes < plain)
 }
 
-/// Builds the chunk record for `data` (whose content hash is `hash`),
-/// compressed where that pays.
-pub fn encode_chunk(data: &[u8], hash: [u8; 32], compression: Compression) -> PendingRecord {
-    let raw_len = data.len() as u32;
-    let mut record_flags = 0;
-    let mut stored: Option<Vec<u8>> = None;
-    if let Some(level) = compression.zstd_level {
-        if let Some(shuffled) = choose(data, level, compression.shuffle) {
-            let input = if shuffled {
-                std::borrow::Cow::Owned(shuffle4(data))
-            } else {
-                std::borrow::Cow::Borrowed(data)
-            };
-            if let Ok(compressed) = zstd::bulk::compress(&input, level) {
-                if worth_it(data.len(), compressed.len()) {
-                    record_flags |= flags::ZSTD;
-                    if shuffled {
-                        record_flags |= flags::SHUFFLE4;
-                    }
-                    stored = Some(compressed);
-                }
-            }
-        }
+/// A chunk's raw bytes, held where its record's payload will hold them
+/// (after room for the prefix), so that stored raw they are not copied again.
+pub struct RawChunk(Vec<u8>);
+
+impl RawChunk {
+    pub fn copy_of(data: &[u8]) -> RawChunk {
+        RawChunk(chunk_payload_unhashed(data))
     }
-    let payload = encode_chunk_payload(&hash, raw_len, stored.as_deref().unwrap_or(data));
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0[CHUNK_PREFIX_BYTES..]
+    }
+}
+
+/// Builds the record for `chunk` (whose content hash is `hash`), compressed
+/// where that pays.
+pub fn encode_chunk(chunk: RawChunk, hash: [u8; 32], compression: Compression) -> PendingRecord {
+    let raw_len = chunk.bytes().len() as u32;
+    let mut record_flags = 0;
+    let compressed = compression.zstd_level.and_then(|level| {
+        let data = chunk.bytes();
+        let shuffled = choose(data, level, compression.shuffle)?;
+        let input = if shuffled {
+            std::borrow::Cow::Owned(shuffle4(data))
+        } else {
+            std::borrow::Cow::Borrowed(data)
+        };
+        let compressed = zstd::bulk::compress(&input, level).ok()?;
+        worth_it(data.len(), compressed.len()).then(|| {
+            record_flags |= flags::ZSTD;
+            if shuffled {
+                record_flags |= flags::SHUFFLE4;
+            }
+            compressed
+        })
+    });
+    let payload = match compressed {
+        Some(stored) => encode_chunk_payload(&hash, raw_len, &stored),
+        None => {
+            let mut payload = chunk.0;
+            fill_chunk_prefix(&mut payload, &hash, raw_len);
+            payload
+        }
+    };
     PendingRecord {
         flags: record_flags,
         payload,
@@ -168,7 +188,11 @@ mod tests {
         let text = "{\"id\": 12, \"name\": \"vector\"} "
             .repeat(4000)
             .into_bytes();
-        let rec = encode_chunk(&text, content_hash(&text), Compression::default());
+        let rec = encode_chunk(
+            RawChunk::copy_of(&text),
+            content_hash(&text),
+            Compression::default(),
+        );
         assert_eq!(rec.flags & flags::ZSTD, flags::ZSTD);
         assert!(rec.payload.len() < text.len() / 4);
         assert_eq!(
@@ -179,7 +203,11 @@ mod tests {
         let random: Vec<u8> = (0..100_000u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
-        let rec = encode_chunk(&random, content_hash(&random), Compression::default());
+        let rec = encode_chunk(
+            RawChunk::copy_of(&random),
+            content_hash(&random),
+            Compression::default(),
+        );
         if rec.flags & flags::ZSTD == 0 {
             assert_eq!(
                 rec.payload.len(),
@@ -200,7 +228,10 @@ mod tests {
             zstd_level: None,
             shuffle: false,
         };
-        assert_eq!(encode_chunk(&text, [0; 32], off).flags, 0);
+        assert_eq!(
+            encode_chunk(RawChunk::copy_of(&text), [0; 32], off).flags,
+            0
+        );
     }
 
     /// Found by fuzzing: a damaged length made zstd allocate up to 4 GiB.
@@ -208,7 +239,7 @@ mod tests {
     fn a_chunk_claiming_a_huge_length_is_corruption() {
         let data = vec![7u8; 10_000];
         let hash = content_hash(&data);
-        let rec = encode_chunk(&data, hash, Compression::default());
+        let rec = encode_chunk(RawChunk::copy_of(&data), hash, Compression::default());
         assert_eq!(rec.flags & flags::ZSTD, flags::ZSTD);
         let stored = &rec.payload[crate::format::CHUNK_PREFIX_BYTES..];
         let lying = encode_chunk_payload(&hash, u32::MAX, stored);
@@ -235,7 +266,7 @@ mod tests {
             })
             .collect();
         let hash = content_hash(&floats);
-        let rec = encode_chunk(&floats, hash, Compression::default());
+        let rec = encode_chunk(RawChunk::copy_of(&floats), hash, Compression::default());
         assert_eq!(rec.flags, flags::ZSTD | flags::SHUFFLE4);
         assert_eq!(
             decode_chunk(LOC, rec.flags, &rec.payload, &hash).unwrap(),

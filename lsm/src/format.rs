@@ -331,11 +331,23 @@ impl RecordHeader {
 pub const CHUNK_PREFIX_BYTES: usize = 32 + 4;
 
 pub fn encode_chunk_payload(hash: &[u8; 32], raw_len: u32, stored: &[u8]) -> Vec<u8> {
+    let mut out = chunk_payload_unhashed(stored);
+    fill_chunk_prefix(&mut out, hash, raw_len);
+    out
+}
+
+/// A chunk payload whose prefix is left blank, for `fill_chunk_prefix` once
+/// the hash is known: bytes stored raw are then copied only once.
+pub fn chunk_payload_unhashed(stored: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(CHUNK_PREFIX_BYTES + stored.len());
-    out.extend_from_slice(hash);
-    out.extend_from_slice(&raw_len.to_le_bytes());
+    out.resize(CHUNK_PREFIX_BYTES, 0);
     out.extend_from_slice(stored);
     out
+}
+
+pub fn fill_chunk_prefix(payload: &mut [u8], hash: &[u8; 32], raw_len: u32) {
+    payload[..32].copy_from_slice(hash);
+    payload[32..CHUNK_PREFIX_BYTES].copy_from_slice(&raw_len.to_le_bytes());
 }
 
 pub struct ChunkPayload<'a> {

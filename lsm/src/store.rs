@@ -13,7 +13,7 @@ use md5::{Digest, Md5};
 use parking_lot::{Mutex, RwLock};
 
 use crate::cache::ChunkCache;
-use crate::chunk::{content_hash, encode_chunk, Compression};
+use crate::chunk::{content_hash, encode_chunk, Compression, RawChunk};
 use crate::error::{Error, Result};
 use crate::format::{
     BucketOp, ChunkRef, Location, MultipartAbort, MultipartComplete, MultipartCreate,
@@ -98,6 +98,10 @@ struct Inner {
     /// One checkpoint at a time, and what the newest one covers.
     checkpointed: tokio::sync::Mutex<Checkpointed>,
     cache: ChunkCache,
+    /// Chunk encoders (hash, dedup lookup, compression) running at once,
+    /// across all uploads: one per core, so that many uploads queue for
+    /// them instead of each taking a thread.
+    encoders: Arc<tokio::sync::Semaphore>,
     config: StoreConfig,
 }
 
@@ -155,6 +159,9 @@ impl Store {
                     applied_lsn,
                 }),
                 cache: ChunkCache::new(config.cache_bytes),
+                encoders: Arc::new(tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                )),
                 config,
             }),
         }
@@ -312,6 +319,20 @@ impl Store {
             in_flight: VecDeque::new(),
             pins: PinGuard::empty(&self.inner.catalog),
         }
+    }
+
+    /// Hashes a chunk and submits its record, unless the same content is
+    /// stored already (with dedup on).
+    fn store_chunk(&self, chunk: RawChunk) -> Encoded {
+        let hash = content_hash(chunk.bytes());
+        if self.inner.config.dedup {
+            let raw_len = chunk.bytes().len() as u32;
+            if let Some((stored, pins)) = self.pin_existing(&hash, raw_len) {
+                return Encoded::Stored(stored, pins);
+            }
+        }
+        let record = encode_chunk(chunk, hash, self.inner.config.compression);
+        Encoded::Submitted(hash, self.inner.writer.submit(vec![record]))
     }
 
     /// Pins the stored chunk with this content, if there is one, so that a
@@ -703,8 +724,20 @@ pub struct ObjectWriter {
     next_cut_attempt: usize,
     size: u64,
     chunks: Vec<ChunkRef>,
-    in_flight: VecDeque<(usize, Ticket)>,
+    in_flight: VecDeque<(usize, Encoding)>,
     pins: PinGuard,
+}
+
+/// A chunk found already stored, or handed to the writer.
+enum Encoded {
+    Stored(ChunkRef, PinGuard),
+    Submitted([u8; 32], Ticket),
+}
+
+enum Encoding {
+    Done(Encoded),
+    /// On an encoder thread.
+    Offloaded(tokio::task::JoinHandle<Encoded>),
 }
 
 /// FastCDC's bounds around the average chunk size: a quarter of it at
@@ -748,7 +781,7 @@ impl ObjectWriter {
                 self.next_cut_attempt = 2 * pending.len();
                 break;
             }
-            outcome = self.flush_chunk(&pending[..cut]).await;
+            outcome = self.flush_chunk(&pending[..cut], true).await;
             self.consumed += cut;
             self.next_cut_attempt = min;
         }
@@ -771,29 +804,41 @@ impl ObjectWriter {
             .map_or(max.min(pending.len()), |c| c.length)
     }
 
-    async fn flush_chunk(&mut self, data: &[u8]) -> Result<()> {
-        let hash = content_hash(data);
-        let raw_len = data.len() as u32;
-        if self.store.inner.config.dedup {
-            if let Some((chunk, pins)) = self.store.pin_existing(&hash, raw_len) {
-                self.chunks.push(chunk);
-                self.pins.absorb(pins);
-                return Ok(());
-            }
-        }
-        let record = encode_chunk(data, hash, self.store.inner.config.compression);
+    /// Encodes a chunk and puts it in flight. While more of the body is to
+    /// come, an encoder thread does it and the upload goes on: one upload
+    /// then uses more than one core, where hashing on its own task bounded
+    /// it to one. The last chunks are encoded here: nothing is left to
+    /// overlap with them but the hand-off's latency.
+    async fn flush_chunk(&mut self, data: &[u8], more_to_come: bool) -> Result<()> {
+        let chunk = RawChunk::copy_of(data);
         let slot = self.chunks.len();
         self.chunks.push(ChunkRef {
             location: Location {
-                segment: u32::MAX,
+                segment: 0,
                 offset: 0,
                 len: 0,
             },
-            raw_len,
-            hash,
+            raw_len: data.len() as u32,
+            hash: [0; 32],
         });
-        let ticket = self.store.inner.writer.submit(vec![record]);
-        self.in_flight.push_back((slot, ticket));
+        let encoding = if more_to_come {
+            let permit = self
+                .store
+                .inner
+                .encoders
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::ShuttingDown)?;
+            let store = self.store.clone();
+            Encoding::Offloaded(tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                store.store_chunk(chunk)
+            }))
+        } else {
+            Encoding::Done(self.store.store_chunk(chunk))
+        };
+        self.in_flight.push_back((slot, encoding));
         while self.in_flight.len() > self.store.inner.config.write_window_chunks {
             self.settle_oldest().await?;
         }
@@ -801,16 +846,32 @@ impl ObjectWriter {
     }
 
     async fn settle_oldest(&mut self) -> Result<()> {
-        if let Some((slot, ticket)) = self.in_flight.pop_front() {
-            let committed = ticket.wait().await?;
-            committed.outcome?;
-            let location = committed
-                .locations
-                .first()
-                .copied()
-                .ok_or_else(|| Error::Failed("writer returned no location".into()))?;
-            self.pins.absorb(committed.pins);
-            self.chunks[slot].location = location;
+        let Some((slot, encoding)) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let encoded = match encoding {
+            Encoding::Done(encoded) => encoded,
+            Encoding::Offloaded(handle) => handle
+                .await
+                .map_err(|e| Error::Failed(format!("chunk encoder: {e}")))?,
+        };
+        match encoded {
+            Encoded::Stored(chunk, pins) => {
+                self.chunks[slot] = chunk;
+                self.pins.absorb(pins);
+            }
+            Encoded::Submitted(hash, ticket) => {
+                let committed = ticket.wait().await?;
+                committed.outcome?;
+                let location = committed
+                    .locations
+                    .first()
+                    .copied()
+                    .ok_or_else(|| Error::Failed("writer returned no location".into()))?;
+                self.pins.absorb(committed.pins);
+                self.chunks[slot].location = location;
+                self.chunks[slot].hash = hash;
+            }
         }
         Ok(())
     }
@@ -825,7 +886,11 @@ impl ObjectWriter {
         let small = self.chunks.is_empty() && self.buffer.len() <= INLINE_MAX_BYTES;
         if small && !self.buffer.is_empty() {
             let hash = content_hash(&self.buffer);
-            let chunk = encode_chunk(&self.buffer, hash, self.store.inner.config.compression);
+            let chunk = encode_chunk(
+                RawChunk::copy_of(&self.buffer),
+                hash,
+                self.store.inner.config.compression,
+            );
             return Ok(WrittenData {
                 size: self.size,
                 chunks: Vec::new(),
@@ -837,7 +902,7 @@ impl ObjectWriter {
         let mut pending = &buffer[self.consumed..];
         while !pending.is_empty() {
             let cut = self.cut_point(pending, (min, avg, max));
-            self.flush_chunk(&pending[..cut]).await?;
+            self.flush_chunk(&pending[..cut], false).await?;
             pending = &pending[cut..];
         }
         while !self.in_flight.is_empty() {
