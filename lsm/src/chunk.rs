@@ -87,12 +87,26 @@ fn choose(data: &[u8], level: i32, shuffle: bool) -> Option<bool> {
 pub struct RawChunk(Vec<u8>);
 
 impl RawChunk {
-    pub fn copy_of(data: &[u8]) -> RawChunk {
-        RawChunk(chunk_payload_unhashed(data))
+    pub fn with_capacity(bytes: usize) -> RawChunk {
+        RawChunk(chunk_payload_unhashed(&[], bytes))
+    }
+
+    pub fn extend(&mut self, data: &[u8]) {
+        self.0.extend_from_slice(data);
     }
 
     pub fn bytes(&self) -> &[u8] {
         &self.0[CHUNK_PREFIX_BYTES..]
+    }
+
+    /// Keeps the first `at` bytes and returns the rest as the next chunk,
+    /// with room for `capacity` bytes.
+    pub fn split_off(&mut self, at: usize, capacity: usize) -> RawChunk {
+        let rest = &self.bytes()[at..];
+        let mut next = RawChunk::with_capacity(capacity.max(rest.len()));
+        next.extend(rest);
+        self.0.truncate(CHUNK_PREFIX_BYTES + at);
+        next
     }
 }
 
@@ -177,6 +191,12 @@ pub fn decode_chunk(
 mod tests {
     use super::*;
 
+    fn raw(data: &[u8]) -> RawChunk {
+        let mut chunk = RawChunk::with_capacity(data.len());
+        chunk.extend(data);
+        chunk
+    }
+
     const LOC: Location = Location {
         segment: 0,
         offset: 0,
@@ -188,11 +208,7 @@ mod tests {
         let text = "{\"id\": 12, \"name\": \"vector\"} "
             .repeat(4000)
             .into_bytes();
-        let rec = encode_chunk(
-            RawChunk::copy_of(&text),
-            content_hash(&text),
-            Compression::default(),
-        );
+        let rec = encode_chunk(raw(&text), content_hash(&text), Compression::default());
         assert_eq!(rec.flags & flags::ZSTD, flags::ZSTD);
         assert!(rec.payload.len() < text.len() / 4);
         assert_eq!(
@@ -203,11 +219,7 @@ mod tests {
         let random: Vec<u8> = (0..100_000u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
-        let rec = encode_chunk(
-            RawChunk::copy_of(&random),
-            content_hash(&random),
-            Compression::default(),
-        );
+        let rec = encode_chunk(raw(&random), content_hash(&random), Compression::default());
         if rec.flags & flags::ZSTD == 0 {
             assert_eq!(
                 rec.payload.len(),
@@ -228,10 +240,7 @@ mod tests {
             zstd_level: None,
             shuffle: false,
         };
-        assert_eq!(
-            encode_chunk(RawChunk::copy_of(&text), [0; 32], off).flags,
-            0
-        );
+        assert_eq!(encode_chunk(raw(&text), [0; 32], off).flags, 0);
     }
 
     /// Found by fuzzing: a damaged length made zstd allocate up to 4 GiB.
@@ -239,7 +248,7 @@ mod tests {
     fn a_chunk_claiming_a_huge_length_is_corruption() {
         let data = vec![7u8; 10_000];
         let hash = content_hash(&data);
-        let rec = encode_chunk(RawChunk::copy_of(&data), hash, Compression::default());
+        let rec = encode_chunk(raw(&data), hash, Compression::default());
         assert_eq!(rec.flags & flags::ZSTD, flags::ZSTD);
         let stored = &rec.payload[crate::format::CHUNK_PREFIX_BYTES..];
         let lying = encode_chunk_payload(&hash, u32::MAX, stored);
@@ -266,7 +275,7 @@ mod tests {
             })
             .collect();
         let hash = content_hash(&floats);
-        let rec = encode_chunk(RawChunk::copy_of(&floats), hash, Compression::default());
+        let rec = encode_chunk(raw(&floats), hash, Compression::default());
         assert_eq!(rec.flags, flags::ZSTD | flags::SHUFFLE4);
         assert_eq!(
             decode_chunk(LOC, rec.flags, &rec.payload, &hash).unwrap(),

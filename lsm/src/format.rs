@@ -331,15 +331,16 @@ impl RecordHeader {
 pub const CHUNK_PREFIX_BYTES: usize = 32 + 4;
 
 pub fn encode_chunk_payload(hash: &[u8; 32], raw_len: u32, stored: &[u8]) -> Vec<u8> {
-    let mut out = chunk_payload_unhashed(stored);
+    let mut out = chunk_payload_unhashed(stored, stored.len());
     fill_chunk_prefix(&mut out, hash, raw_len);
     out
 }
 
 /// A chunk payload whose prefix is left blank, for `fill_chunk_prefix` once
-/// the hash is known: bytes stored raw are then copied only once.
-pub fn chunk_payload_unhashed(stored: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(CHUNK_PREFIX_BYTES + stored.len());
+/// the hash is known (bytes stored raw are then copied only once), with
+/// room for `capacity` stored bytes.
+pub fn chunk_payload_unhashed(stored: &[u8], capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(CHUNK_PREFIX_BYTES + capacity.max(stored.len()));
     out.resize(CHUNK_PREFIX_BYTES, 0);
     out.extend_from_slice(stored);
     out

@@ -311,8 +311,7 @@ impl Store {
     pub fn object_writer(&self) -> ObjectWriter {
         ObjectWriter {
             store: self.clone(),
-            buffer: Vec::new(),
-            consumed: 0,
+            pending: RawChunk::with_capacity(0),
             next_cut_attempt: 0,
             size: 0,
             chunks: Vec::new(),
@@ -715,12 +714,11 @@ impl Store {
 /// oldest when the window is full.
 pub struct ObjectWriter {
     store: Store,
-    /// Bytes received: those before `consumed` are written as chunks; the
-    /// prefix is dropped once it outgrows the rest, so a byte moves at most
-    /// once more however the body is cut.
-    buffer: Vec<u8>,
-    consumed: usize,
-    /// Buffered bytes at which to look for the next cut again.
+    /// Bytes received and not yet cut into chunks, held where the next
+    /// chunk's record will hold them: a byte is copied once on its way in,
+    /// and once more only if it arrived past a content-defined cut.
+    pending: RawChunk,
+    /// Pending bytes at which to look for the next cut again.
     next_cut_attempt: usize,
     size: u64,
     chunks: Vec<ChunkRef>,
@@ -751,53 +749,77 @@ fn chunk_bounds(average: usize, geometry: &Superblock) -> (usize, usize, usize) 
 }
 
 impl ObjectWriter {
-    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
-        let (min, avg, max) = chunk_bounds(
-            self.store.inner.config.chunk_size_bytes,
-            &self.store.inner.geometry,
-        );
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        let bounds = self.bounds();
         self.size += data.len() as u64;
-        if self.consumed >= self.buffer.len() - self.consumed {
-            self.buffer.drain(..self.consumed);
-            self.consumed = 0;
-        }
-        self.buffer.extend_from_slice(data);
-        let buffer = std::mem::take(&mut self.buffer);
-        let mut outcome = Ok(());
-        while outcome.is_ok() {
-            let pending = &buffer[self.consumed..];
-            // A cut point depends only on the bytes before it, so one found
-            // before the end of what is buffered is final, and so is `max`.
-            // Looking again only once the buffer has doubled bounds the
-            // rescanning to about one more pass over the data. The first
-            // cut waits for `max`: a body shorter than that may yet be
-            // small enough to go inline.
-            let early = !self.chunks.is_empty() && pending.len() >= self.next_cut_attempt.max(min);
-            if pending.len() < max && !early {
-                break;
+        while !data.is_empty() {
+            // A fixed cut is known before its bytes arrive: the chunk is
+            // filled exactly to it, and nothing is copied past it.
+            let room = self
+                .fixed_cut(bounds)
+                .map_or(0, |cut| cut.saturating_sub(self.pending.bytes().len()));
+            let take = if room > 0 {
+                room.min(data.len())
+            } else {
+                data.len()
+            };
+            let (now, later) = data.split_at(take);
+            self.pending.extend(now);
+            data = later;
+            while let Some(cut) = self.final_cut(bounds) {
+                self.flush_chunk(cut, true).await?;
             }
-            let cut = self.cut_point(pending, (min, avg, max));
-            if cut == pending.len() && pending.len() < max {
-                self.next_cut_attempt = 2 * pending.len();
-                break;
-            }
-            outcome = self.flush_chunk(&pending[..cut], true).await;
-            self.consumed += cut;
-            self.next_cut_attempt = min;
         }
-        self.buffer = buffer;
-        outcome
+        Ok(())
     }
 
-    /// Where the next chunk of `pending` ends: content-defined with dedup
-    /// (an insertion then shifts only the chunks around it), a fixed size
-    /// without (nothing is gained by finding content boundaries). The fixed
-    /// size is a little under the average so that records, with their
-    /// headers and block padding, pack whole into a segment: at exactly
-    /// 1 MiB only 15 fit in 16 MiB after the segment header.
+    fn bounds(&self) -> (usize, usize, usize) {
+        chunk_bounds(
+            self.store.inner.config.chunk_size_bytes,
+            &self.store.inner.geometry,
+        )
+    }
+
+    /// Where the next chunk ends, once that is certain with more of the body
+    /// to come. A cut point depends only on the bytes before it, so one
+    /// found before the end of what is pending is final, and so is `max`.
+    /// Looking again only once the pending bytes have doubled bounds the
+    /// rescanning to about one more pass over the data. The first cut waits
+    /// until the body can no longer go inline (or reaches `max`, as small
+    /// test chunks do): which bodies go inline does not depend on the cuts.
+    fn final_cut(&mut self, (min, avg, max): (usize, usize, usize)) -> Option<usize> {
+        let len = self.pending.bytes().len();
+        if self.chunks.is_empty() && len < max.min(INLINE_MAX_BYTES + 1) {
+            return None;
+        }
+        let fixed = self.fixed_cut((min, avg, max));
+        if fixed.is_none() && len < max && len < self.next_cut_attempt.max(min) {
+            return None;
+        }
+        let cut = self.cut_point(self.pending.bytes(), (min, avg, max));
+        if cut == len && len < max && Some(cut) != fixed {
+            self.next_cut_attempt = 2 * len;
+            return None;
+        }
+        self.next_cut_attempt = min;
+        Some(cut)
+    }
+
+    /// Without dedup, chunks are cut at a fixed size: nothing is gained by
+    /// finding content boundaries. It is a little under the average so that
+    /// records, with their headers and block padding, pack whole into a
+    /// segment: at exactly 1 MiB only 15 fit in 16 MiB after the segment
+    /// header.
+    fn fixed_cut(&self, (_, avg, _): (usize, usize, usize)) -> Option<usize> {
+        (!self.store.inner.config.dedup).then_some(avg - avg / 64)
+    }
+
+    /// Where the next chunk of `pending` ends if the body ended there:
+    /// content-defined with dedup (an insertion then shifts only the chunks
+    /// around it), fixed without.
     fn cut_point(&self, pending: &[u8], (min, avg, max): (usize, usize, usize)) -> usize {
-        if !self.store.inner.config.dedup {
-            return (avg - avg / 64).min(pending.len());
+        if let Some(fixed) = self.fixed_cut((min, avg, max)) {
+            return fixed.min(pending.len());
         }
         fastcdc::v2020::FastCDC::new(pending, min as u32, avg as u32, max as u32)
             .next()
@@ -809,8 +831,16 @@ impl ObjectWriter {
     /// then uses more than one core, where hashing on its own task bounded
     /// it to one. The last chunks are encoded here: nothing is left to
     /// overlap with them but the hand-off's latency.
-    async fn flush_chunk(&mut self, data: &[u8], more_to_come: bool) -> Result<()> {
-        let chunk = RawChunk::copy_of(data);
+    async fn flush_chunk(&mut self, cut: usize, more_to_come: bool) -> Result<()> {
+        // More to come: room for a chunk, so that its bytes are not moved
+        // as it fills.
+        let (_, avg, _) = self.bounds();
+        let next_capacity = match more_to_come {
+            true => self.fixed_cut(self.bounds()).unwrap_or(2 * avg),
+            false => 0,
+        };
+        let rest = self.pending.split_off(cut, next_capacity);
+        let chunk = std::mem::replace(&mut self.pending, rest);
         let slot = self.chunks.len();
         self.chunks.push(ChunkRef {
             location: Location {
@@ -818,7 +848,7 @@ impl ObjectWriter {
                 offset: 0,
                 len: 0,
             },
-            raw_len: data.len() as u32,
+            raw_len: cut as u32,
             hash: [0; 32],
         });
         let encoding = if more_to_come {
@@ -879,18 +909,11 @@ impl ObjectWriter {
     /// Writes what is buffered and waits for every chunk to be durable. A
     /// small body is not written yet: it goes inline into the object record.
     pub async fn finish(mut self) -> Result<WrittenData> {
-        let (min, avg, max) = chunk_bounds(
-            self.store.inner.config.chunk_size_bytes,
-            &self.store.inner.geometry,
-        );
-        let small = self.chunks.is_empty() && self.buffer.len() <= INLINE_MAX_BYTES;
-        if small && !self.buffer.is_empty() {
-            let hash = content_hash(&self.buffer);
-            let chunk = encode_chunk(
-                RawChunk::copy_of(&self.buffer),
-                hash,
-                self.store.inner.config.compression,
-            );
+        let bounds = self.bounds();
+        let len = self.pending.bytes().len();
+        if self.chunks.is_empty() && len <= INLINE_MAX_BYTES && len > 0 {
+            let hash = content_hash(self.pending.bytes());
+            let chunk = encode_chunk(self.pending, hash, self.store.inner.config.compression);
             return Ok(WrittenData {
                 size: self.size,
                 chunks: Vec::new(),
@@ -898,12 +921,9 @@ impl ObjectWriter {
                 pins: self.pins,
             });
         }
-        let buffer = std::mem::take(&mut self.buffer);
-        let mut pending = &buffer[self.consumed..];
-        while !pending.is_empty() {
-            let cut = self.cut_point(pending, (min, avg, max));
-            self.flush_chunk(&pending[..cut], false).await?;
-            pending = &pending[cut..];
+        while !self.pending.bytes().is_empty() {
+            let cut = self.cut_point(self.pending.bytes(), bounds);
+            self.flush_chunk(cut, false).await?;
         }
         while !self.in_flight.is_empty() {
             self.settle_oldest().await?;
