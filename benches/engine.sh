@@ -29,13 +29,16 @@ run_on() {
     fio_json seq_write --rw=write --bs=1M --size=4G --ioengine=io_uring --iodepth=8 | sed "s/^{/{\"device\":\"$label\",/" | tee -a "$out"
     fio_json fsync_4k --rw=write --bs=4k --size=64M --ioengine=psync --fdatasync=1 --runtime=15 --time_based | sed "s/^{/{\"device\":\"$label\",/" | tee -a "$out"
     fio_json seq_read --rw=read --bs=1M --size=4G --ioengine=io_uring --iodepth=8 | sed "s/^{/{\"device\":\"$label\",/" | tee -a "$out"
-    target/release/engine --device "$dev" --size-bytes $((16<<30)) "${@:3}" | sed "s/^{/{\"device\":\"$label\",/" | tee -a "$out"
+    target/release/engine --device "$dev" --size-bytes $((16<<30)) --cases put-get,recovery | sed "s/^{/{\"device\":\"$label\",/" | tee -a "$out"
 }
 
 run_on "$file" file
+# In a process of its own: the index's memory is measured as RSS growth,
+# which memory freed by earlier cases and reused would hide.
+target/release/engine --device "$file" --size-bytes $((16<<30)) --cases restart | sed "s/^{/{\"device\":\"file\",/" | tee -a "$out"
 if img=$(mktemp -p target/bench loop.XXXX.img) && truncate -s 16G "$img" && loopdev=$(losetup --find --show --direct-io=on --sector-size 4096 "$img" 2>/dev/null); then
     trap 'losetup -d "$loopdev"; rm -f "$img"' EXIT
-    run_on "$loopdev" loop --cases put-get,recovery
+    run_on "$loopdev" loop
 else
     echo "loop device unavailable here; file results only" >&2
 fi
