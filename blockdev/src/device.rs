@@ -41,7 +41,11 @@ impl DeviceError {
 }
 
 /// The size of the concurrent writes `write_at_deep` splits a buffer into.
-pub const WRITE_PIECE_BYTES: usize = 1 << 20;
+/// A batch's writes all finish before the next batch goes out, so smaller
+/// pieces keep the queue deeper through that drain: 64 MiB puts from one
+/// client ran 1,128-1,253 MB/s with 256 KiB pieces against 1,022-1,178 with
+/// 1 MiB pieces on a loop device (five alternating rounds).
+pub const WRITE_PIECE_BYTES: usize = 256 << 10;
 
 /// Which system-call path moves the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
