@@ -225,12 +225,7 @@ impl Store {
 
     async fn append_one(&self, record: Record) -> Result<Location> {
         let committed = self.append(vec![PendingRecord::new(record)]).await?;
-        committed.outcome?;
-        committed
-            .locations
-            .first()
-            .copied()
-            .ok_or_else(|| Error::Failed("writer returned no location".into()))
+        committed.into_single().map(|(location, _)| location)
     }
 
     /// The lsn of the newest applied record: tells whether a checkpoint is due.
@@ -436,14 +431,8 @@ impl Store {
                 return Ok((vec![chunk_ref], pins));
             }
         }
-        let committed = self.append(vec![chunk]).await?;
-        committed.outcome?;
-        let location = committed
-            .locations
-            .first()
-            .copied()
-            .ok_or_else(|| Error::Failed("writer returned no location".into()))?;
-        pins.absorb(committed.pins);
+        let (location, pinned) = self.append(vec![chunk]).await?.into_single()?;
+        pins.absorb(pinned);
         Ok((
             vec![ChunkRef {
                 location,
@@ -891,14 +880,8 @@ impl ObjectWriter {
                 self.pins.absorb(pins);
             }
             Encoded::Submitted(hash, ticket) => {
-                let committed = ticket.wait().await?;
-                committed.outcome?;
-                let location = committed
-                    .locations
-                    .first()
-                    .copied()
-                    .ok_or_else(|| Error::Failed("writer returned no location".into()))?;
-                self.pins.absorb(committed.pins);
+                let (location, pinned) = ticket.wait().await?.into_single()?;
+                self.pins.absorb(pinned);
                 self.chunks[slot].location = location;
                 self.chunks[slot].hash = hash;
             }

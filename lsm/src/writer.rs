@@ -102,6 +102,20 @@ pub struct Committed {
     pub pins: PinGuard,
 }
 
+impl Committed {
+    /// Where a submission of one record put it, once that succeeded, with
+    /// its pins.
+    pub fn into_single(self) -> Result<(Location, PinGuard)> {
+        self.outcome?;
+        let location = self
+            .locations
+            .first()
+            .copied()
+            .ok_or_else(|| Error::Failed("writer returned no location".into()))?;
+        Ok((location, self.pins))
+    }
+}
+
 /// Locations pinned against compaction; unpinned on drop. Never drop one
 /// while holding the catalog lock.
 pub struct PinGuard {

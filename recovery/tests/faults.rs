@@ -514,16 +514,7 @@ fn concurrent_writers_through_a_full_host() {
     store.shutdown();
     drop(store);
     let (reopened, _) = open(dev);
-    let listed = reopened
-        .list_objects(
-            "b",
-            &lsm::ListQuery {
-                max_keys: usize::MAX,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    assert_eq!(listed.objects.len(), stored.len());
+    assert_eq!(list_keys(&reopened, "b").len(), stored.len());
     for (key, data) in &stored {
         assert!(read_all(&reopened, "b", key).unwrap() == *data, "{key}");
     }
@@ -584,18 +575,12 @@ fn puts_refused_for_space_never_come_back() {
             ("crash", crashed),
         ] {
             let (reopened, report) = open(device);
-            let listed = reopened
-                .list_objects(
-                    "b",
-                    &lsm::ListQuery {
-                        max_keys: usize::MAX,
-                        ..Default::default()
-                    },
-                )
-                .unwrap();
-            let keys: Vec<_> = listed.objects.iter().map(|(key, _)| key.clone()).collect();
             let expected: Vec<_> = stored.keys().cloned().collect();
-            assert_eq!(keys, expected, "seed {seed}, after a {what}");
+            assert_eq!(
+                list_keys(&reopened, "b"),
+                expected,
+                "seed {seed}, after a {what}"
+            );
             for (key, data) in &stored {
                 assert!(read_all(&reopened, "b", key).unwrap() == *data, "{key}");
             }

@@ -97,3 +97,13 @@ pub fn read_all(store: &Store, bucket: &str, key: &str) -> lsm::Result<Vec<u8>> 
     }
     Ok(out)
 }
+
+/// Every key in the bucket, in order.
+pub fn list_keys(store: &Store, bucket: &str) -> Vec<String> {
+    let query = lsm::ListQuery {
+        max_keys: usize::MAX,
+        ..Default::default()
+    };
+    let listed = store.list_objects(bucket, &query).unwrap();
+    listed.objects.into_iter().map(|(key, _)| key).collect()
+}
