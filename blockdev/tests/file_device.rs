@@ -40,6 +40,16 @@ fn exercise(engine: IoEngine) {
         .read_at(AlignedBuf::zeroed(expected_big.len()), 2 << 20)
         .unwrap();
     assert!(back[..] == expected_big[..], "deep write read back");
+    // One piece or less is written whole, on the calling thread.
+    let mut small = AlignedBuf::zeroed(8192);
+    small.fill(0x5a);
+    let returned = dev.write_at_deep(small, 6 << 20).unwrap();
+    assert!(returned.iter().all(|&b| b == 0x5a));
+    let back = dev.read_at(AlignedBuf::zeroed(8192), 6 << 20).unwrap();
+    assert!(
+        back.iter().all(|&b| b == 0x5a),
+        "small deep write read back"
+    );
     assert!(matches!(
         dev.write_at_deep(AlignedBuf::zeroed(2 << 20), 15 << 20),
         Err(DeviceError::OutOfRange { .. })
