@@ -205,6 +205,8 @@ struct Written {
 struct DeviceJob {
     runs: Vec<Run>,
     sync: bool,
+    /// Segments this batch opens: where each starts, and its new header.
+    opened: Vec<(u64, Vec<u8>)>,
 }
 
 /// Waits for a submission to be written (and durable, as `Committed` says).
@@ -414,7 +416,7 @@ fn write_jobs(
         };
         let outcome = write();
         if outcome.is_err() && !must_stop {
-            if take_back(device, &ranges).is_ok() {
+            if take_back(device, &ranges, &job.opened).is_ok() {
                 unsynced_bytes = 0;
             } else {
                 must_stop = true;
@@ -432,30 +434,61 @@ fn write_jobs(
 }
 
 /// Undoes, durably, whatever a failed batch landed past the log's end. A
-/// file system out of space writes what it can before ENOSPC, so records
-/// of puts told NoSpace could otherwise come back at recovery, and a
-/// segment header left behind would sort among the segments written later.
+/// file system out of space writes what fits before ENOSPC, so records of
+/// puts told NoSpace could otherwise come back at recovery.
+///
+/// A segment the batch opened keeps its header block, never zeroed: a
+/// header is how recovery numbers above what a segment may still hold (a
+/// freed segment can hold a cut-short compaction round's copies). If the
+/// new header landed, its numbers are above anything there, so the records
+/// after it are taken back and the segment reads as empty. If it did not,
+/// the segment is left as it was: under its old header (or none) recovery
+/// neither replays what landed there nor lets it pass for a later record.
 fn take_back(
     device: &dyn BlockDevice,
     ranges: &[(u64, u64)],
+    opened: &[(u64, Vec<u8>)],
 ) -> std::result::Result<(), DeviceError> {
     for &(offset, len) in ranges {
-        // Punching a hole in a file needs no space and reads as zeros; a
-        // device's discard may keep the bytes, so whatever still reads
-        // nonzero is overwritten.
-        device.discard(offset, len)?;
-        let end = offset + len;
-        let mut at = offset;
-        while at < end {
-            let piece = (end - at).min(WRITE_PIECE_BYTES as u64) as usize;
-            let read = device.read_at(AlignedBuf::zeroed(piece), at)?;
-            if read.iter().any(|&b| b != 0) {
-                device.write_at(AlignedBuf::zeroed(piece), at)?;
+        let mut start = offset;
+        if let Some((_, header)) = opened.iter().find(|(at, _)| *at == offset) {
+            let block = device.read_at(AlignedBuf::zeroed(BLOCK_SIZE), offset)?;
+            if !block.starts_with(header) {
+                continue;
             }
-            at += piece as u64;
+            start += BLOCK_SIZE as u64;
         }
+        zero_range(device, start, offset + len)?;
     }
     device.sync()
+}
+
+/// Makes `start..end` read as zeros. Punching a hole in a file needs no
+/// space and reads as zeros; a device's discard may keep the bytes, so
+/// whatever still reads nonzero is overwritten, block by block (a block
+/// that reads as zeros may be a hole that would need space to write).
+fn zero_range(
+    device: &dyn BlockDevice,
+    start: u64,
+    end: u64,
+) -> std::result::Result<(), DeviceError> {
+    if start >= end {
+        return Ok(());
+    }
+    device.discard(start, end - start)?;
+    let mut at = start;
+    while at < end {
+        let piece = (end - at).min(WRITE_PIECE_BYTES as u64) as usize;
+        let read = device.read_at(AlignedBuf::zeroed(piece), at)?;
+        for (i, block) in read.chunks(BLOCK_SIZE).enumerate() {
+            if block.iter().any(|&b| b != 0) {
+                let block_at = at + (i * BLOCK_SIZE) as u64;
+                device.write_at(AlignedBuf::zeroed(BLOCK_SIZE), block_at)?;
+            }
+        }
+        at += piece as u64;
+    }
+    Ok(())
 }
 
 /// Where the heads stand, with the counters that go with them.
@@ -607,9 +640,15 @@ impl WriterThread {
             .iter()
             .any(|(sub, _)| sub.records.iter().any(PendingRecord::needs_sync));
         batch.device_bytes = batch.runs.iter().map(|r| align_up(r.len as u64)).sum();
+        let opened = batch
+            .taken_segments
+            .iter()
+            .map(|(segment, header)| (self.superblock.segment_offset(*segment), header.encode()))
+            .collect();
         let job = DeviceJob {
             runs: std::mem::take(&mut batch.runs),
             sync,
+            opened,
         };
         self.in_flight = Some(batch);
         if self.jobs.send(job).is_err() {
