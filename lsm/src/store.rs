@@ -743,20 +743,21 @@ impl ObjectWriter {
         self.size += data.len() as u64;
         while !data.is_empty() {
             // A fixed cut is known before its bytes arrive: the chunk is
-            // filled exactly to it, and nothing is copied past it.
-            let room = self
-                .fixed_cut(bounds)
-                .map_or(0, |cut| cut.saturating_sub(self.pending.bytes().len()));
-            let take = if room > 0 {
-                room.min(data.len())
-            } else {
-                data.len()
+            // filled exactly to it, and nothing is copied past it. A
+            // content-defined cut is looked for after each average chunk's
+            // worth, so that what is copied again past a cut stays about
+            // one chunk however large the write.
+            let pending = self.pending.bytes().len();
+            let take = match self.fixed_cut(bounds) {
+                Some(cut) if cut > pending => cut - pending,
+                _ => bounds.1,
             };
+            let take = take.min(data.len());
             let (now, later) = data.split_at(take);
             self.pending.extend(now);
             data = later;
             while let Some(cut) = self.final_cut(bounds) {
-                self.flush_chunk(cut, true).await?;
+                self.flush_chunk(cut, true, bounds).await?;
             }
         }
         Ok(())
@@ -820,12 +821,16 @@ impl ObjectWriter {
     /// then uses more than one core, where hashing on its own task bounded
     /// it to one. The last chunks are encoded here: nothing is left to
     /// overlap with them but the hand-off's latency.
-    async fn flush_chunk(&mut self, cut: usize, more_to_come: bool) -> Result<()> {
+    async fn flush_chunk(
+        &mut self,
+        cut: usize,
+        more_to_come: bool,
+        bounds: (usize, usize, usize),
+    ) -> Result<()> {
         // More to come: room for a chunk, so that its bytes are not moved
         // as it fills.
-        let (_, avg, _) = self.bounds();
         let next_capacity = match more_to_come {
-            true => self.fixed_cut(self.bounds()).unwrap_or(2 * avg),
+            true => self.fixed_cut(bounds).unwrap_or(2 * bounds.1),
             false => 0,
         };
         let rest = self.pending.split_off(cut, next_capacity);
@@ -833,7 +838,7 @@ impl ObjectWriter {
         let slot = self.chunks.len();
         self.chunks.push(ChunkRef {
             location: Location {
-                segment: 0,
+                segment: u32::MAX,
                 offset: 0,
                 len: 0,
             },
@@ -906,7 +911,7 @@ impl ObjectWriter {
         }
         while !self.pending.bytes().is_empty() {
             let cut = self.cut_point(self.pending.bytes(), bounds);
-            self.flush_chunk(cut, false).await?;
+            self.flush_chunk(cut, false, bounds).await?;
         }
         while !self.in_flight.is_empty() {
             self.settle_oldest().await?;
