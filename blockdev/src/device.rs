@@ -40,12 +40,15 @@ impl DeviceError {
     }
 }
 
-/// The size of the concurrent writes `write_at_deep` splits a buffer into.
-/// A batch's writes all finish before the next batch goes out, so smaller
-/// pieces keep the queue deeper through that drain: 64 MiB puts from one
+/// The size of the concurrent writes `start_write` splits a buffer into.
+/// Smaller pieces keep the queue deeper while a write drains: 64 MiB puts from one
 /// client ran 1,128-1,253 MB/s with 256 KiB pieces against 1,022-1,178 with
 /// 1 MiB pieces on a loop device (five alternating rounds).
 pub const WRITE_PIECE_BYTES: usize = 256 << 10;
+
+/// Called once with the outcome of `BlockDevice::start_write`: the buffer
+/// back, or the error.
+pub type WriteDone = Box<dyn FnOnce(Result<AlignedBuf, DeviceError>) + Send>;
 
 /// Which system-call path moves the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,12 +77,16 @@ pub trait BlockDevice: Send + Sync {
     fn read_at(&self, buf: AlignedBuf, offset: u64) -> Result<AlignedBuf, DeviceError>;
     /// Writes all of `buf` at `offset`; not durable until `sync`.
     fn write_at(&self, buf: AlignedBuf, offset: u64) -> Result<AlignedBuf, DeviceError>;
-    /// As `write_at`, for a large buffer: an engine that can keep several
-    /// writes in flight sends it as concurrent writes of WRITE_PIECE_BYTES,
-    /// because devices are fastest with a deep queue (one 8 MiB write to a
-    /// loop device ran at 0.6-0.7 of eight 1 MiB writes in flight).
-    fn write_at_deep(&self, buf: AlignedBuf, offset: u64) -> Result<AlignedBuf, DeviceError> {
-        self.write_at(buf, offset)
+    /// Starts writing all of `buf` at `offset` and calls `done` with the
+    /// outcome once it is finished, on whichever thread finishes it; not
+    /// durable until `sync`. An engine that can keep several writes in
+    /// flight sends a large buffer as concurrent writes of
+    /// WRITE_PIECE_BYTES and returns at once, because devices are fastest
+    /// with a deep queue (one 8 MiB write to a loop device ran at 0.6-0.7 of
+    /// eight 1 MiB writes in flight), and the caller can start its next
+    /// write before this one drains. Otherwise it writes before returning.
+    fn start_write(&self, buf: AlignedBuf, offset: u64, done: WriteDone) {
+        done(self.write_at(buf, offset));
     }
     /// Makes every completed write durable (fdatasync).
     fn sync(&self) -> Result<(), DeviceError>;

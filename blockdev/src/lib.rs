@@ -10,6 +10,6 @@ mod psync;
 mod uring;
 
 pub use align::{align_down, align_up, AlignedBuf, BLOCK_SIZE};
-pub use device::{BlockDevice, DeviceError, IoEngine, WRITE_PIECE_BYTES};
+pub use device::{BlockDevice, DeviceError, IoEngine, WriteDone, WRITE_PIECE_BYTES};
 pub use faulty::{FaultConfig, FaultyDevice};
 pub use file::{open_device, DeviceKind, OpenOptions};

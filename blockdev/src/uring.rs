@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::device::{check_range, BlockDevice, DeviceError, WRITE_PIECE_BYTES};
+use crate::device::{check_range, BlockDevice, DeviceError, WriteDone, WRITE_PIECE_BYTES};
 use crate::file::DeviceFile;
 use crate::AlignedBuf;
 
@@ -17,12 +17,44 @@ type Reply<T> = std_mpsc::SyncSender<Result<T, std::io::Error>>;
 enum Request {
     Read(AlignedBuf, u64, Reply<AlignedBuf>),
     Write(AlignedBuf, u64, Reply<AlignedBuf>),
-    WritePiece(Piece, u64, Reply<()>),
+    WritePiece(Piece, u64),
 }
 
-/// A range of a buffer shared by the concurrent writes of `write_at_deep`.
+/// A buffer being written as concurrent pieces by `start_write`. Whoever
+/// drops the last reference to it (the last piece to finish) reports.
+struct SplitWrite {
+    buf: AlignedBuf,
+    path: String,
+    /// The first piece's error, if any failed.
+    error: parking_lot::Mutex<Option<DeviceError>>,
+    done: parking_lot::Mutex<Option<WriteDone>>,
+}
+
+impl SplitWrite {
+    /// Records one piece's outcome; the last piece to finish reports the
+    /// whole write (`Arc::into_inner` gives it to exactly one caller).
+    fn piece_done(split: Arc<SplitWrite>, result: Result<(), DeviceError>) {
+        if let Err(e) = result {
+            split.error.lock().get_or_insert(e);
+        }
+        if let Some(split) = Arc::into_inner(split) {
+            let SplitWrite {
+                buf, error, done, ..
+            } = split;
+            let outcome = match error.into_inner() {
+                Some(e) => Err(e),
+                None => Ok(buf),
+            };
+            if let Some(done) = done.into_inner() {
+                done(outcome);
+            }
+        }
+    }
+}
+
+/// One piece of a `SplitWrite`.
 struct Piece {
-    buf: Arc<AlignedBuf>,
+    split: Arc<SplitWrite>,
     start: usize,
     end: usize,
 }
@@ -32,7 +64,7 @@ struct Piece {
 // initialised; writes only read it, so sharing it is sound.
 unsafe impl tokio_uring::buf::IoBuf for Piece {
     fn stable_ptr(&self) -> *const u8 {
-        self.buf[self.start..].as_ptr()
+        self.split.buf[self.start..].as_ptr()
     }
     fn bytes_init(&self) -> usize {
         self.end - self.start
@@ -131,11 +163,10 @@ async fn serve(file: &tokio_uring::fs::File, request: Request) {
             let (result, buf) = file.write_all_at(buf, offset).await;
             let _ = reply.send(result.map(|()| buf));
         }
-        Request::WritePiece(piece, offset, reply) => {
+        Request::WritePiece(piece, offset) => {
             let (result, piece) = file.write_all_at(piece, offset).await;
-            // Released before the reply, so the caller can take its buffer back.
-            drop(piece);
-            let _ = reply.send(result);
+            let result = result.map_err(|e| DeviceError::io(&piece.split.path, e));
+            SplitWrite::piece_done(piece.split, result);
         }
     }
 }
@@ -155,52 +186,45 @@ impl BlockDevice for UringDevice {
         self.call(|reply| Request::Write(buf, offset, reply))
     }
 
-    fn write_at_deep(&self, buf: AlignedBuf, offset: u64) -> Result<AlignedBuf, DeviceError> {
-        check_range(offset, buf.len(), self.dev.size_bytes)?;
+    fn start_write(&self, buf: AlignedBuf, offset: u64, done: WriteDone) {
+        if let Err(e) = check_range(offset, buf.len(), self.dev.size_bytes) {
+            return done(Err(e));
+        }
         if buf.len() <= WRITE_PIECE_BYTES {
-            // One write gains no depth from io_uring, and its caller waits
-            // for it anyway: on this thread it saves the hand-off to the
-            // engine thread and back, two context switches per small batch.
-            self.dev
-                .file
-                .write_all_at(&buf, offset)
-                .map_err(|e| DeviceError::io(&self.dev.path, e))?;
-            return Ok(buf);
+            // One write gains no depth from io_uring: on this thread it
+            // saves the hand-off to the engine thread and back, two context
+            // switches per small batch.
+            let written = self.dev.file.write_all_at(&buf, offset);
+            return done(
+                written
+                    .map(|()| buf)
+                    .map_err(|e| DeviceError::io(&self.dev.path, e)),
+            );
         }
         let len = buf.len();
-        let buf = Arc::new(buf);
-        let sent: Vec<_> = (0..len)
-            .step_by(WRITE_PIECE_BYTES)
-            .map(|start| {
-                let piece = Piece {
-                    buf: buf.clone(),
-                    start,
-                    end: (start + WRITE_PIECE_BYTES).min(len),
-                };
-                let (reply, done) = std_mpsc::sync_channel(1);
-                let request = Request::WritePiece(piece, offset + start as u64, reply);
-                let queued = self
-                    .requests
-                    .as_ref()
-                    .is_some_and(|r| r.send(request).is_ok());
-                queued.then_some(done)
-            })
-            .collect();
-        // Every piece is waited for, failed or not: the buffer is only ours
-        // again once the kernel is done with all of them.
-        let mut outcome = Ok(());
-        for done in sent {
-            let result = match done.map(|d| d.recv()) {
-                Some(Ok(Ok(()))) => Ok(()),
-                Some(Ok(Err(e))) => Err(DeviceError::io(&self.dev.path, e)),
-                Some(Err(_)) | None => Err(DeviceError::EngineStopped),
+        let split = Arc::new(SplitWrite {
+            buf,
+            path: self.dev.path.clone(),
+            error: parking_lot::Mutex::new(None),
+            done: parking_lot::Mutex::new(Some(done)),
+        });
+        for start in (0..len).step_by(WRITE_PIECE_BYTES) {
+            let piece = Piece {
+                split: split.clone(),
+                start,
+                end: (start + WRITE_PIECE_BYTES).min(len),
             };
-            if outcome.is_ok() {
-                outcome = result;
+            let request = Request::WritePiece(piece, offset + start as u64);
+            let refused = match &self.requests {
+                Some(requests) => requests.send(request).err().map(|e| e.0),
+                None => Some(request),
+            };
+            if let Some(Request::WritePiece(piece, _)) = refused {
+                SplitWrite::piece_done(piece.split, Err(DeviceError::EngineStopped));
             }
         }
-        outcome?;
-        Arc::try_unwrap(buf).map_err(|_| DeviceError::EngineStopped)
+        // This reference is the last only if every piece already finished.
+        SplitWrite::piece_done(split, Ok(()));
     }
 
     /// fdatasync on the calling thread: its caller waits for it anyway, and

@@ -2,13 +2,30 @@
 //! concurrent pieces too), durability calls, punch-hole discard, and
 //! refusal of a second opener.
 
-use blockdev::{open_device, AlignedBuf, DeviceError, IoEngine, OpenOptions};
+use blockdev::{open_device, AlignedBuf, BlockDevice, DeviceError, IoEngine, OpenOptions};
 
 fn options(engine: IoEngine) -> OpenOptions {
     OpenOptions {
         create_size_bytes: Some(16 << 20),
         engine: Some(engine),
     }
+}
+
+/// `start_write`, waited for.
+fn write_and_wait(
+    dev: &dyn BlockDevice,
+    buf: AlignedBuf,
+    offset: u64,
+) -> Result<AlignedBuf, DeviceError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    dev.start_write(
+        buf,
+        offset,
+        Box::new(move |outcome| {
+            let _ = tx.send(outcome);
+        }),
+    );
+    rx.recv().expect("start_write reports")
 }
 
 fn exercise(engine: IoEngine) {
@@ -28,13 +45,13 @@ fn exercise(engine: IoEngine) {
     assert_eq!(&back[..], &expected[..]);
 
     // A write of several pieces, the last one short: on io_uring they are
-    // in flight together, and the buffer comes back whole.
+    // in flight together, and the buffer comes back whole when all are done.
     let mut big = AlignedBuf::zeroed((3 << 20) + 8192);
     for (i, b) in big.iter_mut().enumerate() {
         *b = (i % 253) as u8;
     }
     let expected_big = big.to_vec();
-    let returned = dev.write_at_deep(big, 2 << 20).unwrap();
+    let returned = write_and_wait(dev.as_ref(), big, 2 << 20).unwrap();
     assert_eq!(&returned[..], &expected_big[..]);
     let back = dev
         .read_at(AlignedBuf::zeroed(expected_big.len()), 2 << 20)
@@ -43,7 +60,7 @@ fn exercise(engine: IoEngine) {
     // One piece or less is written whole, on the calling thread.
     let mut small = AlignedBuf::zeroed(8192);
     small.fill(0x5a);
-    let returned = dev.write_at_deep(small, 6 << 20).unwrap();
+    let returned = write_and_wait(dev.as_ref(), small, 6 << 20).unwrap();
     assert!(returned.iter().all(|&b| b == 0x5a));
     let back = dev.read_at(AlignedBuf::zeroed(8192), 6 << 20).unwrap();
     assert!(
@@ -51,7 +68,7 @@ fn exercise(engine: IoEngine) {
         "small deep write read back"
     );
     assert!(matches!(
-        dev.write_at_deep(AlignedBuf::zeroed(2 << 20), 15 << 20),
+        write_and_wait(dev.as_ref(), AlignedBuf::zeroed(2 << 20), 15 << 20),
         Err(DeviceError::OutOfRange { .. })
     ));
 

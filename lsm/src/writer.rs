@@ -5,7 +5,10 @@
 //! batch and makes it durable with one sync; the writer thread then
 //! applies its records to the index in log order, and only then answers
 //! each submitter. While one batch is at the device the writer thread lays
-//! out the next, and sends it once the first has succeeded.
+//! out the next. A batch of new chunks alone goes to the device at once,
+//! behind the one there (see MAX_BATCHES_IN_FLIGHT); any other waits for
+//! the device to be idle. If a batch fails, those behind it are taken back
+//! with it and laid out again.
 //!
 //! A batch of new chunks alone is not synced (see
 //! `PendingRecord::needs_sync`): the next batch that is synced first syncs
@@ -42,6 +45,20 @@ pub const RESERVED_SEGMENTS: usize = 2;
 
 /// Upper bound of one batch write; also bounds what one submission may hold.
 pub const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// At most this many bytes are written past the last sync. Recovery looks
+/// this far past damage for more records, so a record that survived a
+/// crash farther out would be missed and its lsn handed out again. A sync
+/// waits for every write in flight, so this is also how often a stream of
+/// new chunks lets the device queue drain.
+pub const MAX_UNSYNCED_BYTES: usize = 32 << 20;
+
+/// Batches at the device at once. A batch of new chunks alone (unsynced)
+/// is sent behind the one there, so its writes start while the first
+/// batch's drain: with one batch at a time, the queue emptied at the end
+/// of every batch. A synced batch waits for the device to be idle,
+/// because its sync must cover everything written before it.
+const MAX_BATCHES_IN_FLIGHT: usize = 2;
 
 /// Buffers kept from one batch for the next: a batch writes one or two
 /// runs, and fresh multi-megabyte buffers cost page faults and zeroing on
@@ -181,17 +198,25 @@ impl Submission {
     }
 }
 
+impl Submission {
+    fn needs_sync(&self) -> bool {
+        self.records.iter().any(PendingRecord::needs_sync)
+    }
+}
+
 /// What reaches the writer thread, in one queue so that it waits for
 /// whichever comes first.
 enum Message {
     Submit(Submission),
-    /// The I/O thread finished the batch in flight.
+    /// The I/O thread finished the oldest batch in flight.
     Written(Written),
     /// Finish what is queued, then stop.
     Shutdown,
 }
 
 struct Written {
+    /// The job it is about (`DeviceJob::id`).
+    job: u64,
     outcome: std::result::Result<(), blockdev::DeviceError>,
     /// Later writes must not build on the device as it stands, whatever the
     /// error says: a sync of writes acknowledged earlier (new chunks)
@@ -201,12 +226,40 @@ struct Written {
     buffers: Vec<AlignedBuf>,
 }
 
+/// What reaches the I/O thread, in one queue: jobs from the writer
+/// thread, and the device's word that one of their writes finished.
+enum IoEvent {
+    Job(DeviceJob),
+    RunWritten {
+        job: u64,
+        outcome: std::result::Result<AlignedBuf, DeviceError>,
+    },
+    /// The writer thread has ended.
+    Stop,
+}
+
 /// A batch's writes, for the I/O thread.
 struct DeviceJob {
+    /// Increasing; reports name the job they are about.
+    id: u64,
+    /// Failures the writer thread had heard of when it sent this job. One
+    /// sent before it heard of a failure was laid out behind writes that
+    /// were taken back: the I/O thread drops it, and the writer thread lays
+    /// its submissions out again.
+    epoch: u64,
     runs: Vec<Run>,
     sync: bool,
     /// Segments this batch opens: where each starts, and its new header.
     opened: Vec<(u64, Vec<u8>)>,
+}
+
+impl DeviceJob {
+    fn ranges(&self) -> Vec<(u64, u64)> {
+        self.runs
+            .iter()
+            .map(|r| (r.offset, align_up(r.len as u64)))
+            .collect()
+    }
 }
 
 /// Waits for a submission to be written (and durable, as `Committed` says).
@@ -260,7 +313,7 @@ impl LogWriter {
         start: WriterStart,
     ) -> LogWriter {
         let (tx, rx) = mpsc::channel();
-        let (jobs, job_queue) = mpsc::channel();
+        let (jobs, io_events) = mpsc::channel();
         let stats = Arc::new(parking_lot::Mutex::new(WriterStats {
             free_segments: start.free_segments.len(),
             ..Default::default()
@@ -276,10 +329,12 @@ impl LogWriter {
             superblock,
             catalog,
             committed,
-            in_flight: None,
+            in_flight: VecDeque::new(),
             filling: Batch::starting_at(committed),
             waiting: VecDeque::new(),
-            jobs,
+            jobs: jobs.clone(),
+            next_job: 0,
+            failures: 0,
             stopping: false,
             free: free.clone(),
             poisoned: None,
@@ -289,7 +344,7 @@ impl LogWriter {
         let written = tx.clone();
         let io = std::thread::Builder::new()
             .name("strata-log-io".into())
-            .spawn(move || write_jobs(device.as_ref(), job_queue, written))
+            .spawn(move || write_jobs(device.as_ref(), io_events, jobs, written))
             .ok();
         // Without the I/O thread the writer's jobs fail, and it says so.
         let writer = std::thread::Builder::new()
@@ -373,63 +428,224 @@ impl Drop for LogWriter {
 /// the writer thread lays out the next batch.
 fn write_jobs(
     device: &dyn BlockDevice,
-    jobs: mpsc::Receiver<DeviceJob>,
+    events: mpsc::Receiver<IoEvent>,
+    events_sender: mpsc::Sender<IoEvent>,
     written: mpsc::Sender<Message>,
 ) {
-    // Bytes written since the last sync (new chunks are acknowledged
-    // unsynced). Unknown at first: a process killed before its last sync
-    // leaves writes that recovery read back but nothing made durable.
-    let mut unsynced_bytes = u64::MAX;
-    for job in jobs {
-        let ranges: Vec<(u64, u64)> = job
-            .runs
-            .iter()
-            .map(|r| (r.offset, align_up(r.len as u64)))
-            .collect();
-        let job_bytes: u64 = ranges.iter().map(|(_, len)| len).sum();
-        let mut buffers = Vec::with_capacity(job.runs.len());
-        let mut must_stop = false;
-        let write = || {
+    let mut io = IoThread {
+        device,
+        events: events_sender,
+        written,
+        started: VecDeque::new(),
+        queued: VecDeque::new(),
+        // Unknown at first: a process killed before its last sync leaves
+        // writes that recovery read back but nothing made durable.
+        unsynced_bytes: u64::MAX,
+        epoch: 0,
+    };
+    while let Ok(event) = events.recv() {
+        match event {
+            IoEvent::Job(job) => {
+                if job.epoch == io.epoch {
+                    io.queued.push_back(job);
+                }
+            }
+            IoEvent::RunWritten { job, outcome } => io.run_written(job, outcome),
+            IoEvent::Stop => return,
+        }
+        io.advance();
+    }
+}
+
+/// A job whose writes are at the device.
+struct StartedJob {
+    id: u64,
+    ranges: Vec<(u64, u64)>,
+    opened: Vec<(u64, Vec<u8>)>,
+    sync: bool,
+    runs_left: usize,
+    buffers: Vec<AlignedBuf>,
+    error: Option<DeviceError>,
+}
+
+impl StartedJob {
+    fn bytes(&self) -> u64 {
+        self.ranges.iter().map(|(_, len)| len).sum()
+    }
+}
+
+struct IoThread<'a> {
+    device: &'a dyn BlockDevice,
+    /// For the device to report finished writes on.
+    events: mpsc::Sender<IoEvent>,
+    written: mpsc::Sender<Message>,
+    /// Jobs at the device, oldest first; each is reported in this order.
+    started: VecDeque<StartedJob>,
+    /// Jobs waiting to start: behind a failure not yet reported, or for a
+    /// sync that must first cover the jobs in flight.
+    queued: VecDeque<DeviceJob>,
+    /// Bytes written since the last sync, jobs in flight included.
+    unsynced_bytes: u64,
+    /// Failures reported to the writer thread (see `DeviceJob::epoch`).
+    epoch: u64,
+}
+
+impl IoThread<'_> {
+    fn run_written(&mut self, id: u64, outcome: std::result::Result<AlignedBuf, DeviceError>) {
+        let Some(job) = self.started.iter_mut().find(|j| j.id == id) else {
+            return;
+        };
+        job.runs_left -= 1;
+        match outcome {
+            Ok(buf) => job.buffers.push(buf),
+            Err(e) => {
+                job.error.get_or_insert(e);
+            }
+        }
+    }
+
+    /// Reports the jobs that are done, in order, and starts what may start.
+    fn advance(&mut self) {
+        loop {
+            if self.started.front().is_some_and(|j| j.runs_left == 0) {
+                if self.finish_oldest() {
+                    continue;
+                }
+                return;
+            }
+            let Some(job) = self.queued.front() else {
+                return;
+            };
+            // Nothing starts behind a failure: it would be taken back.
+            if self.started.iter().any(|j| j.error.is_some()) {
+                return;
+            }
             // What a synced batch references (chunks acknowledged earlier)
             // must be durable before the batch is written: if both were in
             // flight at a crash, the reference could survive its target.
-            // And recovery looks only one batch past damage for more
-            // records, so no more than one batch is ever left unsynced: a
-            // record surviving farther out would be missed, and its lsn
-            // handed out again.
-            let beyond_one_batch =
-                unsynced_bytes.saturating_add(job_bytes) > MAX_BATCH_BYTES as u64;
-            if unsynced_bytes > 0 && (job.sync || beyond_one_batch) {
-                device.sync().inspect_err(|_| must_stop = true)?;
-                unsynced_bytes = 0;
+            // And no more than MAX_UNSYNCED_BYTES are ever left unsynced.
+            let job_bytes: u64 = job.ranges().iter().map(|(_, len)| len).sum();
+            let beyond_limit =
+                self.unsynced_bytes.saturating_add(job_bytes) > MAX_UNSYNCED_BYTES as u64;
+            if self.unsynced_bytes > 0 && (job.sync || beyond_limit) {
+                // A sync covers only the writes that have finished.
+                if !self.started.is_empty() {
+                    return;
+                }
+                if let Err(e) = self.device.sync() {
+                    // The chunks acknowledged since the last sync may be
+                    // lost: nothing may build on them.
+                    let id = job.id;
+                    self.report_failure(id, e, true, Vec::new());
+                    continue;
+                }
+                self.unsynced_bytes = 0;
             }
-            unsynced_bytes = unsynced_bytes.saturating_add(job_bytes);
-            for run in job.runs {
-                let offset = run.offset;
-                buffers.push(device.write_at_deep(run.into_padded(), offset)?);
-            }
-            if job.sync {
-                device.sync()?;
-                unsynced_bytes = 0;
-            }
-            Ok(())
-        };
-        let outcome = write();
-        if outcome.is_err() && !must_stop {
-            if take_back(device, &ranges, &job.opened).is_ok() {
-                unsynced_bytes = 0;
-            } else {
-                must_stop = true;
+            if let Some(job) = self.queued.pop_front() {
+                self.start(job);
             }
         }
-        let written_back = Written {
-            outcome,
+    }
+
+    fn start(&mut self, job: DeviceJob) {
+        let ranges = job.ranges();
+        let started = StartedJob {
+            id: job.id,
+            runs_left: job.runs.len(),
+            buffers: Vec::with_capacity(job.runs.len()),
+            sync: job.sync,
+            opened: job.opened,
+            error: None,
+            ranges,
+        };
+        self.unsynced_bytes = self.unsynced_bytes.saturating_add(started.bytes());
+        self.started.push_back(started);
+        for run in job.runs {
+            let offset = run.offset;
+            let events = self.events.clone();
+            let id = job.id;
+            self.device.start_write(
+                run.into_padded(),
+                offset,
+                Box::new(move |outcome| {
+                    let _ = events.send(IoEvent::RunWritten { job: id, outcome });
+                }),
+            );
+        }
+    }
+
+    /// The oldest job's writes are done: syncs it if it asks, and reports
+    /// it. A failure is reported once nothing behind it is still being
+    /// written, after taking back all of it. Returns whether it reported.
+    fn finish_oldest(&mut self) -> bool {
+        let Some(oldest) = self.started.front_mut() else {
+            return false;
+        };
+        if oldest.error.is_none() && oldest.sync {
+            match self.device.sync() {
+                Ok(()) => {
+                    self.unsynced_bytes = self.started.iter().skip(1).map(|j| j.bytes()).sum();
+                }
+                Err(e) => {
+                    if let Some(oldest) = self.started.front_mut() {
+                        oldest.error = Some(e);
+                    }
+                }
+            }
+        }
+        let Some(oldest) = self.started.pop_front() else {
+            return false;
+        };
+        let Some(error) = oldest.error else {
+            let done = Written {
+                job: oldest.id,
+                outcome: Ok(()),
+                must_stop: false,
+                buffers: oldest.buffers,
+            };
+            let _ = self.written.send(Message::Written(done));
+            return true;
+        };
+        if self.started.iter().any(|j| j.runs_left > 0) {
+            self.started.push_front(StartedJob {
+                error: Some(error),
+                ..oldest
+            });
+            return false;
+        }
+        // The jobs behind it were laid out after it: they go too.
+        let mut ranges = oldest.ranges;
+        let mut opened = oldest.opened;
+        for job in self.started.drain(..) {
+            ranges.extend(job.ranges);
+            opened.extend(job.opened);
+        }
+        let taken_back = take_back(self.device, &ranges, &opened).is_ok();
+        if taken_back {
+            self.unsynced_bytes = 0;
+        }
+        self.report_failure(oldest.id, error, !taken_back, oldest.buffers);
+        true
+    }
+
+    /// Reports job `id` failed; every job queued behind it is dropped, and
+    /// so is any the writer thread sent before it hears of this.
+    fn report_failure(
+        &mut self,
+        id: u64,
+        error: DeviceError,
+        must_stop: bool,
+        buffers: Vec<AlignedBuf>,
+    ) {
+        self.queued.clear();
+        self.epoch += 1;
+        let failed = Written {
+            job: id,
+            outcome: Err(error),
             must_stop,
             buffers,
         };
-        if written.send(Message::Written(written_back)).is_err() {
-            return;
-        }
+        let _ = self.written.send(Message::Written(failed));
     }
 }
 
@@ -522,21 +738,25 @@ impl Heads {
     }
 }
 
-/// The writer thread pipelines: while one batch is at the device, it lays
+/// The writer thread pipelines: while batches are at the device, it lays
 /// out the next one (placing and encoding records costs CPU that would
 /// otherwise leave the device idle). The next batch is laid out after the
-/// one in flight, and goes to the device only once that one succeeded; if
-/// it failed, the next one is laid out again from where the log really ends.
+/// ones in flight; if one of them fails, the batches behind it are laid
+/// out again from where the log really ends.
 struct WriterThread {
     superblock: Superblock,
     catalog: Arc<RwLock<Catalog>>,
     /// The end of the log as written by completed batches.
     committed: Heads,
-    in_flight: Option<Batch>,
+    /// Batches at the device, oldest first (MAX_BATCHES_IN_FLIGHT at most).
+    in_flight: VecDeque<Batch>,
     filling: Batch,
     /// Submissions that did not fit in the filling batch, in order.
     waiting: VecDeque<Submission>,
-    jobs: mpsc::Sender<DeviceJob>,
+    jobs: mpsc::Sender<IoEvent>,
+    next_job: u64,
+    /// Failures the I/O thread reported (see `DeviceJob::epoch`).
+    failures: u64,
     stopping: bool,
     free: Arc<parking_lot::Mutex<BTreeSet<u32>>>,
     poisoned: Option<String>,
@@ -549,6 +769,8 @@ struct WriterThread {
 /// it is written.
 #[derive(Default)]
 struct Batch {
+    /// Its job's id, once sent.
+    job: u64,
     runs: Vec<Run>,
     heads: Heads,
     /// Segments opened by this batch, with their headers.
@@ -575,10 +797,8 @@ impl WriterThread {
             while let Ok(message) = rx.try_recv() {
                 self.handle(message);
             }
-            if self.in_flight.is_none() {
-                self.send_filling();
-            }
-            let drained = self.in_flight.is_none()
+            self.send_ready();
+            let drained = self.in_flight.is_empty()
                 && self.filling.placed.is_empty()
                 && self.waiting.is_empty();
             if self.stopping && drained {
@@ -627,6 +847,16 @@ impl WriterThread {
         self.filling = batch;
     }
 
+    /// Sends the filling batch if the device may take it now.
+    fn send_ready(&mut self) {
+        let may_send = self.in_flight.is_empty()
+            || (self.in_flight.len() < MAX_BATCHES_IN_FLIGHT
+                && !self.filling.placed.iter().any(|(sub, _)| sub.needs_sync()));
+        if may_send {
+            self.send_filling();
+        }
+    }
+
     /// Hands the filling batch to the I/O thread and starts the next one
     /// where it ends.
     fn send_filling(&mut self) {
@@ -635,10 +865,8 @@ impl WriterThread {
         }
         let next = Batch::starting_at(self.filling.heads.aligned());
         let mut batch = std::mem::replace(&mut self.filling, next);
-        let sync = batch
-            .placed
-            .iter()
-            .any(|(sub, _)| sub.records.iter().any(PendingRecord::needs_sync));
+        batch.job = self.next_job;
+        self.next_job += 1;
         batch.device_bytes = batch.runs.iter().map(|r| align_up(r.len as u64)).sum();
         let opened = batch
             .taken_segments
@@ -646,16 +874,20 @@ impl WriterThread {
             .map(|(segment, header)| (self.superblock.segment_offset(*segment), header.encode()))
             .collect();
         let job = DeviceJob {
+            id: batch.job,
+            epoch: self.failures,
+            sync: batch.placed.iter().any(|(sub, _)| sub.needs_sync()),
             runs: std::mem::take(&mut batch.runs),
-            sync,
             opened,
         };
-        self.in_flight = Some(batch);
-        if self.jobs.send(job).is_err() {
-            let error = Err(blockdev::DeviceError::EngineStopped);
+        self.in_flight.push_back(batch);
+        if self.jobs.send(IoEvent::Job(job)).is_err() {
+            // Without the I/O thread nothing in flight will be reported.
+            let oldest = self.in_flight.front().map_or(0, |b| b.job);
             self.finish_in_flight(Written {
-                outcome: error,
-                must_stop: false,
+                job: oldest,
+                outcome: Err(DeviceError::EngineStopped),
+                must_stop: true,
                 buffers: Vec::new(),
             });
             return;
@@ -667,21 +899,30 @@ impl WriterThread {
         for buf in written.buffers {
             self.keep_buffer(buf);
         }
-        let Some(batch) = self.in_flight.take() else {
+        if self.in_flight.front().map(|b| b.job) != Some(written.job) {
+            return;
+        }
+        let Some(batch) = self.in_flight.pop_front() else {
             return;
         };
         match written.outcome {
             Ok(()) => {
                 self.committed = batch.heads.aligned();
                 // The device gets the next batch before this one is applied.
-                self.send_filling();
+                self.send_ready();
                 self.publish(batch);
             }
             Err(e) => {
-                // Segments taken for this batch go back; the log does not grow.
-                self.free
-                    .lock()
-                    .extend(batch.taken_segments.iter().map(|(s, _)| *s));
+                self.failures += 1;
+                // The I/O thread took back the batches behind this one too.
+                let behind: Vec<Batch> = self.in_flight.drain(..).collect();
+                // Segments taken for these batches go back; the log does
+                // not grow.
+                self.free.lock().extend(
+                    std::iter::once(&batch)
+                        .chain(&behind)
+                        .flat_map(|b| b.taken_segments.iter().map(|(s, _)| *s)),
+                );
                 let error = Error::from_device(e);
                 let full = matches!(error, Error::NoSpace) && !written.must_stop;
                 if !full {
@@ -696,28 +937,36 @@ impl WriterThread {
                         Error::Failed(error.to_string())
                     }));
                 }
-                // What it landed was taken back; its numbers are not handed
-                // out again all the same, so that a leftover a crash kept
-                // before the take-back never passes for a later record.
-                self.committed.next_lsn = batch.heads.next_lsn;
-                self.committed.next_sequence = batch.heads.next_sequence;
-                self.lay_out_again();
+                // What they landed was taken back; their numbers are not
+                // handed out again all the same, so that a leftover a crash
+                // kept before the take-back never passes for a later record.
+                let last = behind.last().map_or(batch.heads, |b| b.heads);
+                self.committed.next_lsn = last.next_lsn;
+                self.committed.next_sequence = last.next_sequence;
+                self.lay_out_again(behind);
             }
         }
     }
 
-    /// The filling batch was laid out after a batch that failed: its
-    /// submissions are placed again from the real end of the log (or
-    /// refused, once the writer is poisoned).
-    fn lay_out_again(&mut self) {
+    /// The batches `behind` a failed one, and the filling batch, were laid
+    /// out after it: their submissions are placed again from the real end
+    /// of the log (or refused, once the writer is poisoned).
+    fn lay_out_again(&mut self, behind: Vec<Batch>) {
         let stale = std::mem::replace(&mut self.filling, Batch::starting_at(self.committed));
         self.free
             .lock()
             .extend(stale.taken_segments.iter().map(|(s, _)| *s));
-        for run in stale.runs {
+        let Batch { runs, placed, .. } = stale;
+        for run in runs {
             self.keep_buffer(run.buf);
         }
-        for (sub, _) in stale.placed.into_iter().rev() {
+        let again: Vec<Submission> = behind
+            .into_iter()
+            .flat_map(|b| b.placed)
+            .chain(placed)
+            .map(|(sub, _)| sub)
+            .collect();
+        for sub in again.into_iter().rev() {
             self.waiting.push_front(sub);
         }
         if let Some(reason) = &self.poisoned {
@@ -899,6 +1148,14 @@ impl WriterThread {
         if self.spare_buffers.len() < SPARE_BUFFERS {
             self.spare_buffers.push(buf);
         }
+    }
+}
+
+impl Drop for WriterThread {
+    /// The I/O thread holds a sender to its own queue (for the device's
+    /// reports), so it is told to end.
+    fn drop(&mut self) {
+        let _ = self.jobs.send(IoEvent::Stop);
     }
 }
 

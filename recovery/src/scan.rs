@@ -20,7 +20,7 @@ use crate::progress::Progress;
 
 /// How far past a damaged spot we look for the next valid record: a later
 /// batch must begin within one batch of the damage.
-const RESYNC_WINDOW_BYTES: u64 = (lsm::writer::MAX_BATCH_BYTES + BLOCK_SIZE) as u64;
+const RESYNC_WINDOW_BYTES: u64 = (lsm::writer::MAX_UNSYNCED_BYTES + BLOCK_SIZE) as u64;
 const READ_WINDOW_BYTES: usize = 8 << 20;
 
 /// A stretch of the log that held no valid record.

@@ -593,14 +593,16 @@ fn puts_refused_for_space_never_come_back() {
     }
 }
 
-/// New chunks are acknowledged unsynced, but never more than one batch of
-/// them: recovery looks only one batch past damage for more records, so a
-/// record surviving farther out would be missed and its lsn handed out
-/// again. A large body is written with 1 MiB chunks (fixed cuts).
+/// New chunks are acknowledged unsynced, but never more than
+/// MAX_UNSYNCED_BYTES of them: recovery looks only that far past damage for
+/// more records, so a record surviving farther out would be missed and its
+/// lsn handed out again. A large body is written with 1 MiB chunks (fixed
+/// cuts), with batches of them at the device together.
 #[test]
-fn no_more_than_one_batch_is_ever_unsynced() {
+fn unsynced_writes_stay_within_the_resync_window() {
     let rt = runtime();
-    let dev = Arc::new(FaultyDevice::new(96 << 20, FaultConfig::default()));
+    let limit = lsm::writer::MAX_UNSYNCED_BYTES as u64;
+    let dev = Arc::new(FaultyDevice::new(4 * limit, FaultConfig::default()));
     lsm::format_device(dev.as_ref(), 16 << 20).unwrap();
     let options = recovery::OpenOptions {
         store: lsm::StoreConfig {
@@ -612,14 +614,20 @@ fn no_more_than_one_batch_is_ever_unsynced() {
         ignore_checkpoint: false,
     };
     let (store, _) = recovery::open(dev.clone(), options).unwrap();
-    let data = body(3, 40 << 20);
+    let data = body(3, 2 * limit as usize + (5 << 20));
     rt.block_on(async {
         store.create_bucket("b").await.unwrap();
         put(&store, "b", "big", &data).await.unwrap();
     });
     let most = dev.most_unsynced_bytes();
-    let bound = (lsm::writer::MAX_BATCH_BYTES + 3 * blockdev::BLOCK_SIZE) as u64;
+    let bound = limit + 3 * blockdev::BLOCK_SIZE as u64;
     assert!(most <= bound, "{most} bytes were unsynced at once");
+    // Syncs are not needlessly frequent either: one batch at a time would
+    // stay under MAX_BATCH_BYTES.
+    assert!(
+        most > lsm::writer::MAX_BATCH_BYTES as u64,
+        "only {most} bytes were ever unsynced"
+    );
     assert!(read_all(&store, "b", "big").unwrap() == data);
 }
 
