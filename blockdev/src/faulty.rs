@@ -3,12 +3,18 @@
 //! writes since the last sync may be lost, kept, or torn at 512-byte sector
 //! granularity; it can also flip bits, fail reads with EIO, fail writes with
 //! ENOSPC past a limit, and "crash" (every op fails) after N operations.
+//! With a write latency, `start_write` reports from another thread after
+//! it, so that callers keep several writes in flight as on a real device.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::device::{check_range, BlockDevice, DeviceError};
+use crate::device::{check_range, BlockDevice, DeviceError, WriteDone};
 use crate::AlignedBuf;
 
 const SECTOR: usize = 512;
@@ -22,11 +28,31 @@ pub struct FaultConfig {
     /// A write that ends past this offset fails with ENOSPC, after landing
     /// its blocks below it, as a file system fills what it can first.
     pub nospace_above: Option<u64>,
+    /// `start_write` lands the write at once but reports it this much
+    /// later, from another thread.
+    pub write_latency: Option<Duration>,
 }
 
 pub struct FaultyDevice {
     size_bytes: u64,
     state: Mutex<State>,
+    /// Reports writes after `write_latency`; `None` without one.
+    reporter: Option<mpsc::Sender<LateReport>>,
+    writes_in_flight: Arc<WritesInFlight>,
+}
+
+/// A write landed, to be reported when it is due.
+struct LateReport {
+    due: Instant,
+    outcome: Result<AlignedBuf, DeviceError>,
+    done: WriteDone,
+}
+
+#[derive(Default)]
+struct WritesInFlight {
+    now: AtomicUsize,
+    /// See `fail_next_overlapped_write`.
+    fail_next_overlapped: AtomicBool,
 }
 
 struct State {
@@ -55,8 +81,32 @@ impl FaultyDevice {
     pub fn from_image(image: Vec<u8>, config: FaultConfig) -> Self {
         let size_bytes = crate::align_down(image.len() as u64);
         let rng = StdRng::seed_from_u64(config.seed);
+        let writes_in_flight = Arc::new(WritesInFlight::default());
+        let reporter = config.write_latency.map(|_| {
+            let (tx, rx) = mpsc::channel::<LateReport>();
+            let in_flight = writes_in_flight.clone();
+            // Ends when the device (the only sender) is dropped.
+            std::thread::spawn(move || {
+                for report in rx {
+                    std::thread::sleep(report.due.saturating_duration_since(Instant::now()));
+                    let others = in_flight.now.fetch_sub(1, Ordering::SeqCst) > 1;
+                    let fail = others
+                        && report.outcome.is_ok()
+                        && in_flight.fail_next_overlapped.swap(false, Ordering::SeqCst);
+                    let outcome = if fail {
+                        Err(DeviceError::NoSpace)
+                    } else {
+                        report.outcome
+                    };
+                    (report.done)(outcome);
+                }
+            });
+            tx
+        });
         FaultyDevice {
             size_bytes,
+            reporter,
+            writes_in_flight,
             state: Mutex::new(State {
                 durable: image.clone(),
                 visible: image,
@@ -122,6 +172,16 @@ impl FaultyDevice {
     /// writeback (the unsynced writes stay unsynced).
     pub fn set_sync_nospace(&self, fail: bool) {
         self.state.lock().sync_nospace = fail;
+    }
+
+    /// With a write latency: the next write reported while another is
+    /// still in flight fails with ENOSPC, though it landed (what a failed
+    /// write leaves is unknown): a host out of space for a moment, at the
+    /// worst time for a caller that keeps several writes in flight.
+    pub fn fail_next_overlapped_write(&self) {
+        self.writes_in_flight
+            .fail_next_overlapped
+            .store(true, Ordering::SeqCst);
     }
 
     /// The most bytes that were ever written but unsynced at one time: what
@@ -198,6 +258,20 @@ impl BlockDevice for FaultyDevice {
         state.begin_op()?;
         state.apply(offset, &buf);
         Ok(buf)
+    }
+
+    fn start_write(&self, buf: AlignedBuf, offset: u64, done: WriteDone) {
+        let outcome = self.write_at(buf, offset);
+        let Some(reporter) = &self.reporter else {
+            return done(outcome);
+        };
+        self.writes_in_flight.now.fetch_add(1, Ordering::SeqCst);
+        let due = Instant::now() + self.state.lock().config.write_latency.unwrap_or_default();
+        let report = LateReport { due, outcome, done };
+        if let Err(mpsc::SendError(report)) = reporter.send(report) {
+            self.writes_in_flight.now.fetch_sub(1, Ordering::SeqCst);
+            (report.done)(report.outcome);
+        }
     }
 
     fn sync(&self) -> Result<(), DeviceError> {

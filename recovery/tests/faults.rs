@@ -593,6 +593,112 @@ fn puts_refused_for_space_never_come_back() {
     }
 }
 
+/// Batches of new chunks go to the device behind the one there. When the
+/// one there fails (here a host out of space for a moment), those behind
+/// it were laid out after it: they are taken back with it and laid out
+/// again, so their puts succeed, only the failed batch's puts are refused,
+/// and a restart finds exactly the acknowledged puts and no damage. The
+/// device reports writes late, so several are in flight at once, and fails
+/// one that has another in flight behind it.
+#[test]
+fn a_failed_batch_takes_back_the_batches_behind_it() {
+    let rt = threaded_runtime();
+    for seed in 0..20u64 {
+        let dev = Arc::new(FaultyDevice::new(
+            64 << 20,
+            FaultConfig {
+                seed,
+                write_latency: Some(std::time::Duration::from_millis(2)),
+                ..Default::default()
+            },
+        ));
+        lsm::format_device(dev.as_ref(), SEGMENT_BYTES).unwrap();
+        let options = recovery::OpenOptions {
+            store: lsm::StoreConfig {
+                chunk_size_bytes: 64 << 10,
+                write_window_chunks: 8,
+                ..config()
+            },
+            ignore_checkpoint: false,
+        };
+        let (store, _) = recovery::open(dev.clone(), options.clone()).unwrap();
+        rt.block_on(store.create_bucket("b")).unwrap();
+        // Writing stops at the first refusal, so that what the failure
+        // left is not simply overwritten by later puts.
+        let refused_seen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers = 1 + 2 * (seed % 2);
+        let tasks: Vec<_> = (0..writers)
+            .map(|w| {
+                let store = store.clone();
+                let refused_seen = refused_seen.clone();
+                rt.spawn(async move {
+                    let mut outcomes = Vec::new();
+                    for n in w * 100..w * 100 + 8 {
+                        if refused_seen.load(std::sync::atomic::Ordering::SeqCst) {
+                            break;
+                        }
+                        let data = body(n, 500_000 + (n as usize % 7) * 30_000);
+                        let outcome = put(&store, "b", &format!("k{n}"), &data).await;
+                        if outcome.is_err() {
+                            refused_seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        outcomes.push((format!("k{n}"), data, outcome));
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        // Somewhere in the middle of the writes, at a different point for
+        // each seed.
+        let trigger = 10 + (seed * 11) % (20 * writers);
+        while dev.ops() < trigger && !tasks.iter().all(|t| t.is_finished()) {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        dev.fail_next_overlapped_write();
+        let mut stored = std::collections::BTreeMap::new();
+        let mut refused = 0;
+        for (key, data, outcome) in tasks.into_iter().flat_map(|t| rt.block_on(t).unwrap()) {
+            match outcome {
+                Ok(()) => {
+                    stored.insert(key, data);
+                }
+                Err(lsm::Error::NoSpace) => refused += 1,
+                Err(e) => panic!("seed {seed}, {key}: {e}"),
+            }
+        }
+        // One failed batch refuses the puts it held, and only those.
+        assert!(
+            (1..=writers).contains(&refused),
+            "seed {seed}: {refused} puts refused"
+        );
+        let crashed: Arc<dyn BlockDevice> = Arc::new(FaultyDevice::from_image(
+            dev.crash_image(),
+            FaultConfig::default(),
+        ));
+        store.shutdown();
+        drop(store);
+        for (what, device) in [
+            ("restart", dev.clone() as Arc<dyn BlockDevice>),
+            ("crash", crashed),
+        ] {
+            let (reopened, report) = recovery::open(device, options.clone()).unwrap();
+            let expected: Vec<_> = stored.keys().cloned().collect();
+            assert_eq!(list_keys(&reopened, "b"), expected, "seed {seed}, {what}");
+            for (key, data) in &stored {
+                let back = read_all(&reopened, "b", key);
+                assert!(back.is_ok_and(|b| b == *data), "seed {seed}, {what}: {key}");
+            }
+            if what == "restart" {
+                assert!(
+                    report.scan.damage.is_empty(),
+                    "seed {seed}: {:?}",
+                    report.scan.damage
+                );
+            }
+        }
+    }
+}
+
 /// New chunks are acknowledged unsynced, but never more than
 /// MAX_UNSYNCED_BYTES of them: recovery looks only that far past damage for
 /// more records, so a record surviving farther out would be missed and its
