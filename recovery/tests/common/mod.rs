@@ -29,15 +29,33 @@ pub fn options() -> recovery::OpenOptions {
 }
 
 pub fn formatted(size: u64, seed: u64) -> Arc<FaultyDevice> {
-    let dev = Arc::new(FaultyDevice::new(
+    formatted_with(
         size,
         FaultConfig {
             seed,
             ..Default::default()
         },
-    ));
+    )
+}
+
+pub fn formatted_with(size: u64, config: FaultConfig) -> Arc<FaultyDevice> {
+    let dev = Arc::new(FaultyDevice::new(size, config));
     lsm::format_device(dev.as_ref(), SEGMENT_BYTES).unwrap();
     dev
+}
+
+/// A device that reports writes from another thread (as soon as they
+/// land) for odd seeds, so that the log writer has several in flight, and
+/// in the calling thread for even ones.
+pub fn formatted_late_for_odd_seeds(size: u64, seed: u64) -> Arc<FaultyDevice> {
+    formatted_with(
+        size,
+        FaultConfig {
+            seed,
+            write_latency: (seed % 2 == 1).then_some(std::time::Duration::ZERO),
+            ..Default::default()
+        },
+    )
 }
 
 pub fn open(dev: Arc<dyn BlockDevice>) -> (Store, recovery::RecoveryReport) {
