@@ -7,6 +7,7 @@
 
 #![no_main]
 
+use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use lsm::chunk::{content_hash, decode_chunk, encode_chunk, Compression};
 use lsm::format::{
@@ -24,12 +25,12 @@ const LOC: Location = Location {
 /// and with a foreign one (which must fail as `Moved`, never decode).
 fn chunk_paths(record_flags: u8, payload: &[u8]) {
     let Some(chunk) = decode_chunk_payload(payload) else {
-        assert!(decode_chunk(LOC, record_flags, payload, &[0; 32]).is_err());
+        assert!(decode_chunk(LOC, record_flags, Bytes::copy_from_slice(payload), &[0; 32]).is_err());
         return;
     };
     assert_eq!(chunk.stored.len() + 36, payload.len());
     let hash = chunk.hash;
-    if let Ok(raw) = decode_chunk(LOC, record_flags, payload, &hash) {
+    if let Ok(raw) = decode_chunk(LOC, record_flags, Bytes::copy_from_slice(payload), &hash) {
         assert_eq!(
             raw.len(),
             chunk.raw_len as usize,
@@ -38,7 +39,7 @@ fn chunk_paths(record_flags: u8, payload: &[u8]) {
     }
     let mut other = hash;
     other[0] ^= 1;
-    assert!(decode_chunk(LOC, record_flags, payload, &other).is_err());
+    assert!(decode_chunk(LOC, record_flags, Bytes::copy_from_slice(payload), &other).is_err());
 }
 
 fn record_paths(kind: RecordKind, payload: &[u8]) {
@@ -113,6 +114,6 @@ fuzz_target!(|data: &[u8]| {
     let sample = &data[..data.len().min(16 << 10)];
     let hash = content_hash(sample);
     let rec = encode_chunk(sample, hash, Compression::default());
-    let raw = decode_chunk(LOC, rec.flags, &rec.payload, &hash).expect("own chunk decodes");
+    let raw = decode_chunk(LOC, rec.flags, rec.payload.clone().into(), &hash).expect("own chunk decodes");
     assert_eq!(raw, sample, "chunk round trip");
 });

@@ -1,6 +1,8 @@
 //! Chunk records: content hash, compression decision, and decoding back to
 //! the raw bytes.
 
+use bytes::Bytes;
+
 use crate::error::{Error, Result};
 use crate::format::{
     chunk_payload_unhashed, decode_chunk_payload, encode_chunk_payload, fill_chunk_prefix, flags,
@@ -153,14 +155,14 @@ pub fn encode_chunk(chunk: RawChunk, hash: [u8; 32], compression: Compression) -
 pub fn decode_chunk(
     location: Location,
     record_flags: u8,
-    payload: &[u8],
+    payload: Bytes,
     expected_hash: &[u8; 32],
-) -> Result<Vec<u8>> {
+) -> Result<Bytes> {
     let corrupt = |reason: &str| Error::Corruption {
         location,
         reason: reason.to_string(),
     };
-    let chunk = decode_chunk_payload(payload).ok_or_else(|| corrupt("chunk payload too short"))?;
+    let chunk = decode_chunk_payload(&payload).ok_or_else(|| corrupt("chunk payload too short"))?;
     if &chunk.hash != expected_hash {
         return Err(Error::Moved(location));
     }
@@ -173,13 +175,13 @@ pub fn decode_chunk(
     let raw = if record_flags & flags::ZSTD != 0 {
         let raw = zstd::bulk::decompress(chunk.stored, raw_len)
             .map_err(|e| corrupt(&format!("zstd: {e}")))?;
-        if record_flags & flags::SHUFFLE4 != 0 {
+        Bytes::from(if record_flags & flags::SHUFFLE4 != 0 {
             unshuffle4(&raw)
         } else {
             raw
-        }
+        })
     } else {
-        chunk.stored.to_vec()
+        payload.slice_ref(chunk.stored)
     };
     if raw.len() != raw_len {
         return Err(corrupt("chunk length mismatch"));
@@ -212,7 +214,13 @@ mod tests {
         assert_eq!(rec.flags & flags::ZSTD, flags::ZSTD);
         assert!(rec.payload.len() < text.len() / 4);
         assert_eq!(
-            decode_chunk(LOC, rec.flags, &rec.payload, &content_hash(&text)).unwrap(),
+            decode_chunk(
+                LOC,
+                rec.flags,
+                rec.payload.clone().into(),
+                &content_hash(&text)
+            )
+            .unwrap(),
             text
         );
 
@@ -227,12 +235,18 @@ mod tests {
             );
         }
         assert_eq!(
-            decode_chunk(LOC, rec.flags, &rec.payload, &content_hash(&random)).unwrap(),
+            decode_chunk(
+                LOC,
+                rec.flags,
+                rec.payload.clone().into(),
+                &content_hash(&random)
+            )
+            .unwrap(),
             random
         );
         // Another chunk's hash: the reference does not name these bytes.
         assert!(matches!(
-            decode_chunk(LOC, rec.flags, &rec.payload, &[0; 32]),
+            decode_chunk(LOC, rec.flags, rec.payload.clone().into(), &[0; 32]),
             Err(Error::Moved(_))
         ));
 
@@ -253,7 +267,7 @@ mod tests {
         let stored = &rec.payload[crate::format::CHUNK_PREFIX_BYTES..];
         let lying = encode_chunk_payload(&hash, u32::MAX, stored);
         assert!(matches!(
-            decode_chunk(LOC, rec.flags, &lying, &hash),
+            decode_chunk(LOC, rec.flags, lying.into(), &hash),
             Err(Error::Corruption { .. })
         ));
     }
@@ -278,7 +292,7 @@ mod tests {
         let rec = encode_chunk(raw(&floats), hash, Compression::default());
         assert_eq!(rec.flags, flags::ZSTD | flags::SHUFFLE4);
         assert_eq!(
-            decode_chunk(LOC, rec.flags, &rec.payload, &hash).unwrap(),
+            decode_chunk(LOC, rec.flags, rec.payload.clone().into(), &hash).unwrap(),
             floats
         );
         let odd = &floats[..1001];

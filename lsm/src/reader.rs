@@ -2,6 +2,7 @@
 //! crc before a byte is used.
 
 use blockdev::{align_down, align_up, AlignedBuf, BlockDevice};
+use bytes::Bytes;
 
 use crate::chunk::decode_chunk;
 use crate::error::{Error, Result};
@@ -9,12 +10,15 @@ use crate::format::{
     ChunkRef, Location, Record, RecordHeader, RecordKind, Superblock, RECORD_HEADER_BYTES,
 };
 
-/// Reads and verifies the record at `location`; returns its header and payload.
+/// Reads and verifies the record at `location`; returns its header and
+/// payload. The payload stays in the buffer it was read into, so a chunk's
+/// bytes are served without a copy; the blocks' padding around the record
+/// (under 8 KiB) lives as long as they do.
 pub fn read_record(
     device: &dyn BlockDevice,
     superblock: &Superblock,
     location: Location,
-) -> Result<(RecordHeader, Vec<u8>)> {
+) -> Result<(RecordHeader, Bytes)> {
     let corrupt = |reason: &str| Error::Corruption {
         location,
         reason: reason.to_string(),
@@ -32,7 +36,8 @@ pub fn read_record(
         .read_at(AlignedBuf::zeroed((last - first) as usize), first)
         .map_err(Error::from_device)?;
     let skip = (start - first) as usize;
-    let bytes = &buf[skip..skip + location.len as usize];
+    let end = skip + location.len as usize;
+    let bytes = &buf[skip..end];
     let header = RecordHeader::peek(bytes).ok_or_else(|| corrupt("bad record header"))?;
     if header.total_len() != location.len as usize {
         return Err(corrupt("record length differs from the index"));
@@ -45,7 +50,8 @@ pub fn read_record(
         );
         return Err(corrupt("crc mismatch"));
     }
-    Ok((header, bytes[RECORD_HEADER_BYTES..].to_vec()))
+    let payload = Bytes::from_owner(buf).slice(skip + RECORD_HEADER_BYTES..end);
+    Ok((header, payload))
 }
 
 /// Reads and decodes one chunk: a chunk record, or a small object's data
@@ -54,18 +60,21 @@ pub fn read_chunk(
     device: &dyn BlockDevice,
     superblock: &Superblock,
     chunk: &ChunkRef,
-) -> Result<Vec<u8>> {
+) -> Result<Bytes> {
     let corrupt = |reason: String| Error::Corruption {
         location: chunk.location,
         reason,
     };
     let (header, payload) = read_record(device, superblock, chunk.location)?;
     let raw = match header.kind {
-        RecordKind::Chunk => decode_chunk(chunk.location, header.flags, &payload, &chunk.hash)?,
+        RecordKind::Chunk => decode_chunk(chunk.location, header.flags, payload, &chunk.hash)?,
         RecordKind::ObjectPut => match Record::decode(header.kind, &payload)? {
-            Record::ObjectPut(put) if !put.inline.is_empty() => {
-                decode_chunk(chunk.location, put.inline_flags, &put.inline, &chunk.hash)?
-            }
+            Record::ObjectPut(put) if !put.inline.is_empty() => decode_chunk(
+                chunk.location,
+                put.inline_flags,
+                put.inline.into(),
+                &chunk.hash,
+            )?,
             _ => return Err(corrupt("object record without inline data".into())),
         },
         other => return Err(corrupt(format!("expected a chunk, found {other:?}"))),

@@ -559,13 +559,12 @@ impl Store {
                 }
             }
         };
-        let raw = Bytes::from(raw);
         self.inner.cache.insert(chunk, raw.clone());
         Ok(raw)
     }
 
     /// Reads one chunk from the device, bypassing the cache (fsck, scrub).
-    pub fn read_chunk_uncached(&self, chunk: &ChunkRef) -> Result<Vec<u8>> {
+    pub fn read_chunk_uncached(&self, chunk: &ChunkRef) -> Result<Bytes> {
         crate::reader::read_chunk(self.inner.device.as_ref(), &self.inner.geometry, chunk)
     }
 
