@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use lsm::chunk::{content_hash, decode_chunk, encode_chunk, Compression};
+use lsm::chunk::{content_hash, decode_chunk, encode_chunk, Compression, RawChunk};
 use lsm::format::{
     decode_chunk_payload, flags, Location, Record, RecordHeader, RecordKind, SegmentHeader,
     Superblock, MAX_RECORD_BYTES, RECORD_HEADER_BYTES,
@@ -25,7 +25,9 @@ const LOC: Location = Location {
 /// and with a foreign one (which must fail as `Moved`, never decode).
 fn chunk_paths(record_flags: u8, payload: &[u8]) {
     let Some(chunk) = decode_chunk_payload(payload) else {
-        assert!(decode_chunk(LOC, record_flags, Bytes::copy_from_slice(payload), &[0; 32]).is_err());
+        assert!(
+            decode_chunk(LOC, record_flags, Bytes::copy_from_slice(payload), &[0; 32]).is_err()
+        );
         return;
     };
     assert_eq!(chunk.stored.len() + 36, payload.len());
@@ -113,7 +115,8 @@ fuzz_target!(|data: &[u8]| {
     // The encoder's round trip on a bounded prefix (zstd per exec is costly).
     let sample = &data[..data.len().min(16 << 10)];
     let hash = content_hash(sample);
-    let rec = encode_chunk(sample, hash, Compression::default());
-    let raw = decode_chunk(LOC, rec.flags, rec.payload.clone().into(), &hash).expect("own chunk decodes");
+    let rec = encode_chunk(RawChunk::copy_of(sample), hash, Compression::default());
+    let raw =
+        decode_chunk(LOC, rec.flags, rec.payload.clone().into(), &hash).expect("own chunk decodes");
     assert_eq!(raw, sample, "chunk round trip");
 });

@@ -27,7 +27,7 @@ use std::sync::{Arc, OnceLock};
 use arbitrary::Unstructured;
 use blockdev::{BlockDevice, FaultConfig, FaultyDevice};
 use libfuzzer_sys::fuzz_target;
-use lsm::chunk::{content_hash, encode_chunk, Compression};
+use lsm::chunk::{content_hash, encode_chunk, Compression, RawChunk};
 use lsm::format::{
     BucketOp, CheckpointPart, ChunkRef, Location, MultipartAbort, MultipartComplete,
     MultipartCreate, MultipartPart, ObjectMeta, ObjectPut, Record, RecordHeader, RecordKind,
@@ -233,7 +233,7 @@ fn object_put(u: &mut Unstructured, placed: &[Placed]) -> (ObjectPut, Option<[u8
             let data = bytes(u, 2048);
             let hash = content_hash(data);
             inline_hash = Some(hash);
-            let rec = encode_chunk(data, hash, Compression::default());
+            let rec = encode_chunk(RawChunk::copy_of(data), hash, Compression::default());
             (rec.payload, rec.flags, vec![])
         }
         _ => {
@@ -443,7 +443,7 @@ fn encode(
             compression,
             flags,
         } => {
-            let rec = encode_chunk(data, content_hash(data), *compression);
+            let rec = encode_chunk(RawChunk::copy_of(data), content_hash(data), *compression);
             (RecordKind::Chunk, flags.unwrap_or(rec.flags), rec.payload)
         }
         Body::Checkpoint {

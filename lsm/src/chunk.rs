@@ -97,6 +97,12 @@ impl RawChunk {
         self.0.extend_from_slice(data);
     }
 
+    /// A chunk of a copy of `data`, for callers that hold whole bodies
+    /// (tests, fuzzing).
+    pub fn copy_of(data: &[u8]) -> RawChunk {
+        RawChunk(chunk_payload_unhashed(data, data.len()))
+    }
+
     pub fn bytes(&self) -> &[u8] {
         &self.0[CHUNK_PREFIX_BYTES..]
     }
@@ -193,12 +199,6 @@ pub fn decode_chunk(
 mod tests {
     use super::*;
 
-    fn raw(data: &[u8]) -> RawChunk {
-        let mut chunk = RawChunk::with_capacity(data.len());
-        chunk.extend(data);
-        chunk
-    }
-
     const LOC: Location = Location {
         segment: 0,
         offset: 0,
@@ -210,7 +210,11 @@ mod tests {
         let text = "{\"id\": 12, \"name\": \"vector\"} "
             .repeat(4000)
             .into_bytes();
-        let rec = encode_chunk(raw(&text), content_hash(&text), Compression::default());
+        let rec = encode_chunk(
+            RawChunk::copy_of(&text),
+            content_hash(&text),
+            Compression::default(),
+        );
         assert_eq!(rec.flags & flags::ZSTD, flags::ZSTD);
         assert!(rec.payload.len() < text.len() / 4);
         assert_eq!(
@@ -227,7 +231,11 @@ mod tests {
         let random: Vec<u8> = (0..100_000u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
-        let rec = encode_chunk(raw(&random), content_hash(&random), Compression::default());
+        let rec = encode_chunk(
+            RawChunk::copy_of(&random),
+            content_hash(&random),
+            Compression::default(),
+        );
         if rec.flags & flags::ZSTD == 0 {
             assert_eq!(
                 rec.payload.len(),
@@ -254,7 +262,10 @@ mod tests {
             zstd_level: None,
             shuffle: false,
         };
-        assert_eq!(encode_chunk(raw(&text), [0; 32], off).flags, 0);
+        assert_eq!(
+            encode_chunk(RawChunk::copy_of(&text), [0; 32], off).flags,
+            0
+        );
     }
 
     /// Found by fuzzing: a damaged length made zstd allocate up to 4 GiB.
@@ -262,7 +273,7 @@ mod tests {
     fn a_chunk_claiming_a_huge_length_is_corruption() {
         let data = vec![7u8; 10_000];
         let hash = content_hash(&data);
-        let rec = encode_chunk(raw(&data), hash, Compression::default());
+        let rec = encode_chunk(RawChunk::copy_of(&data), hash, Compression::default());
         assert_eq!(rec.flags & flags::ZSTD, flags::ZSTD);
         let stored = &rec.payload[crate::format::CHUNK_PREFIX_BYTES..];
         let lying = encode_chunk_payload(&hash, u32::MAX, stored);
@@ -289,7 +300,7 @@ mod tests {
             })
             .collect();
         let hash = content_hash(&floats);
-        let rec = encode_chunk(raw(&floats), hash, Compression::default());
+        let rec = encode_chunk(RawChunk::copy_of(&floats), hash, Compression::default());
         assert_eq!(rec.flags, flags::ZSTD | flags::SHUFFLE4);
         assert_eq!(
             decode_chunk(LOC, rec.flags, rec.payload.clone().into(), &hash).unwrap(),
