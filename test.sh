@@ -8,5 +8,8 @@ cd "$(dirname "$0")"
 cargo fmt --all -- --check
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast
+# The fuzz targets are a workspace of their own: check that they still build
+# (running them needs nightly and cargo-fuzz; see fuzz/README.md).
+cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir target/fuzz-check
 
 STRATA_BIN="$PWD/target/debug/strata" tests/interop/run.sh "$@"
