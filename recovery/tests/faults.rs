@@ -552,44 +552,10 @@ fn puts_refused_for_space_never_come_back() {
                 })
             })
             .collect();
-        let mut stored = std::collections::BTreeMap::new();
-        let mut refused = 0;
-        for (key, data, outcome) in tasks.into_iter().flat_map(|t| rt.block_on(t).unwrap()) {
-            match outcome {
-                Ok(()) => {
-                    stored.insert(key, data);
-                }
-                Err(lsm::Error::NoSpace) => refused += 1,
-                Err(e) => panic!("{key}: {e}"),
-            }
-        }
+        let outcomes = tasks.into_iter().flat_map(|t| rt.block_on(t).unwrap());
+        let (stored, refused) = acknowledged(outcomes, &format!("seed {seed}"));
         assert!(refused > 0 && !stored.is_empty(), "{refused} refused");
-        let crashed: Arc<dyn BlockDevice> = Arc::new(FaultyDevice::from_image(
-            dev.crash_image(),
-            FaultConfig::default(),
-        ));
-        store.shutdown();
-        drop(store);
-        for (what, device) in [
-            ("restart", dev.clone() as Arc<dyn BlockDevice>),
-            ("crash", crashed),
-        ] {
-            let (reopened, report) = open(device);
-            let expected: Vec<_> = stored.keys().cloned().collect();
-            assert_eq!(
-                list_keys(&reopened, "b"),
-                expected,
-                "seed {seed}, after a {what}"
-            );
-            for (key, data) in &stored {
-                assert!(read_all(&reopened, "b", key).unwrap() == *data, "{key}");
-            }
-            // Unsynced chunks may be lost or torn at a crash, but a restart
-            // finds no leftover of a refused batch to report as damage.
-            if what == "restart" {
-                assert!(report.scan.damage.is_empty(), "{:?}", report.scan.damage);
-            }
-        }
+        assert_reopens_to(store, dev, &options(), &stored, &format!("seed {seed}"));
     }
 }
 
@@ -655,47 +621,14 @@ fn a_failed_batch_takes_back_the_batches_behind_it() {
             std::thread::sleep(std::time::Duration::from_micros(200));
         }
         dev.fail_next_overlapped_write();
-        let mut stored = std::collections::BTreeMap::new();
-        let mut refused = 0;
-        for (key, data, outcome) in tasks.into_iter().flat_map(|t| rt.block_on(t).unwrap()) {
-            match outcome {
-                Ok(()) => {
-                    stored.insert(key, data);
-                }
-                Err(lsm::Error::NoSpace) => refused += 1,
-                Err(e) => panic!("seed {seed}, {key}: {e}"),
-            }
-        }
+        let outcomes = tasks.into_iter().flat_map(|t| rt.block_on(t).unwrap());
+        let (stored, refused) = acknowledged(outcomes, &format!("seed {seed}"));
         // One failed batch refuses the puts it held, and only those.
         assert!(
-            (1..=writers).contains(&refused),
+            (1..=writers as usize).contains(&refused),
             "seed {seed}: {refused} puts refused"
         );
-        let crashed: Arc<dyn BlockDevice> = Arc::new(FaultyDevice::from_image(
-            dev.crash_image(),
-            FaultConfig::default(),
-        ));
-        store.shutdown();
-        drop(store);
-        for (what, device) in [
-            ("restart", dev.clone() as Arc<dyn BlockDevice>),
-            ("crash", crashed),
-        ] {
-            let (reopened, report) = recovery::open(device, options.clone()).unwrap();
-            let expected: Vec<_> = stored.keys().cloned().collect();
-            assert_eq!(list_keys(&reopened, "b"), expected, "seed {seed}, {what}");
-            for (key, data) in &stored {
-                let back = read_all(&reopened, "b", key);
-                assert!(back.is_ok_and(|b| b == *data), "seed {seed}, {what}: {key}");
-            }
-            if what == "restart" {
-                assert!(
-                    report.scan.damage.is_empty(),
-                    "seed {seed}: {:?}",
-                    report.scan.damage
-                );
-            }
-        }
+        assert_reopens_to(store, dev, &options, &stored, &format!("seed {seed}"));
     }
 }
 
@@ -707,6 +640,56 @@ fn assert_objects(store: &lsm::Store, expected: &Objects, what: &str) {
     for (key, data) in expected {
         let got = read_all(store, "b", key).unwrap_or_else(|e| panic!("{what}: {key}: {e}"));
         assert!(got == *data, "{what}: {key}: wrong bytes");
+    }
+}
+
+/// The puts' outcomes: the objects acknowledged, and how many were refused
+/// for space. Any other outcome fails the test.
+fn acknowledged(
+    outcomes: impl IntoIterator<Item = (String, Vec<u8>, lsm::Result<()>)>,
+    what: &str,
+) -> (Objects, usize) {
+    let mut stored = Objects::new();
+    let mut refused = 0;
+    for (key, data, outcome) in outcomes {
+        match outcome {
+            Ok(()) => {
+                stored.insert(key, data);
+            }
+            Err(lsm::Error::NoSpace) => refused += 1,
+            Err(e) => panic!("{what}, {key}: {e}"),
+        }
+    }
+    (stored, refused)
+}
+
+/// From a crash image of `dev` taken now, and after `store` shuts down
+/// and `dev` is opened again, the store holds exactly `stored`. Unsynced
+/// chunks may be lost or torn at a crash, but a restart finds no leftover
+/// of a refused batch to report as damage.
+fn assert_reopens_to(
+    store: lsm::Store,
+    dev: Arc<FaultyDevice>,
+    options: &recovery::OpenOptions,
+    stored: &Objects,
+    what: &str,
+) {
+    let crashed = Arc::new(FaultyDevice::from_image(
+        dev.crash_image(),
+        FaultConfig::default(),
+    ));
+    store.shutdown();
+    drop(store);
+    for (how, device) in [("restart", dev), ("crash", crashed)] {
+        let (reopened, report) = recovery::open(device, options.clone()).unwrap();
+        assert_objects(&reopened, stored, &format!("{what}, after a {how}"));
+        if how == "restart" {
+            assert!(
+                report.scan.damage.is_empty(),
+                "{what}: {:?}",
+                report.scan.damage
+            );
+        }
     }
 }
 
