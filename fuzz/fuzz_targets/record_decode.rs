@@ -58,17 +58,21 @@ fn record_paths(kind: RecordKind, payload: &[u8]) {
     assert_eq!(back, record, "decode(encode(r)) != r for {kind:?}");
 }
 
+/// The device the records are checked against (a record's crc covers its
+/// device's uuid).
+const DEVICE: [u8; 16] = [0x5a; 16];
+
 fuzz_target!(|data: &[u8]| {
     // Record header + payload, as the scanner and the reader see them.
-    let _ = RecordHeader::verify(data);
+    let _ = RecordHeader::verify(&DEVICE, data);
     if let Some(header) = RecordHeader::peek(data) {
         assert!(header.total_len() <= MAX_RECORD_BYTES);
         if let Some(whole) = data.get(..header.total_len()) {
             let payload = &whole[RECORD_HEADER_BYTES..];
-            if RecordHeader::verify(whole) {
+            if RecordHeader::verify(&DEVICE, whole) {
                 // A valid record re-encodes to the same bytes.
                 let mut out = Vec::new();
-                header.encode_with(payload, &mut out);
+                header.encode_with(&DEVICE, payload, &mut out);
                 assert_eq!(out, whole, "header re-encoding differs");
             }
             record_paths(header.kind, payload);

@@ -488,7 +488,7 @@ fn record_bytes(spec: &Spec, kind: RecordKind, flags: u8, payload: &[u8]) -> Vec
         lsn: spec.lsn,
     };
     let mut out = Vec::with_capacity(RECORD_HEADER_BYTES + payload.len());
-    header.encode_with(payload, &mut out);
+    header.encode_with(&template().sb.device_uuid, payload, &mut out);
     out
 }
 

@@ -502,8 +502,9 @@ impl SegmentReader {
             return Err(corrupt(location, "record runs past the segment"));
         }
         location.len = header.total_len() as u32;
+        let device_uuid = self.store.geometry().device_uuid;
         let whole = self.bytes(offset as u64, location.len as u64).await?;
-        if !RecordHeader::verify(whole) {
+        if !RecordHeader::verify(&device_uuid, whole) {
             return Err(corrupt(location, "crc mismatch"));
         }
         let payload = &whole[RECORD_HEADER_BYTES..];

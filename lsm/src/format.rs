@@ -5,17 +5,20 @@
 //! Device layout:
 //!   [superblock A @0][superblock B @4096] ... [segment 0 @1 MiB][segment 1] ...
 //! Segment layout: [segment header block][records, each batch block-aligned].
-//! Record layout: [32-byte header][payload]; crc64 over header (crc zeroed)
-//! and payload.
+//! Record layout: [32-byte header][payload]; crc64 over the device's uuid,
+//! the header (but its crc) and the payload.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Version 4: segment headers say which head wrote them (log or
-/// compaction). Version 3 gave chunk references the chunk's content hash
-/// (dedup, relocation); version 2 added inline data to object records.
-pub const FORMAT_VERSION: u32 = 4;
+/// Version 5: a record's crc covers the device's uuid, so that a record
+/// left by an earlier format of the device never passes for one of this
+/// store's (it kept a valid crc and numbers of its own). Version 4: segment
+/// headers say which head wrote them (log or compaction). Version 3 gave
+/// chunk references the chunk's content hash (dedup, relocation); version 2
+/// added inline data to object records.
+pub const FORMAT_VERSION: u32 = 5;
 pub const SUPERBLOCK_MAGIC: [u8; 8] = *b"STRATASB";
 pub const SEGMENT_MAGIC: [u8; 8] = *b"STRATASG";
 pub const RECORD_MAGIC: u32 = 0x5354_5243; // "STRC"
@@ -278,15 +281,16 @@ impl RecordHeader {
         RECORD_HEADER_BYTES + self.payload_len as usize
     }
 
-    /// Appends header and payload to `out`, with the crc.
-    pub fn encode_with(&self, payload: &[u8], out: &mut Vec<u8>) {
+    /// Appends header and payload to `out`, with the crc for the device
+    /// `device_uuid`.
+    pub fn encode_with(&self, device_uuid: &[u8; 16], payload: &[u8], out: &mut Vec<u8>) {
         let start = out.len();
         out.resize(start + RECORD_HEADER_BYTES + payload.len(), 0);
-        self.encode_into(payload, &mut out[start..]);
+        self.encode_into(device_uuid, payload, &mut out[start..]);
     }
 
     /// Header and payload into `out`, which is exactly as long as both.
-    pub fn encode_into(&self, payload: &[u8], out: &mut [u8]) {
+    pub fn encode_into(&self, device_uuid: &[u8; 16], payload: &[u8], out: &mut [u8]) {
         let (head, body) = out.split_at_mut(RECORD_HEADER_BYTES);
         head[..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
         head[4] = self.kind as u8;
@@ -295,7 +299,7 @@ impl RecordHeader {
         head[8..12].copy_from_slice(&self.payload_len.to_le_bytes());
         head[12..16].fill(0);
         head[16..24].copy_from_slice(&self.lsn.to_le_bytes());
-        let crc = crc64(&[&head[..24], payload]);
+        let crc = crc64(&[device_uuid, &head[..24], payload]);
         head[24..32].copy_from_slice(&crc.to_le_bytes());
         body.copy_from_slice(payload);
     }
@@ -316,13 +320,14 @@ impl RecordHeader {
         (header.total_len() <= MAX_RECORD_BYTES).then_some(header)
     }
 
-    /// Checks the crc of a whole record (`bytes` = header + payload).
-    pub fn verify(bytes: &[u8]) -> bool {
+    /// Checks the crc of a whole record (`bytes` = header + payload) written
+    /// to the device `device_uuid`.
+    pub fn verify(device_uuid: &[u8; 16], bytes: &[u8]) -> bool {
         if bytes.len() < RECORD_HEADER_BYTES {
             return false;
         }
         let stored = le_u64(bytes, 24);
-        crc64(&[&bytes[..24], &bytes[RECORD_HEADER_BYTES..]]) == stored
+        crc64(&[device_uuid, &bytes[..24], &bytes[RECORD_HEADER_BYTES..]]) == stored
     }
 }
 
@@ -588,10 +593,31 @@ mod tests {
             lsn: 42,
         };
         let mut out = Vec::new();
-        header.encode_with(payload, &mut out);
-        assert!(RecordHeader::verify(&out));
+        header.encode_with(&DEVICE, payload, &mut out);
+        assert!(RecordHeader::verify(&DEVICE, &out));
         assert_eq!(RecordHeader::peek(&out), Some(header));
         hex::encode(out)
+    }
+
+    const DEVICE: [u8; 16] = [9; 16];
+
+    /// A record written to one format of a device fails its crc on
+    /// another: what an earlier store left never passes for a record.
+    #[test]
+    fn a_record_verifies_only_on_its_own_device() {
+        let header = RecordHeader {
+            kind: RecordKind::Tombstone,
+            flags: 0,
+            payload_len: 3,
+            lsn: 7,
+        };
+        let mut out = Vec::new();
+        header.encode_with(&DEVICE, b"abc", &mut out);
+        assert!(RecordHeader::verify(&DEVICE, &out));
+        let mut other = DEVICE;
+        other[15] ^= 1;
+        assert!(!RecordHeader::verify(&other, &out));
+        assert_eq!(RecordHeader::peek(&out), Some(header));
     }
 
     fn meta() -> ObjectMeta {
@@ -706,7 +732,7 @@ mod tests {
         let full = record_bytes(RecordKind::Chunk, flags::ZSTD, &payload);
         assert_eq!(
             &full[..64],
-            "435254530101000027000000000000002a000000000000008227ef00db8c1645"
+            "435254530101000027000000000000002a000000000000005e1876f080367e6b"
         );
         let chunk = decode_chunk_payload(&payload).unwrap();
         assert_eq!(
@@ -738,7 +764,7 @@ mod tests {
         let bytes = sb.encode();
         assert_eq!(
             hex::encode(&bytes[..61]),
-            "5354524154415342040000000101010101010101010101010101010100004000000000000300000005000000000000000102000000002000006400000000"[..122].to_string()
+            "5354524154415342050000000101010101010101010101010101010100004000000000000300000005000000000000000102000000002000006400000000"[..122].to_string()
                 + ""
         );
         assert_eq!(Superblock::decode(&bytes), Ok(sb.clone()));
@@ -762,7 +788,7 @@ mod tests {
         let enc = sh.encode();
         assert_eq!(
             hex::encode(&enc),
-            "535452415441534704000000010000000101010101010101010101010101010109000000000000004d000000000000005316e04a4c3a76ee"
+            "535452415441534705000000010000000101010101010101010101010101010109000000000000004d0000000000000007149389dd67d587"
         );
         assert_eq!(SegmentHeader::decode(&enc, &[1; 16]), Some(sh));
         let log = SegmentHeader {
@@ -797,11 +823,14 @@ mod tests {
             lsn: 1,
         };
         let mut out = Vec::new();
-        header.encode_with(&payload, &mut out);
+        header.encode_with(&DEVICE, &payload, &mut out);
         for bit in 0..out.len() * 8 {
             let mut damaged = out.clone();
             damaged[bit / 8] ^= 1 << (bit % 8);
-            assert!(!RecordHeader::verify(&damaged), "bit {bit} undetected");
+            assert!(
+                !RecordHeader::verify(&DEVICE, &damaged),
+                "bit {bit} undetected"
+            );
         }
     }
 }

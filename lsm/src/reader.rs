@@ -42,7 +42,7 @@ pub fn read_record(
     if header.total_len() != location.len as usize {
         return Err(corrupt("record length differs from the index"));
     }
-    if !RecordHeader::verify(bytes) {
+    if !RecordHeader::verify(&superblock.device_uuid, bytes) {
         tracing::error!(
             segment = location.segment,
             offset = location.offset,

@@ -1097,7 +1097,11 @@ impl WriterThread {
                 payload_len: record.payload.len() as u32,
                 lsn,
             };
-            header.encode_into(&record.payload, batch.runs[run].extend(len as usize));
+            header.encode_into(
+                &self.superblock.device_uuid,
+                &record.payload,
+                batch.runs[run].extend(len as usize),
+            );
             out.push((
                 Location {
                     segment: head.segment,

@@ -7,6 +7,7 @@
 //! state, so they are not replayed (see `SegmentKind::Compaction`).
 
 use std::collections::BTreeSet;
+use std::sync::mpsc;
 
 use blockdev::{align_down, align_up, AlignedBuf, BlockDevice, BLOCK_SIZE};
 use lsm::format::{
@@ -257,29 +258,76 @@ pub fn scan_compaction_segment(
     Ok(last_lsn)
 }
 
-/// Reads one segment through a window and walks its records.
+/// Reads one segment through a window and walks its records. While
+/// `scan` walks one window, a reader thread reads the next, so the device
+/// and the CPU work at once (one after the other, a scan ran at the sum of
+/// their times).
 pub struct SegmentScanner<'d> {
     device: &'d dyn BlockDevice,
+    device_uuid: [u8; 16],
     segment: u32,
     segment_base: u64,
     segment_size: u64,
     first_lsn: u64,
     window_start: u64,
     window: Option<AlignedBuf>,
+    /// The window after this one, read ahead (only while `scan` runs).
+    ahead: Option<ReadAhead>,
     pub applied: u64,
     pub rejected: u64,
+}
+
+/// The reader thread's end of the scanner, and the window it was asked
+/// for (segment-relative start and length), until the scanner takes it.
+struct ReadAhead {
+    /// Device offset, and a buffer to read into.
+    requests: mpsc::Sender<(u64, AlignedBuf)>,
+    /// Each read's device offset, with what it read.
+    replies: mpsc::Receiver<(u64, Result<AlignedBuf, blockdev::DeviceError>)>,
+    next: Option<NextWindow>,
+    /// Windows done with, to read into again: a fresh multi-megabyte
+    /// buffer per window cost the reader thread more in page faults than
+    /// the read.
+    spares: Vec<AlignedBuf>,
+}
+
+/// A spare buffer of `len` bytes, or a new one.
+fn spare_buffer(spares: &mut Vec<AlignedBuf>, len: usize) -> AlignedBuf {
+    match spares.iter().position(|b| b.capacity() >= len) {
+        Some(at) => {
+            let mut buf = spares.swap_remove(at);
+            buf.set_len(len);
+            buf
+        }
+        None => AlignedBuf::zeroed(len),
+    }
+}
+
+fn keep_spare(spares: &mut Vec<AlignedBuf>, buf: Option<AlignedBuf>) {
+    if let Some(buf) = buf {
+        if spares.len() < 2 {
+            spares.push(buf);
+        }
+    }
+}
+
+enum NextWindow {
+    Asked { start: u64 },
+    Read { start: u64, buf: AlignedBuf },
 }
 
 impl<'d> SegmentScanner<'d> {
     pub fn new(device: &'d dyn BlockDevice, sb: &Superblock, segment: u32, first_lsn: u64) -> Self {
         SegmentScanner {
             device,
+            device_uuid: sb.device_uuid,
             segment,
             segment_base: sb.segment_offset(segment),
             segment_size: sb.segment_size_bytes,
             first_lsn,
             window_start: 0,
             window: None,
+            ahead: None,
             applied: 0,
             rejected: 0,
         }
@@ -287,22 +335,96 @@ impl<'d> SegmentScanner<'d> {
 
     /// Bytes at [offset, offset+len) of the segment, reading as needed.
     fn bytes(&mut self, offset: u64, len: usize) -> Result<&[u8], RecoveryError> {
-        let have = self.window.as_ref().is_some_and(|w| {
-            offset >= self.window_start && offset + len as u64 <= self.window_start + w.len() as u64
-        });
+        let end = offset + len as u64;
+        let window_end = self.window_start + self.window.as_ref().map_or(0, |w| w.len() as u64);
+        let have = self.window.is_some() && offset >= self.window_start && end <= window_end;
         if !have {
-            let start = align_down(offset);
-            let wanted = align_up(offset + len as u64 - start).max(READ_WINDOW_BYTES as u64);
-            let size = wanted.min(self.segment_size - start);
-            let buf = self
-                .device
-                .read_at(AlignedBuf::zeroed(size as usize), self.segment_base + start)?;
-            self.window_start = start;
-            self.window = Some(buf);
+            self.move_window(offset, end, window_end)?;
         }
         let w = self.window.as_ref().map(|w| &w[..]).unwrap_or(&[]);
         let at = (offset - self.window_start) as usize;
         Ok(&w[at..at + len])
+    }
+
+    /// Makes the window hold [offset, end): the window read ahead if it
+    /// does, the end of this one joined to its start if the range straddles
+    /// them, or else a window read now.
+    fn move_window(&mut self, offset: u64, end: u64, window_end: u64) -> Result<(), RecoveryError> {
+        let start = align_down(offset);
+        if let Some(ahead) = &mut self.ahead {
+            if let Some(NextWindow::Asked { start: asked }) = ahead.next {
+                // A failed read is made again below, where its error is
+                // reported.
+                ahead.next = match ahead.replies.recv() {
+                    Ok((at, Ok(buf))) if at == self.segment_base + asked => {
+                        Some(NextWindow::Read { start: asked, buf })
+                    }
+                    _ => None,
+                };
+            }
+            if let Some(NextWindow::Read { start: next, buf }) = &ahead.next {
+                let next_end = next + buf.len() as u64;
+                if start >= *next && end <= next_end {
+                    if let Some(NextWindow::Read { start: next, buf }) = ahead.next.take() {
+                        self.window_start = next;
+                        keep_spare(&mut ahead.spares, self.window.replace(buf));
+                        self.read_ahead();
+                    }
+                    return Ok(());
+                }
+                let joins = self.window.is_some()
+                    && start >= self.window_start
+                    && window_end == *next
+                    && start < *next
+                    && end <= next_end;
+                if joins {
+                    let mut joined =
+                        spare_buffer(&mut ahead.spares, (align_up(end) - start) as usize);
+                    let from_this = (next - start) as usize;
+                    if let Some(window) = &self.window {
+                        joined[..from_this]
+                            .copy_from_slice(&window[(start - self.window_start) as usize..]);
+                    }
+                    let rest = joined.len() - from_this;
+                    joined[from_this..].copy_from_slice(&buf[..rest]);
+                    self.window_start = start;
+                    keep_spare(&mut ahead.spares, self.window.replace(joined));
+                    return Ok(());
+                }
+            }
+            ahead.next = None;
+        }
+        let wanted = align_up(end - start).max(READ_WINDOW_BYTES as u64);
+        let size = wanted.min(self.segment_size - start);
+        let buf = self
+            .device
+            .read_at(AlignedBuf::zeroed(size as usize), self.segment_base + start)?;
+        self.window_start = start;
+        self.window = Some(buf);
+        self.read_ahead();
+        Ok(())
+    }
+
+    /// Asks the reader thread (if `scan` runs one) for the window after
+    /// this one.
+    fn read_ahead(&mut self) {
+        let start = self.window_start + self.window.as_ref().map_or(0, |w| w.len() as u64);
+        let Some(ahead) = &mut self.ahead else {
+            return;
+        };
+        ahead.next = None;
+        if start >= self.segment_size {
+            return;
+        }
+        let len = (READ_WINDOW_BYTES as u64).min(self.segment_size - start) as usize;
+        let buf = spare_buffer(&mut ahead.spares, len);
+        if ahead
+            .requests
+            .send((self.segment_base + start, buf))
+            .is_ok()
+        {
+            ahead.next = Some(NextWindow::Asked { start });
+        }
     }
 
     /// The valid record at `offset`, if there is one there.
@@ -323,14 +445,53 @@ impl<'d> SegmentScanner<'d> {
         {
             return Ok(None);
         }
+        let device_uuid = self.device_uuid;
         let whole = self.bytes(offset, header.total_len())?;
-        Ok(RecordHeader::verify(whole).then_some(header))
+        Ok(RecordHeader::verify(&device_uuid, whole).then_some(header))
     }
 
     /// Walks the segment from `start`, calling `visit` for each valid record
     /// (it returns true when the record's apply was rejected). Returns the
     /// offset just past the last valid record.
     pub fn scan(
+        &mut self,
+        start: u32,
+        last_lsn: &mut u64,
+        is_newest: bool,
+        report: &mut ScanReport,
+        visit: &mut dyn FnMut(ScannedRecord<'_>) -> bool,
+    ) -> Result<u32, RecoveryError> {
+        let device = self.device;
+        std::thread::scope(|scope| {
+            let (requests, asked) = mpsc::channel::<(u64, AlignedBuf)>();
+            let (answers, replies) = mpsc::channel();
+            let reader = std::thread::Builder::new()
+                .name("strata-scan-read".into())
+                .spawn_scoped(scope, move || {
+                    for (offset, buf) in asked {
+                        let read = device.read_at(buf, offset);
+                        if answers.send((offset, read)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            // Without the thread, windows are read when needed.
+            if reader.is_ok() {
+                self.ahead = Some(ReadAhead {
+                    requests,
+                    replies,
+                    next: None,
+                    spares: Vec::new(),
+                });
+            }
+            let scanned = self.scan_records(start, last_lsn, is_newest, report, visit);
+            // Ends the reader thread, which the scope then joins.
+            self.ahead = None;
+            scanned
+        })
+    }
+
+    fn scan_records(
         &mut self,
         start: u32,
         last_lsn: &mut u64,
@@ -348,13 +509,12 @@ impl<'d> SegmentScanner<'d> {
                     offset: pos as u32,
                     len: len as u32,
                 };
-                let payload = self
-                    .bytes(pos + RECORD_HEADER_BYTES as u64, len - RECORD_HEADER_BYTES)?
-                    .to_vec();
+                let payload =
+                    self.bytes(pos + RECORD_HEADER_BYTES as u64, len - RECORD_HEADER_BYTES)?;
                 if visit(ScannedRecord {
                     location,
                     header,
-                    payload: &payload,
+                    payload,
                 }) {
                     self.rejected += 1;
                 } else {
