@@ -524,7 +524,7 @@ impl IoThread<'_> {
             // must be durable before the batch is written: if both were in
             // flight at a crash, the reference could survive its target.
             // And no more than MAX_UNSYNCED_BYTES are ever left unsynced.
-            let job_bytes: u64 = job.ranges().iter().map(|(_, len)| len).sum();
+            let job_bytes: u64 = job.runs.iter().map(|r| align_up(r.len as u64)).sum();
             let beyond_limit =
                 self.unsynced_bytes.saturating_add(job_bytes) > MAX_UNSYNCED_BYTES as u64;
             if self.unsynced_bytes > 0 && (job.sync || beyond_limit) {
@@ -582,21 +582,22 @@ impl IoThread<'_> {
             return false;
         };
         if oldest.error.is_none() && oldest.sync {
-            match self.device.sync() {
-                Ok(()) => {
-                    self.unsynced_bytes = self.started.iter().skip(1).map(|j| j.bytes()).sum();
-                }
-                Err(e) => {
-                    if let Some(oldest) = self.started.front_mut() {
-                        oldest.error = Some(e);
-                    }
-                }
+            if let Err(e) = self.device.sync() {
+                oldest.error = Some(e);
             }
+        }
+        if oldest.error.is_some() && self.started.iter().any(|j| j.runs_left > 0) {
+            return false;
         }
         let Some(oldest) = self.started.pop_front() else {
             return false;
         };
         let Some(error) = oldest.error else {
+            if oldest.sync {
+                // The sync covered what had finished; the jobs behind may
+                // still be at the device.
+                self.unsynced_bytes = self.started.iter().map(StartedJob::bytes).sum();
+            }
             let done = Written {
                 job: oldest.id,
                 outcome: Ok(()),
@@ -606,13 +607,6 @@ impl IoThread<'_> {
             let _ = self.written.send(Message::Written(done));
             return true;
         };
-        if self.started.iter().any(|j| j.runs_left > 0) {
-            self.started.push_front(StartedJob {
-                error: Some(error),
-                ..oldest
-            });
-            return false;
-        }
         // The jobs behind it were laid out after it: they go too.
         let mut ranges = oldest.ranges;
         let mut opened = oldest.opened;
