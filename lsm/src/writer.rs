@@ -1186,7 +1186,11 @@ impl Run {
         // A whole block past the data, so the padding fits too.
         let needed = self.len + n + BLOCK_SIZE;
         if needed > self.buf.len() {
-            let mut bigger = AlignedBuf::zeroed(needed.max(2 * self.buf.len()));
+            // Doubling, but not past what a batch can hold: a full batch
+            // doubled to 16 MiB, and with two batches at the device, one
+            // filling and two spare, those buffers alone held 80 MiB.
+            let batch = MAX_BATCH_BYTES + SEGMENT_HEADER_BYTES as usize + 2 * BLOCK_SIZE;
+            let mut bigger = AlignedBuf::zeroed(needed.max((2 * self.buf.len()).min(batch)));
             bigger[..self.len].copy_from_slice(&self.buf[..self.len]);
             self.buf = bigger;
         }
