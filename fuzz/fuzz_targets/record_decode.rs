@@ -48,13 +48,23 @@ fn record_paths(kind: RecordKind, payload: &[u8]) {
     let Ok(record) = Record::decode(kind, payload) else {
         return;
     };
-    assert_eq!(record.kind(), kind);
+    // A kind of an older format decodes into today's form of its record.
+    let current = match kind {
+        RecordKind::ObjectPutV5 => RecordKind::Object,
+        RecordKind::TombstoneV5 => RecordKind::Delete,
+        RecordKind::BucketCreateV5 => RecordKind::BucketCreate,
+        RecordKind::MultipartCreateV5 => RecordKind::MultipartCreate,
+        RecordKind::MultipartCompleteV5 => RecordKind::MultipartComplete,
+        other => other,
+    };
+    assert_eq!(record.kind(), current);
     if kind == RecordKind::Chunk {
         return;
     }
-    // What decodes re-encodes to something that decodes to the same value.
+    // What decodes re-encodes, in today's layout, to something that
+    // decodes to the same value.
     let again = record.encode_payload();
-    let back = Record::decode(kind, &again).expect("re-encoded payload must decode");
+    let back = Record::decode(current, &again).expect("re-encoded payload must decode");
     assert_eq!(back, record, "decode(encode(r)) != r for {kind:?}");
 }
 
@@ -97,7 +107,12 @@ fuzz_target!(|data: &[u8]| {
 
     // Superblock and segment header, and their round trips.
     if let Ok(sb) = Superblock::decode(data) {
-        assert_eq!(Superblock::decode(&sb.encode()), Ok(sb.clone()));
+        // A superblock is written in the current format, whatever it was read in.
+        let rewritten = Superblock {
+            format_version: lsm::format::FORMAT_VERSION,
+            ..sb.clone()
+        };
+        assert_eq!(Superblock::decode(&sb.encode()), Ok(rewritten));
         let _ = sb.slot();
         // segment_offset is u64 arithmetic on device-supplied values; it
         // must not overflow for any segment the superblock itself names.

@@ -29,10 +29,12 @@ use blockdev::{BlockDevice, FaultConfig, FaultyDevice};
 use libfuzzer_sys::fuzz_target;
 use lsm::chunk::{content_hash, encode_chunk, Compression, RawChunk};
 use lsm::format::{
-    BucketOp, CheckpointPart, ChunkRef, Location, MultipartAbort, MultipartComplete,
-    MultipartCreate, MultipartPart, ObjectMeta, ObjectPut, Record, RecordHeader, RecordKind,
-    SegmentHeader, SegmentKind, Superblock, Tombstone, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
-    SUPERBLOCK_OFFSETS,
+    BucketConfigChange, BucketCreate, BucketOp, BucketSetting, CheckpointPart, ChunkRef,
+    Condition, Delete, DeleteCondition, ETagMatch, LockMode, Location, MetaExtra, MultipartAbort,
+    MultipartComplete, MultipartCreate, MultipartPart, ObjectLockConfig, ObjectMeta, ObjectPut,
+    Record, RecordHeader, RecordKind, Retention, SegmentHeader, SegmentKind, Superblock,
+    VersionChange, VersionRef, VersionUpdate, VersioningState, RECORD_HEADER_BYTES,
+    SEGMENT_HEADER_BYTES, SUPERBLOCK_OFFSETS,
 };
 use lsm::{Catalog, LogPosition};
 
@@ -218,7 +220,48 @@ fn meta(u: &mut Unstructured) -> ObjectMeta {
             vec![]
         },
         quarantined: u.ratio(1, 16).unwrap_or(false).then(|| "bad".into()),
+        extra: u.ratio(1, 4).unwrap_or(false).then(|| {
+            Box::new(MetaExtra {
+                tags: vec![(name(u, &["t"]), name(u, &["v"]))],
+                retention: u.arbitrary::<bool>().unwrap_or(false).then(|| retention(u)),
+                legal_hold: u.arbitrary().unwrap_or(false),
+                ..Default::default()
+            })
+        }),
         ..Default::default()
+    }
+}
+
+fn retention(u: &mut Unstructured) -> Retention {
+    Retention {
+        mode: if u.arbitrary().unwrap_or(false) {
+            LockMode::Governance
+        } else {
+            LockMode::Compliance
+        },
+        until_ms: u.arbitrary().unwrap_or(0),
+    }
+}
+
+/// A version a record names: the current one, the null one, or one by a
+/// (likely made-up) lsn.
+fn version_ref(u: &mut Unstructured) -> VersionRef {
+    match u.int_in_range(0u8..=2).unwrap_or(0) {
+        0 => VersionRef::Current,
+        1 => VersionRef::Null,
+        _ => VersionRef::Lsn(counter(u, 64)),
+    }
+}
+
+fn condition(u: &mut Unstructured) -> Condition {
+    let etag = |u: &mut Unstructured| match u.arbitrary().unwrap_or(false) {
+        true => ETagMatch::Any,
+        false => ETagMatch::Is(name(u, &["e", "x"])),
+    };
+    match u.int_in_range(0u8..=3).unwrap_or(0) {
+        0 | 1 => Condition::Always,
+        2 => Condition::IfMatch(etag(u)),
+        _ => Condition::IfNoneMatch(etag(u)),
     }
 }
 
@@ -246,7 +289,7 @@ fn object_put(u: &mut Unstructured, placed: &[Placed]) -> (ObjectPut, Option<[u8
         key: name(u, &KEYS),
         meta: meta(u),
         chunks,
-        if_absent: u.arbitrary().unwrap_or(false),
+        condition: condition(u),
         inline,
         inline_flags,
     };
@@ -310,7 +353,7 @@ struct Spec {
 
 fn gen_body(u: &mut Unstructured, placed: &[Placed], total: usize) -> (Body, Option<[u8; 32]>) {
     let mut hash = None;
-    let body = match u.int_in_range(0u8..=13).unwrap_or(0) {
+    let body = match u.int_in_range(0u8..=15).unwrap_or(0) {
         12 => {
             let kinds: Vec<RecordKind> = (0..=u8::MAX).filter_map(RecordKind::from_u8).collect();
             let kind = *u.choose(&kinds).unwrap_or(&RecordKind::Chunk);
@@ -349,15 +392,47 @@ fn gen_body(u: &mut Unstructured, placed: &[Placed], total: usize) -> (Body, Opt
         3 | 4 => {
             let (put, inline_hash) = object_put(u, placed);
             hash = inline_hash;
-            Body::Record(Record::ObjectPut(put))
+            Body::Record(Record::Object(put))
         }
-        5 => Body::Record(Record::Tombstone(Tombstone {
+        5 => Body::Record(Record::Delete(Delete {
             bucket: name(u, &BUCKETS),
             key: name(u, &KEYS),
+            version: version_ref(u),
+            at_ms: u.arbitrary().unwrap_or(0),
+            bypass_governance: u.arbitrary().unwrap_or(false),
+            condition: DeleteCondition {
+                etag: u.ratio(1, 4).unwrap_or(false).then(|| ETagMatch::Is(name(u, &["e"]))),
+                ..Default::default()
+            },
         })),
-        0 | 6 | 7 => Body::Record(Record::BucketCreate(BucketOp {
+        0 | 6 | 7 => Body::Record(Record::BucketCreate(BucketCreate {
             bucket: name(u, &BUCKETS),
             at_ms: u.arbitrary().unwrap_or(0),
+            object_lock: u.ratio(1, 4).unwrap_or(false),
+        })),
+        14 => Body::Record(Record::BucketConfig(BucketConfigChange {
+            bucket: name(u, &BUCKETS),
+            at_ms: u.arbitrary().unwrap_or(0),
+            setting: match u.int_in_range(0u8..=2).unwrap_or(0) {
+                0 => BucketSetting::Versioning(VersioningState::Enabled),
+                1 => BucketSetting::Versioning(VersioningState::Suspended),
+                _ => BucketSetting::ObjectLock(ObjectLockConfig::default()),
+            },
+        })),
+        15 => Body::Record(Record::VersionUpdate(VersionUpdate {
+            bucket: name(u, &BUCKETS),
+            key: name(u, &KEYS),
+            version: version_ref(u),
+            at_ms: u.arbitrary().unwrap_or(0),
+            change: match u.int_in_range(0u8..=3).unwrap_or(0) {
+                0 => VersionChange::Tags(vec![(name(u, &["t"]), name(u, &["v"]))]),
+                1 => VersionChange::LegalHold(u.arbitrary().unwrap_or(false)),
+                2 => VersionChange::Retention {
+                    retention: u.arbitrary::<bool>().unwrap_or(false).then(|| retention(u)),
+                    bypass_governance: u.arbitrary().unwrap_or(false),
+                },
+                _ => VersionChange::Quarantine("fuzz".into()),
+            },
         })),
         8 => Body::Record(Record::BucketDelete(BucketOp {
             bucket: name(u, &BUCKETS),
@@ -837,7 +912,7 @@ fn replay(image: Vec<u8>, oracle: bool) {
     if store.bucket_exists(ORACLE_BUCKET) {
         return;
     }
-    let written = runtime().block_on(store.create_bucket(ORACLE_BUCKET));
+    let written = runtime().block_on(store.create_bucket(ORACLE_BUCKET, false));
     store.shutdown();
     drop(store);
     if debug() {

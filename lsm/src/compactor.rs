@@ -510,8 +510,8 @@ impl SegmentReader {
         let payload = &whole[RECORD_HEADER_BYTES..];
         let (flags, stored) = match header.kind {
             RecordKind::Chunk => (header.flags, payload.to_vec()),
-            RecordKind::ObjectPut => match Record::decode(header.kind, payload)? {
-                Record::ObjectPut(put) if !put.inline.is_empty() => (put.inline_flags, put.inline),
+            kind if kind.carries_inline_data() => match Record::decode(header.kind, payload)? {
+                Record::Object(put) if !put.inline.is_empty() => (put.inline_flags, put.inline),
                 _ => return Err(corrupt(location, "object record without inline data")),
             },
             other => return Err(corrupt(location, &format!("{other:?} is not data"))),

@@ -27,6 +27,16 @@ pub enum Error {
     BucketNotEmpty,
     #[error("no such key")]
     NoSuchKey,
+    #[error("no such version")]
+    NoSuchVersion,
+    /// The version asked for (or the key's newest) is a delete marker.
+    #[error("the version is a delete marker")]
+    DeleteMarker { lsn: u64, null_version: bool },
+    /// Object lock keeps the version: legal hold or retention.
+    #[error("object lock: {0}")]
+    Locked(String),
+    #[error("invalid bucket state: {0}")]
+    InvalidBucketState(String),
     #[error("the object's data is damaged (quarantined by fsck --repair: {0})")]
     Quarantined(String),
     #[error("no such upload")]

@@ -1,25 +1,31 @@
-//! The in-memory index: buckets, objects in key order per bucket, and open
-//! multipart uploads. `apply` is the one place a record changes state; the
-//! writer calls it after a batch is durable and recovery calls it on replay,
-//! so the live state and the recovered state cannot disagree. It decides
-//! conditions (bucket exists, empty, If-None-Match) itself, deterministically,
-//! in log order.
+//! The in-memory index: buckets with their settings, each key's versions
+//! (`versions.rs`), and open multipart uploads. `apply` is the one place a
+//! record changes state; the writer calls it after a batch is durable and
+//! recovery calls it on replay, so the live state and the recovered state
+//! cannot disagree. It decides every condition itself (bucket exists and
+//! is empty, If-Match / If-None-Match, object lock, versioning state),
+//! deterministically, in log order. Listings are in `listing.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::ops::Bound;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_chunk_payload, ChunkRef, Location, MultipartCreate, MultipartPart, ObjectMeta, Record,
+    decode_chunk_payload, version_id, BucketConfigChange, BucketCreate, BucketSetting, ChunkRef,
+    Condition, Delete, DeleteCondition, ETagMatch, Location, MultipartCreate, MultipartPart,
+    ObjectLockConfig, ObjectMeta, ObjectPut, Record, Retention, VersionChange, VersionRef,
+    VersionUpdate, VersioningState,
 };
+use crate::lifecycle::LifecycleConfig;
+use crate::object_lock::{may_change_retention, may_remove};
 use crate::space::SpaceMap;
+use crate::versions::Versions;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Index {
-    buckets: BTreeMap<String, Bucket>,
+    pub(crate) buckets: BTreeMap<String, Bucket>,
     uploads: BTreeMap<String, Arc<Upload>>,
     /// The lsn of the newest applied record.
     pub applied_lsn: u64,
@@ -37,16 +43,40 @@ pub struct LogPosition {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bucket {
     pub created_ms: u64,
-    objects: BTreeMap<String, Arc<ObjectEntry>>,
+    pub config: BucketConfig,
+    pub(crate) objects: BTreeMap<String, Versions>,
 }
 
+/// A bucket's settings; each changes by one `BucketConfig` record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BucketConfig {
+    pub versioning: VersioningState,
+    /// Present once object lock is on (it never goes off).
+    pub object_lock: Option<ObjectLockConfig>,
+    pub tags: Option<Vec<(String, String)>>,
+    pub lifecycle: Option<Arc<LifecycleConfig>>,
+}
+
+/// One version of a key: an object, or a delete marker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectEntry {
+    /// The lsn of the record that made this version: its id.
     pub lsn: u64,
-    /// The record that made this version (put, copy or multipart complete).
+    /// The record that made this version (put, copy, multipart complete,
+    /// delete marker).
     pub location: Location,
     pub meta: ObjectMeta,
     pub chunks: Vec<ChunkRef>,
+    /// Written while the bucket was not versioning: its id is `null`.
+    pub null_version: bool,
+    pub delete_marker: bool,
+}
+
+impl ObjectEntry {
+    /// The id clients know this version by.
+    pub fn version_id(&self) -> String {
+        version_id(self.lsn, self.null_version)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,7 +100,13 @@ impl Catalog {
         Catalog { index, space }
     }
 
-    pub fn apply(&mut self, lsn: u64, location: Location, record: &Record) -> Result<()> {
+    /// Applies one durable record; see `Index::apply`.
+    pub fn apply(
+        &mut self,
+        lsn: u64,
+        location: Location,
+        record: &Record,
+    ) -> Result<Option<Arc<ObjectEntry>>> {
         self.index.apply(lsn, location, record, &mut self.space)
     }
 }
@@ -94,69 +130,152 @@ pub struct BucketInfo {
     pub created_ms: u64,
 }
 
-/// A page of a listing: keys and common prefixes in key order.
-#[derive(Debug, Clone, Default)]
-pub struct ListPage {
-    pub objects: Vec<(String, Arc<ObjectEntry>)>,
-    pub common_prefixes: Vec<String>,
-    /// Set when more follows: the last key or common prefix returned.
-    pub next_marker: Option<String>,
+/// Whether `condition` holds for a key whose newest version is `current`.
+fn check_condition(condition: &Condition, current: Option<&Arc<ObjectEntry>>) -> Result<()> {
+    let live = current.filter(|e| !e.delete_marker);
+    match condition {
+        Condition::Always => Ok(()),
+        Condition::IfMatch(m) => match live {
+            None => Err(Error::NoSuchKey),
+            Some(e) if m.matches(&e.meta.etag) => Ok(()),
+            Some(_) => Err(Error::PreconditionFailed),
+        },
+        Condition::IfNoneMatch(m) => match live {
+            Some(e) if m.matches(&e.meta.etag) => Err(Error::PreconditionFailed),
+            _ => Ok(()),
+        },
+    }
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct ListQuery<'a> {
-    pub prefix: &'a str,
-    pub delimiter: Option<&'a str>,
-    /// Exclusive: listing starts after this key (marker, start-after,
-    /// continuation token).
-    pub start_after: Option<&'a str>,
-    pub max_keys: usize,
+/// Whether a DELETE's conditions hold for its target version (a delete
+/// marker has no ETag, so only `*` matches it).
+fn check_delete_condition(condition: &DeleteCondition, target: &ObjectEntry) -> Result<()> {
+    let etag_ok = condition.etag.as_ref().is_none_or(|m| match m {
+        ETagMatch::Any => true,
+        ETagMatch::Is(_) if target.delete_marker => false,
+        ETagMatch::Is(_) => m.matches(&target.meta.etag),
+    });
+    let size_ok = condition.size.is_none_or(|s| s == target.meta.size);
+    let time_ok = condition
+        .last_modified_s
+        .is_none_or(|s| s == target.meta.last_modified_ms / 1000);
+    if etag_ok && size_ok && time_ok {
+        Ok(())
+    } else {
+        Err(Error::PreconditionFailed)
+    }
 }
+
+impl Bucket {
+    /// Takes one version out of a key for good, letting go of its chunks.
+    fn remove_version(&mut self, key: &str, lsn: u64, space: &mut SpaceMap) {
+        let Some(versions) = self.objects.get_mut(key) else {
+            return;
+        };
+        let (gone, left) = versions.remove(lsn);
+        if !left {
+            self.objects.remove(key);
+        }
+        if let Some(gone) = gone {
+            gone.chunks.iter().for_each(|c| space.drop_ref(c));
+        }
+    }
+
+    /// Adds the newest version of a key.
+    fn push_version(&mut self, key: &str, entry: Arc<ObjectEntry>) {
+        match self.objects.get_mut(key) {
+            Some(versions) => versions.push(entry),
+            None => {
+                self.objects.insert(key.to_string(), Versions::One(entry));
+            }
+        }
+    }
+
+    fn version(&self, key: &str, version: VersionRef) -> Option<&Arc<ObjectEntry>> {
+        self.objects.get(key).and_then(|v| v.find(version))
+    }
+}
+
+/// A bucket as an older format's checkpoint held it: name, creation time,
+/// and each key's one version.
+pub(crate) type RestoredBucket = (String, u64, Vec<(String, ObjectEntry)>);
 
 impl Index {
+    /// An index rebuilt from an older format's checkpoint (`format::v5`).
+    pub(crate) fn restored(
+        buckets: Vec<RestoredBucket>,
+        uploads: Vec<Upload>,
+        applied_lsn: u64,
+        tail: Option<LogPosition>,
+    ) -> Index {
+        let buckets = buckets
+            .into_iter()
+            .map(|(name, created_ms, objects)| {
+                let objects = objects
+                    .into_iter()
+                    .map(|(key, entry)| (key, Versions::One(Arc::new(entry))))
+                    .collect();
+                let bucket = Bucket {
+                    created_ms,
+                    config: BucketConfig::default(),
+                    objects,
+                };
+                (name, bucket)
+            })
+            .collect();
+        let uploads = uploads
+            .into_iter()
+            .map(|u| (u.create.upload_id.clone(), Arc::new(u)))
+            .collect();
+        Index {
+            buckets,
+            uploads,
+            applied_lsn,
+            tail,
+        }
+    }
+
     /// Applies one durable record, keeping `space`'s reference counts in
-    /// step. The error is the operation's outcome (e.g. BucketNotEmpty); the
-    /// record stays in the log and replays to the same outcome.
+    /// step. Returns the version the record made (a put, a delete marker)
+    /// or removed (a DELETE of one version) or changed. The error is the
+    /// operation's outcome (e.g. BucketNotEmpty); the record stays in the
+    /// log and replays to the same outcome.
     pub fn apply(
         &mut self,
         lsn: u64,
         location: Location,
         record: &Record,
         space: &mut SpaceMap,
-    ) -> Result<()> {
+    ) -> Result<Option<Arc<ObjectEntry>>> {
         self.applied_lsn = self.applied_lsn.max(lsn);
         match record {
-            Record::Chunk { .. } | Record::Checkpoint(_) => Ok(()),
-            Record::ObjectPut(put) => self.put_object(lsn, location, put, space),
-            Record::Tombstone(t) => {
-                let bucket = self.buckets.get_mut(&t.bucket).ok_or(Error::NoSuchBucket)?;
-                if let Some(old) = bucket.objects.remove(&t.key) {
-                    old.chunks.iter().for_each(|c| space.drop_ref(c));
-                }
-                Ok(())
-            }
-            Record::BucketCreate(op) => {
-                if self.buckets.contains_key(&op.bucket) {
-                    return Err(Error::BucketExists);
-                }
-                self.buckets.insert(
-                    op.bucket.clone(),
-                    Bucket {
-                        created_ms: op.at_ms,
-                        objects: BTreeMap::new(),
-                    },
-                );
-                Ok(())
-            }
+            Record::Chunk { .. } | Record::Checkpoint(_) => Ok(None),
+            Record::Object(put) => self.put_version(lsn, location, put, space).map(Some),
+            Record::Delete(delete) => self.delete(lsn, location, delete, space),
+            Record::BucketCreate(create) => self.create_bucket(create).map(|()| None),
             Record::BucketDelete(op) => {
                 let bucket = self.buckets.get(&op.bucket).ok_or(Error::NoSuchBucket)?;
-                let has_uploads = self.uploads.values().any(|u| u.create.bucket == op.bucket);
-                if !bucket.objects.is_empty() || has_uploads {
+                if !bucket.objects.is_empty() {
                     return Err(Error::BucketNotEmpty);
                 }
+                // Uploads still open go with their bucket, as in MinIO and
+                // RGW (a failed Complete must not keep a bucket forever).
+                let ids: Vec<String> = self
+                    .uploads
+                    .values()
+                    .filter(|u| u.create.bucket == op.bucket)
+                    .map(|u| u.create.upload_id.clone())
+                    .collect();
+                for id in ids {
+                    if let Some(upload) = self.uploads.remove(&id) {
+                        upload.chunk_refs().for_each(|c| space.drop_ref(c));
+                    }
+                }
                 self.buckets.remove(&op.bucket);
-                Ok(())
+                Ok(None)
             }
+            Record::BucketConfig(change) => self.configure_bucket(change).map(|()| None),
+            Record::VersionUpdate(update) => self.update_version(update, space).map(Some),
             Record::MultipartCreate(create) => {
                 if !self.buckets.contains_key(&create.bucket) {
                     return Err(Error::NoSuchBucket);
@@ -168,7 +287,7 @@ impl Index {
                         parts: BTreeMap::new(),
                     }),
                 );
-                Ok(())
+                Ok(None)
             }
             Record::MultipartPart(part) => {
                 let upload = self
@@ -182,17 +301,17 @@ impl Index {
                 if let Some(old) = replaced {
                     old.chunks.iter().for_each(|c| space.drop_ref(c));
                 }
-                Ok(())
+                Ok(None)
             }
             Record::MultipartComplete(complete) => {
                 if !self.uploads.contains_key(&complete.upload_id) {
                     return Err(Error::NoSuchUpload);
                 }
-                self.put_object(lsn, location, &complete.object, space)?;
+                let entry = self.put_version(lsn, location, &complete.object, space)?;
                 if let Some(upload) = self.uploads.remove(&complete.upload_id) {
                     upload.chunk_refs().for_each(|c| space.drop_ref(c));
                 }
-                Ok(())
+                Ok(Some(entry))
             }
             Record::MultipartAbort(abort) => {
                 let upload = self
@@ -200,24 +319,45 @@ impl Index {
                     .remove(&abort.upload_id)
                     .ok_or(Error::NoSuchUpload)?;
                 upload.chunk_refs().for_each(|c| space.drop_ref(c));
-                Ok(())
+                Ok(None)
             }
         }
     }
 
-    fn put_object(
+    /// A new version of a key. Where the bucket is not versioning it is the
+    /// null version, and replaces the one there.
+    fn put_version(
         &mut self,
         lsn: u64,
         location: Location,
-        put: &crate::format::ObjectPut,
+        put: &ObjectPut,
         space: &mut SpaceMap,
-    ) -> Result<()> {
+    ) -> Result<Arc<ObjectEntry>> {
         let bucket = self
             .buckets
             .get_mut(&put.bucket)
             .ok_or(Error::NoSuchBucket)?;
-        if put.if_absent && bucket.objects.contains_key(&put.key) {
-            return Err(Error::PreconditionFailed);
+        let versions = bucket.objects.get(&put.key);
+        check_condition(&put.condition, versions.map(Versions::newest))?;
+        let null_version = bucket.config.versioning != VersioningState::Enabled;
+        let replaced = match null_version {
+            true => bucket.version(&put.key, VersionRef::Null).cloned(),
+            false => None,
+        };
+        if let Some(old) = &replaced {
+            may_remove(old, put.meta.last_modified_ms, false)?;
+        }
+        let mut meta = put.meta.clone();
+        let default = bucket
+            .config
+            .object_lock
+            .as_ref()
+            .and_then(|lock| lock.default_retention);
+        if let (None, Some(default)) = (meta.retention(), default) {
+            meta.extra_mut().retention = Some(Retention {
+                mode: default.mode,
+                until_ms: meta.last_modified_ms.saturating_add(default.period_ms()),
+            });
         }
         // Inline data is read from this very record.
         let chunks = if put.inline.is_empty() {
@@ -233,20 +373,187 @@ impl Index {
         // New references first: an overwrite that shares chunks with the old
         // version never lets their count touch zero.
         chunks.iter().for_each(|c| space.add_ref(c));
-        let replaced = bucket.objects.insert(
-            put.key.clone(),
+        let entry = Arc::new(ObjectEntry {
+            lsn,
+            location,
+            meta,
+            chunks,
+            null_version,
+            delete_marker: false,
+        });
+        if let Some(old) = replaced {
+            bucket.remove_version(&put.key, old.lsn, space);
+        }
+        bucket.push_version(&put.key, entry.clone());
+        Ok(entry)
+    }
+
+    fn delete(
+        &mut self,
+        lsn: u64,
+        location: Location,
+        d: &Delete,
+        space: &mut SpaceMap,
+    ) -> Result<Option<Arc<ObjectEntry>>> {
+        let bucket = self.buckets.get_mut(&d.bucket).ok_or(Error::NoSuchBucket)?;
+        let target = bucket.version(&d.key, d.version).cloned();
+        if let Some(expected) = d.condition.current_lsn {
+            if target.as_ref().map(|t| t.lsn) != Some(expected) {
+                return Err(Error::PreconditionFailed);
+            }
+        }
+        let conditional = d.condition != DeleteCondition::default();
+        match &target {
+            Some(t) => check_delete_condition(&d.condition, t)?,
+            // A conditional delete of nothing deletes nothing.
+            None if conditional => return Ok(None),
+            None => {}
+        }
+        let marker = |null_version| {
             Arc::new(ObjectEntry {
                 lsn,
                 location,
-                meta: put.meta.clone(),
-                chunks,
-            }),
+                meta: ObjectMeta {
+                    last_modified_ms: d.at_ms,
+                    ..Default::default()
+                },
+                chunks: Vec::new(),
+                null_version,
+                delete_marker: true,
+            })
+        };
+        let versioning = bucket.config.versioning;
+        match (d.version, versioning) {
+            (VersionRef::Current, VersioningState::Enabled) => {
+                let m = marker(false);
+                bucket.push_version(&d.key, m.clone());
+                Ok(Some(m))
+            }
+            (VersionRef::Current, VersioningState::Suspended) => {
+                if let Some(null) = bucket.version(&d.key, VersionRef::Null).cloned() {
+                    may_remove(&null, d.at_ms, d.bypass_governance)?;
+                    bucket.remove_version(&d.key, null.lsn, space);
+                }
+                let m = marker(true);
+                bucket.push_version(&d.key, m.clone());
+                Ok(Some(m))
+            }
+            _ => {
+                let Some(t) = target else {
+                    return Ok(None);
+                };
+                may_remove(&t, d.at_ms, d.bypass_governance)?;
+                bucket.remove_version(&d.key, t.lsn, space);
+                Ok(Some(t))
+            }
+        }
+    }
+
+    fn create_bucket(&mut self, create: &BucketCreate) -> Result<()> {
+        if self.buckets.contains_key(&create.bucket) {
+            return Err(Error::BucketExists);
+        }
+        let config = match create.object_lock {
+            true => BucketConfig {
+                versioning: VersioningState::Enabled,
+                object_lock: Some(ObjectLockConfig::default()),
+                ..Default::default()
+            },
+            false => BucketConfig::default(),
+        };
+        self.buckets.insert(
+            create.bucket.clone(),
+            Bucket {
+                created_ms: create.at_ms,
+                config,
+                objects: BTreeMap::new(),
+            },
         );
-        if let Some(old) = replaced {
-            old.chunks.iter().for_each(|c| space.drop_ref(c));
+        Ok(())
+    }
+
+    fn configure_bucket(&mut self, change: &BucketConfigChange) -> Result<()> {
+        let config = &mut self
+            .buckets
+            .get_mut(&change.bucket)
+            .ok_or(Error::NoSuchBucket)?
+            .config;
+        match &change.setting {
+            BucketSetting::Versioning(state) => {
+                if *state != VersioningState::Enabled && config.object_lock.is_some() {
+                    return Err(Error::InvalidBucketState(
+                        "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed".into(),
+                    ));
+                }
+                if *state == VersioningState::Unversioned {
+                    return Err(Error::InvalidBucketState(
+                        "versioning can be enabled or suspended, never removed".into(),
+                    ));
+                }
+                config.versioning = *state;
+            }
+            BucketSetting::ObjectLock(lock) => {
+                if config.versioning != VersioningState::Enabled {
+                    return Err(Error::InvalidBucketState(
+                        "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration".into(),
+                    ));
+                }
+                config.object_lock = Some(lock.clone());
+            }
+            BucketSetting::Tags(tags) => config.tags = tags.clone(),
+            BucketSetting::Lifecycle(rules) => config.lifecycle = rules.clone().map(Arc::new),
         }
         Ok(())
     }
+
+    fn update_version(
+        &mut self,
+        u: &VersionUpdate,
+        space: &mut SpaceMap,
+    ) -> Result<Arc<ObjectEntry>> {
+        let bucket = self.buckets.get_mut(&u.bucket).ok_or(Error::NoSuchBucket)?;
+        let missing = match u.version {
+            VersionRef::Current => Error::NoSuchKey,
+            _ => Error::NoSuchVersion,
+        };
+        let entry = bucket
+            .objects
+            .get_mut(&u.key)
+            .and_then(|v| v.find_mut(u.version))
+            .ok_or(missing)?;
+        if entry.delete_marker {
+            return Err(Error::DeleteMarker {
+                lsn: entry.lsn,
+                null_version: entry.null_version,
+            });
+        }
+        match &u.change {
+            VersionChange::Retention {
+                retention,
+                bypass_governance,
+            } => {
+                may_change_retention(
+                    entry.meta.retention(),
+                    *retention,
+                    u.at_ms,
+                    *bypass_governance,
+                )?;
+                Arc::make_mut(entry).meta.extra_mut().retention = *retention;
+            }
+            VersionChange::Tags(tags) => Arc::make_mut(entry).meta.extra_mut().tags = tags.clone(),
+            VersionChange::LegalHold(on) => Arc::make_mut(entry).meta.extra_mut().legal_hold = *on,
+            VersionChange::Quarantine(reason) => {
+                let e = Arc::make_mut(entry);
+                e.meta.quarantined = Some(reason.clone());
+                e.chunks.iter().for_each(|c| space.drop_ref(c));
+                e.chunks.clear();
+            }
+        }
+        Arc::make_mut(entry).meta.tidy();
+        Ok(entry.clone())
+    }
+
+    // ------------------------------------------------------------ lookups
 
     pub fn bucket_exists(&self, bucket: &str) -> bool {
         self.buckets.contains_key(bucket)
@@ -262,9 +569,77 @@ impl Index {
             .collect()
     }
 
+    pub fn bucket_config(&self, bucket: &str) -> Result<BucketConfig> {
+        self.buckets
+            .get(bucket)
+            .map(|b| b.config.clone())
+            .ok_or(Error::NoSuchBucket)
+    }
+
+    /// The key's current object: NoSuchKey, or DeleteMarker when its
+    /// newest version is a delete marker.
     pub fn object(&self, bucket: &str, key: &str) -> Result<Arc<ObjectEntry>> {
+        let entry = self.version(bucket, key, VersionRef::Current)?;
+        if entry.delete_marker {
+            return Err(Error::DeleteMarker {
+                lsn: entry.lsn,
+                null_version: entry.null_version,
+            });
+        }
+        Ok(entry)
+    }
+
+    /// One version as it is (a delete marker included).
+    pub fn version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: VersionRef,
+    ) -> Result<Arc<ObjectEntry>> {
         let bucket = self.buckets.get(bucket).ok_or(Error::NoSuchBucket)?;
-        bucket.objects.get(key).cloned().ok_or(Error::NoSuchKey)
+        bucket.version(key, version).cloned().ok_or(match version {
+            VersionRef::Current => Error::NoSuchKey,
+            _ => Error::NoSuchVersion,
+        })
+    }
+
+    /// Every version of a key, newest first (empty if the key has none).
+    pub fn versions(&self, bucket: &str, key: &str) -> Result<Vec<Arc<ObjectEntry>>> {
+        let bucket = self.buckets.get(bucket).ok_or(Error::NoSuchBucket)?;
+        Ok(bucket
+            .objects
+            .get(key)
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    /// The buckets that have lifecycle rules, with their rules.
+    pub fn lifecycle_buckets(&self) -> Vec<(String, Arc<LifecycleConfig>)> {
+        self.buckets
+            .iter()
+            .filter_map(|(name, b)| b.config.lifecycle.clone().map(|l| (name.clone(), l)))
+            .collect()
+    }
+
+    /// Up to `limit` keys after `after`, each with its versions newest
+    /// first: a walk over a bucket that holds the lock only a page at a time.
+    pub fn versions_page(
+        &self,
+        bucket: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<Arc<ObjectEntry>>)>> {
+        use std::ops::Bound;
+        let objects = &self.buckets.get(bucket).ok_or(Error::NoSuchBucket)?.objects;
+        let lower = match after {
+            Some(key) => Bound::Excluded(key.to_string()),
+            None => Bound::Unbounded,
+        };
+        Ok(objects
+            .range::<String, _>((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(key, versions)| (key.clone(), versions.iter().cloned().collect()))
+            .collect())
     }
 
     pub fn upload(&self, upload_id: &str) -> Result<Arc<Upload>> {
@@ -288,31 +663,37 @@ impl Index {
         uploads
     }
 
+    /// Every version that is an object (not a delete marker).
+    fn objects(&self) -> impl Iterator<Item = &Arc<ObjectEntry>> {
+        self.all_versions()
+            .map(|(_, _, e)| e)
+            .filter(|e| !e.delete_marker)
+    }
+
+    /// Object versions held (noncurrent ones included, delete markers not).
     pub fn object_count(&self) -> usize {
-        self.buckets.values().map(|b| b.objects.len()).sum()
+        self.objects().count()
     }
 
     pub fn logical_bytes(&self) -> u64 {
-        self.buckets
-            .values()
-            .flat_map(|b| b.objects.values())
+        self.objects()
             .map(|o| o.meta.size)
             .fold(0, u64::saturating_add)
     }
 
-    /// Every live object, for fsck and statistics.
-    pub fn all_objects(&self) -> impl Iterator<Item = (&str, &str, &Arc<ObjectEntry>)> {
+    /// Every version of every key (delete markers included), for fsck,
+    /// statistics and compaction.
+    pub fn all_versions(&self) -> impl Iterator<Item = (&str, &str, &Arc<ObjectEntry>)> {
         self.buckets.iter().flat_map(|(b, bucket)| {
-            bucket
-                .objects
-                .iter()
-                .map(move |(k, o)| (b.as_str(), k.as_str(), o))
+            bucket.objects.iter().flat_map(move |(k, versions)| {
+                versions.iter().map(move |e| (b.as_str(), k.as_str(), e))
+            })
         })
     }
 
-    /// Every chunk reference held: objects' and open uploads' parts'.
+    /// Every chunk reference held: all versions' and open uploads' parts'.
     pub fn all_chunk_refs(&self) -> impl Iterator<Item = &ChunkRef> {
-        self.all_objects()
+        self.all_versions()
             .flat_map(|(_, _, o)| o.chunks.iter())
             .chain(self.uploads.values().flat_map(|u| u.chunk_refs()))
     }
@@ -327,7 +708,7 @@ impl Index {
         };
         Referencing {
             objects: self
-                .all_objects()
+                .all_versions()
                 .filter(|(_, _, o)| hit(&o.chunks))
                 .map(|(b, k, o)| (b.to_string(), k.to_string(), o.clone()))
                 .collect(),
@@ -339,6 +720,14 @@ impl Index {
                 .map(|(id, n, p)| (id.clone(), *n, p.clone()))
                 .collect(),
         }
+    }
+
+    fn entry_mut(&mut self, bucket: &str, key: &str, lsn: u64) -> Option<&mut Arc<ObjectEntry>> {
+        self.buckets
+            .get_mut(bucket)?
+            .objects
+            .get_mut(key)?
+            .find_mut(VersionRef::Lsn(lsn))
     }
 
     /// The second half, under the write lock: a compare-and-set. A segment's
@@ -358,7 +747,7 @@ impl Index {
             .filter(|(b, k, o)| {
                 self.buckets
                     .get(b)
-                    .and_then(|bucket| bucket.objects.get(k))
+                    .and_then(|bucket| bucket.version(k, VersionRef::Lsn(o.lsn)))
                     .is_some_and(|now| Arc::ptr_eq(now, o))
             })
             .collect();
@@ -405,8 +794,8 @@ impl Index {
                 }
             }
         };
-        for (b, k, _) in current_objects {
-            if let Some(entry) = self.buckets.get_mut(b).and_then(|x| x.objects.get_mut(k)) {
+        for (b, k, o) in current_objects {
+            if let Some(entry) = self.entry_mut(b, k, o.lsn) {
                 remap(&mut Arc::make_mut(entry).chunks);
             }
         }
@@ -426,277 +815,8 @@ impl Index {
         }
         segments
     }
-
-    /// Keys and common prefixes in order, at most `max_keys` of them together.
-    pub fn list(&self, bucket: &str, query: &ListQuery<'_>) -> Result<ListPage> {
-        let objects = &self.buckets.get(bucket).ok_or(Error::NoSuchBucket)?.objects;
-        let mut page = ListPage::default();
-        if query.max_keys == 0 {
-            return Ok(page);
-        }
-        let mut lower: Bound<String> = match query.start_after {
-            Some(after) if after >= query.prefix => Bound::Excluded(after.to_string()),
-            _ => Bound::Included(query.prefix.to_string()),
-        };
-        let mut returned = 0;
-        'scan: loop {
-            let range = objects.range::<String, _>((lower.clone(), Bound::Unbounded));
-            for (key, entry) in range {
-                if !key.starts_with(query.prefix) {
-                    break 'scan;
-                }
-                if returned == query.max_keys {
-                    page.next_marker = page
-                        .objects
-                        .last()
-                        .map(|(k, _)| k.clone())
-                        .into_iter()
-                        .chain(page.common_prefixes.last().cloned())
-                        .max();
-                    break 'scan;
-                }
-                let rest = &key[query.prefix.len()..];
-                let split = query
-                    .delimiter
-                    .filter(|d| !d.is_empty())
-                    .and_then(|d| rest.find(d).map(|at| at + d.len()));
-                match split {
-                    Some(end) => {
-                        let common = &key[..query.prefix.len() + end];
-                        if query.start_after.is_some_and(|after| common <= after) {
-                            // Resuming after this common prefix: skip its keys.
-                            continue;
-                        }
-                        page.common_prefixes.push(common.to_string());
-                        returned += 1;
-                        // Jump past every key under this common prefix.
-                        match prefix_successor(common) {
-                            Some(next) => lower = Bound::Included(next),
-                            None => break 'scan,
-                        }
-                        continue 'scan;
-                    }
-                    None => {
-                        page.objects.push((key.clone(), entry.clone()));
-                        returned += 1;
-                    }
-                }
-            }
-            break;
-        }
-        Ok(page)
-    }
-}
-
-/// The least string above every string that starts with `prefix`, or
-/// `None` when no string is (the prefix is all U+10FFFF). Strings compare
-/// by UTF-8 bytes, which is code point order.
-fn prefix_successor(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        let next = match last {
-            '\u{D7FF}' => Some('\u{E000}'),
-            c => char::from_u32(c as u32 + 1),
-        };
-        if let Some(next) = next {
-            chars.push(next);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::format::{BucketOp, ObjectPut, Tombstone};
-
-    const LOC: Location = Location {
-        segment: 0,
-        offset: 4096,
-        len: 64,
-    };
-
-    fn put(index: &mut Index, key: &str) {
-        let record = Record::ObjectPut(ObjectPut {
-            bucket: "b".into(),
-            key: key.into(),
-            meta: ObjectMeta::default(),
-            chunks: vec![],
-            if_absent: false,
-            inline: vec![],
-            inline_flags: 0,
-        });
-        index
-            .apply(1, LOC, &record, &mut SpaceMap::default())
-            .unwrap();
-    }
-
-    fn with_keys(keys: &[&str]) -> Index {
-        let mut index = Index::default();
-        index
-            .apply(
-                1,
-                LOC,
-                &Record::BucketCreate(BucketOp {
-                    bucket: "b".into(),
-                    at_ms: 0,
-                }),
-                &mut SpaceMap::default(),
-            )
-            .unwrap();
-        for key in keys {
-            put(&mut index, key);
-        }
-        index
-    }
-
-    fn names(page: &ListPage) -> (Vec<&str>, Vec<&str>) {
-        (
-            page.objects.iter().map(|(k, _)| k.as_str()).collect(),
-            page.common_prefixes.iter().map(|s| s.as_str()).collect(),
-        )
-    }
-
-    #[test]
-    fn list_with_prefix_delimiter_and_paging() {
-        let index = with_keys(&["a/1", "a/2", "b", "c/x/1", "c/y", "d"]);
-        let all = ListQuery {
-            max_keys: 1000,
-            delimiter: Some("/"),
-            ..Default::default()
-        };
-        let page = index.list("b", &all).unwrap();
-        assert_eq!(names(&page), (vec!["b", "d"], vec!["a/", "c/"]));
-        assert!(page.next_marker.is_none());
-
-        // Page through two at a time; resuming after a common prefix skips its keys.
-        let mut after: Option<String> = None;
-        let mut seen = Vec::new();
-        loop {
-            let q = ListQuery {
-                max_keys: 2,
-                delimiter: Some("/"),
-                start_after: after.as_deref(),
-                ..Default::default()
-            };
-            let page = index.list("b", &q).unwrap();
-            let (o, p) = names(&page);
-            seen.extend(o.iter().chain(p.iter()).map(|s| s.to_string()));
-            match page.next_marker {
-                Some(m) => after = Some(m),
-                None => break,
-            }
-        }
-        seen.sort();
-        assert_eq!(seen, vec!["a/", "b", "c/", "d"]);
-
-        let q = ListQuery {
-            prefix: "c/",
-            delimiter: Some("/"),
-            max_keys: 10,
-            ..Default::default()
-        };
-        assert_eq!(
-            names(&index.list("b", &q).unwrap()),
-            (vec!["c/y"], vec!["c/x/"])
-        );
-        let q = ListQuery {
-            prefix: "c/",
-            max_keys: 10,
-            ..Default::default()
-        };
-        assert_eq!(
-            names(&index.list("b", &q).unwrap()),
-            (vec!["c/x/1", "c/y"], vec![])
-        );
-    }
-
-    /// Found by fuzzing: a key with U+10FFFF after the delimiter escaped the
-    /// skip past its common prefix, which was then listed twice.
-    #[test]
-    fn common_prefix_is_listed_once_whatever_follows_it() {
-        let index = with_keys(&[
-            "a/\u{10FFFF}z",
-            "a/b",
-            "a/\u{10FFFF}",
-            "b/\u{10FFFF}/x",
-            "c",
-        ]);
-        let q = ListQuery {
-            max_keys: 1000,
-            delimiter: Some("/"),
-            ..Default::default()
-        };
-        assert_eq!(
-            names(&index.list("b", &q).unwrap()),
-            (vec!["c"], vec!["a/", "b/"])
-        );
-        let q = ListQuery {
-            prefix: "b/",
-            max_keys: 1000,
-            delimiter: Some("/"),
-            ..Default::default()
-        };
-        assert_eq!(
-            names(&index.list("b", &q).unwrap()),
-            (vec![], vec!["b/\u{10FFFF}/"])
-        );
-        assert_eq!(prefix_successor("a/"), Some("a0".to_string()));
-        assert_eq!(prefix_successor("a\u{10FFFF}"), Some("b".to_string()));
-        assert_eq!(prefix_successor("\u{D7FF}"), Some("\u{E000}".to_string()));
-        assert_eq!(prefix_successor("\u{10FFFF}\u{10FFFF}"), None);
-    }
-
-    #[test]
-    fn logical_bytes_saturate_instead_of_overflowing() {
-        let mut index = with_keys(&["x", "y"]);
-        for entry in index.buckets.get_mut("b").unwrap().objects.values_mut() {
-            Arc::make_mut(entry).meta.size = u64::MAX - 1;
-        }
-        assert_eq!(index.logical_bytes(), u64::MAX);
-    }
-
-    #[test]
-    fn conditions_are_decided_at_apply() {
-        let mut index = with_keys(&["k"]);
-        let del = Record::BucketDelete(BucketOp {
-            bucket: "b".into(),
-            at_ms: 0,
-        });
-        assert!(matches!(
-            index.apply(2, LOC, &del, &mut SpaceMap::default()),
-            Err(Error::BucketNotEmpty)
-        ));
-        let again = Record::ObjectPut(ObjectPut {
-            bucket: "b".into(),
-            key: "k".into(),
-            meta: ObjectMeta::default(),
-            chunks: vec![],
-            if_absent: true,
-            inline: vec![],
-            inline_flags: 0,
-        });
-        assert!(matches!(
-            index.apply(3, LOC, &again, &mut SpaceMap::default()),
-            Err(Error::PreconditionFailed)
-        ));
-        index
-            .apply(
-                4,
-                LOC,
-                &Record::Tombstone(Tombstone {
-                    bucket: "b".into(),
-                    key: "k".into(),
-                }),
-                &mut SpaceMap::default(),
-            )
-            .unwrap();
-        index.apply(5, LOC, &del, &mut SpaceMap::default()).unwrap();
-        assert!(!index.bucket_exists("b"));
-        assert!(matches!(
-            index.apply(6, LOC, &again, &mut SpaceMap::default()),
-            Err(Error::NoSuchBucket)
-        ));
-    }
-}
+#[path = "index_tests.rs"]
+mod tests;

@@ -8,23 +8,36 @@ pub mod checkpoint;
 pub mod chunk;
 pub mod compactor;
 pub mod error;
+pub mod expirer;
 pub mod format;
 pub mod index;
+pub mod lifecycle;
+pub mod listing;
+mod multipart;
+mod object_lock;
+mod object_ops;
+mod object_writer;
 pub mod reader;
 pub mod space;
 pub mod store;
 pub mod superblock;
+mod versions;
 pub mod writer;
 
 pub use checkpoint::CheckpointReport;
 pub use chunk::Compression;
 pub use compactor::{CompactionPolicy, CompactionTriggers, RoundReport, SpaceReport};
 pub use error::{Error, Result};
-pub use format::{ChunkRef, Location, ObjectMeta};
-pub use index::{
-    BucketInfo, Catalog, Index, ListPage, ListQuery, LogPosition, ObjectEntry, Upload,
+pub use expirer::{ExpirerConfig, ExpiryReport};
+pub use format::{
+    parse_version_id, version_id, BucketSetting, ChecksumType, ChunkRef, Condition,
+    DefaultRetention, DeleteCondition, ETagMatch, Location, LockMode, MetaExtra, ObjectLockConfig,
+    ObjectMeta, PartSummary, Retention, VersionChange, VersionRef, VersioningState,
 };
+pub use index::{BucketConfig, BucketInfo, Catalog, Index, LogPosition, ObjectEntry, Upload};
+pub use listing::{ListPage, ListQuery, ListedVersion, VersionPage, VersionQuery};
+pub use object_writer::ObjectWriter;
 pub use space::SpaceMap;
-pub use store::{now_ms, ObjectWriter, Store, StoreConfig, StoreStats, WrittenData};
+pub use store::{now_ms, Store, StoreConfig, StoreStats, WrittenData};
 pub use superblock::{format_device, read_superblock, OpenProblem};
 pub use writer::{PendingRecord, WriterStart};

@@ -68,8 +68,8 @@ pub fn read_chunk(
     let (header, payload) = read_record(device, superblock, chunk.location)?;
     let raw = match header.kind {
         RecordKind::Chunk => decode_chunk(chunk.location, header.flags, payload, &chunk.hash)?,
-        RecordKind::ObjectPut => match Record::decode(header.kind, &payload)? {
-            Record::ObjectPut(put) if !put.inline.is_empty() => decode_chunk(
+        kind if kind.carries_inline_data() => match Record::decode(header.kind, &payload)? {
+            Record::Object(put) if !put.inline.is_empty() => decode_chunk(
                 chunk.location,
                 put.inline_flags,
                 put.inline.into(),

@@ -1,30 +1,27 @@
-//! The store's public face: buckets, objects and multipart uploads on top of
-//! the log writer, the index and the reader. Bodies stream through
-//! `ObjectWriter` in bounded chunks; nothing holds a whole object.
+//! The store's public face: buckets, lookups and reads on top of the log
+//! writer, the index and the reader. Writes of versions are in
+//! `object_ops.rs`, multipart uploads in `multipart.rs`; bodies stream
+//! through `ObjectWriter` (`object_writer.rs`) in bounded chunks, so
+//! nothing holds a whole object.
 
-use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use blockdev::BlockDevice;
 use bytes::Bytes;
-use md5::{Digest, Md5};
 use parking_lot::{Mutex, RwLock};
 
 use crate::cache::ChunkCache;
-use crate::chunk::{content_hash, encode_chunk, Compression, RawChunk};
+use crate::chunk::Compression;
 use crate::error::{Error, Result};
 use crate::format::{
-    BucketOp, ChunkRef, Location, MultipartAbort, MultipartComplete, MultipartCreate,
-    MultipartPart, ObjectMeta, ObjectPut, Record, Superblock, Tombstone,
+    BucketConfigChange, BucketCreate, BucketOp, BucketSetting, ChunkRef, Location, Record,
+    Superblock, VersionRef, FORMAT_VERSION,
 };
-use crate::index::{
-    BucketInfo, Catalog, Index, ListPage, ListQuery, LogPosition, ObjectEntry, Upload,
-};
-use crate::writer::{
-    Committed, LogWriter, PendingRecord, PinGuard, Ticket, WriterStart, WriterStats,
-};
+use crate::index::{BucketConfig, BucketInfo, Catalog, Index, LogPosition, ObjectEntry};
+use crate::listing::{ListPage, ListQuery, VersionPage, VersionQuery};
+use crate::writer::{Committed, LogWriter, PendingRecord, PinGuard, WriterStart, WriterStats};
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -122,8 +119,8 @@ pub const INLINE_MAX_BYTES: usize = 128 << 10;
 pub struct WrittenData {
     pub size: u64,
     pub chunks: Vec<ChunkRef>,
-    inline: Option<PendingRecord>,
-    pins: PinGuard,
+    pub(crate) inline: Option<PendingRecord>,
+    pub(crate) pins: PinGuard,
 }
 
 impl Store {
@@ -196,6 +193,10 @@ impl Store {
         &self.inner.checkpointed
     }
 
+    pub(crate) fn encoders(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.inner.encoders
+    }
+
     /// Reference counts and liveness as kept, and as a recount from the
     /// manifests finds them: fsck and tests compare the two.
     pub fn space_recount(&self) -> Vec<String> {
@@ -223,9 +224,17 @@ impl Store {
         self.inner.writer.submit(records).wait().await
     }
 
-    async fn append_one(&self, record: Record) -> Result<Location> {
+    pub(crate) async fn append_one(&self, record: Record) -> Result<Location> {
         let committed = self.append(vec![PendingRecord::new(record)]).await?;
         committed.into_single().map(|(location, _)| location)
+    }
+
+    /// Appends one record and returns the version it made, removed or
+    /// changed, if any.
+    pub(crate) async fn append_version(&self, record: Record) -> Result<Option<Arc<ObjectEntry>>> {
+        let mut committed = self.append(vec![PendingRecord::new(record)]).await?;
+        committed.outcome?;
+        Ok(committed.versions.pop())
     }
 
     /// The lsn of the newest applied record: tells whether a checkpoint is due.
@@ -246,8 +255,23 @@ impl Store {
         next.generation += 1;
         next.checkpoint = Some(last_part);
         crate::superblock::write_superblock(self.inner.device.as_ref(), &next)?;
+        next.format_version = FORMAT_VERSION;
         *sb = next;
         Ok(())
+    }
+
+    /// Moves a device written by an older release to this format: a
+    /// checkpoint, whose superblock is written in the current version.
+    /// What the older release wrote stays readable meanwhile (see
+    /// `format::v5`). Returns the version it was in, if it moved.
+    pub async fn upgrade_format(&self) -> Result<Option<u32>> {
+        let found = self.superblock().format_version;
+        if found == FORMAT_VERSION {
+            return Ok(None);
+        }
+        self.checkpoint().await?;
+        tracing::info!(from = found, to = FORMAT_VERSION, "device format upgraded");
+        Ok(Some(found))
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -270,15 +294,18 @@ impl Store {
 
     // ------------------------------------------------------------ buckets
 
-    pub async fn create_bucket(&self, bucket: &str) -> Result<()> {
+    pub async fn create_bucket(&self, bucket: &str, object_lock: bool) -> Result<()> {
         if self.bucket_exists(bucket) {
             return Err(Error::BucketExists);
         }
-        let op = BucketOp {
+        let create = BucketCreate {
             bucket: bucket.to_string(),
             at_ms: now_ms(),
+            object_lock,
         };
-        self.append_one(Record::BucketCreate(op)).await.map(|_| ())
+        self.append_one(Record::BucketCreate(create))
+            .await
+            .map(|_| ())
     }
 
     pub async fn delete_bucket(&self, bucket: &str) -> Result<()> {
@@ -300,38 +327,32 @@ impl Store {
         self.inner.catalog.read().index.buckets()
     }
 
+    pub fn bucket_config(&self, bucket: &str) -> Result<BucketConfig> {
+        self.inner.catalog.read().index.bucket_config(bucket)
+    }
+
+    /// Changes one bucket setting (durable before it returns); apply
+    /// refuses what the bucket's state forbids (InvalidBucketState).
+    pub async fn configure_bucket(&self, bucket: &str, setting: BucketSetting) -> Result<()> {
+        let change = BucketConfigChange {
+            bucket: bucket.to_string(),
+            at_ms: now_ms(),
+            setting,
+        };
+        self.append_one(Record::BucketConfig(change))
+            .await
+            .map(|_| ())
+    }
+
     // ------------------------------------------------------------ objects
-
-    /// A writer for one body; pass its result to `put_object` or `put_part`.
-    pub fn object_writer(&self) -> ObjectWriter {
-        ObjectWriter {
-            store: self.clone(),
-            pending: RawChunk::with_capacity(0),
-            next_cut_attempt: 0,
-            size: 0,
-            chunks: Vec::new(),
-            in_flight: VecDeque::new(),
-            pins: PinGuard::empty(&self.inner.catalog),
-        }
-    }
-
-    /// Hashes a chunk and submits its record, unless the same content is
-    /// stored already (with dedup on).
-    fn store_chunk(&self, chunk: RawChunk) -> Encoded {
-        let hash = content_hash(chunk.bytes());
-        if self.inner.config.dedup {
-            let raw_len = chunk.bytes().len() as u32;
-            if let Some((stored, pins)) = self.pin_existing(&hash, raw_len) {
-                return Encoded::Stored(stored, pins);
-            }
-        }
-        let record = encode_chunk(chunk, hash, self.inner.config.compression);
-        Encoded::Submitted(hash, self.inner.writer.submit(vec![record]))
-    }
 
     /// Pins the stored chunk with this content, if there is one, so that a
     /// new reference can be made to it.
-    fn pin_existing(&self, hash: &[u8; 32], raw_len: u32) -> Option<(ChunkRef, PinGuard)> {
+    pub(crate) fn pin_existing(
+        &self,
+        hash: &[u8; 32],
+        raw_len: u32,
+    ) -> Option<(ChunkRef, PinGuard)> {
         let mut catalog = self.inner.catalog.write();
         let location = catalog.space.find(hash)?;
         let pins = PinGuard::pin(&self.inner.catalog, &mut catalog, vec![location]);
@@ -348,7 +369,7 @@ impl Store {
     /// Pins the chunks a new manifest will reference (a copy's source, an
     /// upload's parts), finding any that compaction moved meanwhile by
     /// their hash. Fails with NoSuchKey when one is gone.
-    fn pin_chunks(&self, chunks: &[ChunkRef]) -> Result<(Vec<ChunkRef>, PinGuard)> {
+    pub(crate) fn pin_chunks(&self, chunks: &[ChunkRef]) -> Result<(Vec<ChunkRef>, PinGuard)> {
         let mut catalog = self.inner.catalog.write();
         let mut current = Vec::with_capacity(chunks.len());
         for chunk in chunks {
@@ -364,169 +385,59 @@ impl Store {
         Ok((current, pins))
     }
 
-    /// Makes a written body visible under `key` (durable before it
-    /// returns). `meta.etag` is the caller's (S3 wants the body's MD5).
-    pub async fn put_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        mut meta: ObjectMeta,
-        data: WrittenData,
-        if_absent: bool,
-    ) -> Result<Arc<ObjectEntry>> {
-        meta.size = data.size;
-        meta.last_modified_ms = now_ms();
-        let mut chunks = data.chunks;
-        let mut pins = data.pins;
-        let (inline, inline_flags) = match data.inline {
-            Some(chunk) => {
-                // A small body already stored whole is referenced, not stored again.
-                let hash = match &chunk.record {
-                    Record::Chunk { hash, .. } => Some(*hash),
-                    _ => None,
-                };
-                let existing = hash
-                    .filter(|_| self.inner.config.dedup)
-                    .and_then(|h| self.pin_existing(&h, data.size as u32));
-                match existing {
-                    Some((chunk_ref, pinned)) => {
-                        chunks = vec![chunk_ref];
-                        pins.absorb(pinned);
-                        (Vec::new(), 0)
-                    }
-                    None => (chunk.payload, chunk.flags),
-                }
-            }
-            None => (Vec::new(), 0),
-        };
-        let entry = self
-            .commit_object(ObjectPut {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                meta,
-                chunks,
-                if_absent,
-                inline,
-                inline_flags,
-            })
-            .await;
-        drop(pins);
-        entry
-    }
-
-    /// Stores inline data as a chunk record of its own (a multipart part
-    /// cannot carry it) and returns the chunk references.
-    async fn materialize(&self, data: WrittenData) -> Result<(Vec<ChunkRef>, PinGuard)> {
-        let mut pins = data.pins;
-        let Some(chunk) = data.inline else {
-            return Ok((data.chunks, pins));
-        };
-        let hash = match &chunk.record {
-            Record::Chunk { hash, .. } => *hash,
-            _ => return Err(Error::Failed("inline data is not a chunk".into())),
-        };
-        if self.inner.config.dedup {
-            if let Some((chunk_ref, pinned)) = self.pin_existing(&hash, data.size as u32) {
-                pins.absorb(pinned);
-                return Ok((vec![chunk_ref], pins));
-            }
-        }
-        let (location, pinned) = self.append(vec![chunk]).await?.into_single()?;
-        pins.absorb(pinned);
-        Ok((
-            vec![ChunkRef {
-                location,
-                raw_len: data.size as u32,
-                hash,
-            }],
-            pins,
-        ))
-    }
-
-    /// A new object that shares the source's chunks: no data is rewritten.
-    pub async fn copy_object(
-        &self,
-        source: &ObjectEntry,
-        bucket: &str,
-        key: &str,
-        mut meta: ObjectMeta,
-    ) -> Result<Arc<ObjectEntry>> {
-        meta.size = source.meta.size;
-        meta.etag = source.meta.etag.clone();
-        meta.last_modified_ms = now_ms();
-        let (chunks, pins) = self.pin_chunks(&source.chunks)?;
-        let entry = self
-            .commit_object(ObjectPut {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                meta,
-                chunks,
-                if_absent: false,
-                inline: Vec::new(),
-                inline_flags: 0,
-            })
-            .await;
-        drop(pins);
-        entry
-    }
-
-    async fn commit_object(&self, put: ObjectPut) -> Result<Arc<ObjectEntry>> {
-        let (bucket, key) = (put.bucket.clone(), put.key.clone());
-        self.append_one(Record::ObjectPut(put)).await?;
-        self.object(&bucket, &key)
-    }
-
+    /// The key's current object (NoSuchKey, or DeleteMarker when its
+    /// newest version is a delete marker).
     pub fn object(&self, bucket: &str, key: &str) -> Result<Arc<ObjectEntry>> {
         self.inner.catalog.read().index.object(bucket, key)
     }
 
-    /// The object for a read of its data: a quarantined one is an error.
-    pub fn readable_object(&self, bucket: &str, key: &str) -> Result<Arc<ObjectEntry>> {
-        let entry = self.object(bucket, key)?;
+    /// One version as it is, a delete marker included.
+    pub fn version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: VersionRef,
+    ) -> Result<Arc<ObjectEntry>> {
+        self.inner
+            .catalog
+            .read()
+            .index
+            .version(bucket, key, version)
+    }
+
+    /// Every version of a key, newest first.
+    pub fn versions(&self, bucket: &str, key: &str) -> Result<Vec<Arc<ObjectEntry>>> {
+        self.inner.catalog.read().index.versions(bucket, key)
+    }
+
+    /// The version for a read of its data: a delete marker is
+    /// DeleteMarker (the caller answers 404 or 405), a quarantined one an
+    /// error.
+    pub fn readable_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: VersionRef,
+    ) -> Result<Arc<ObjectEntry>> {
+        let entry = self.version(bucket, key, version)?;
+        if entry.delete_marker {
+            return Err(Error::DeleteMarker {
+                lsn: entry.lsn,
+                null_version: entry.null_version,
+            });
+        }
         match &entry.meta.quarantined {
             Some(reason) => Err(Error::Quarantined(reason.clone())),
             None => Ok(entry),
         }
     }
 
-    /// Marks a damaged object: it keeps its name and metadata (so it still
-    /// lists and its owner can see what was lost) but drops its chunk
-    /// references, and every read of it fails with the reason.
-    pub async fn quarantine(&self, bucket: &str, key: &str, reason: &str) -> Result<()> {
-        let entry = self.object(bucket, key)?;
-        let mut meta = entry.meta.clone();
-        meta.quarantined = Some(reason.to_string());
-        self.commit_object(ObjectPut {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            meta,
-            chunks: Vec::new(),
-            if_absent: false,
-            inline: Vec::new(),
-            inline_flags: 0,
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// Deletes `key`; deleting a missing key succeeds, as in S3.
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
-        match self.object(bucket, key) {
-            Ok(_) => {}
-            Err(Error::NoSuchKey) => return Ok(()),
-            Err(e) => return Err(e),
-        }
-        let tombstone = Tombstone {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-        };
-        self.append_one(Record::Tombstone(tombstone))
-            .await
-            .map(|_| ())
-    }
-
     pub fn list_objects(&self, bucket: &str, query: &ListQuery<'_>) -> Result<ListPage> {
         self.inner.catalog.read().index.list(bucket, query)
+    }
+
+    pub fn list_versions(&self, bucket: &str, query: &VersionQuery<'_>) -> Result<VersionPage> {
+        self.inner.catalog.read().index.list_versions(bucket, query)
     }
 
     /// The chunk's raw bytes if the cache holds them: no I/O, so callers on
@@ -566,360 +477,5 @@ impl Store {
     /// Reads one chunk from the device, bypassing the cache (fsck, scrub).
     pub fn read_chunk_uncached(&self, chunk: &ChunkRef) -> Result<Bytes> {
         crate::reader::read_chunk(self.inner.device.as_ref(), &self.inner.geometry, chunk)
-    }
-
-    // --------------------------------------------------------- multipart
-
-    pub async fn create_upload(&self, bucket: &str, key: &str, meta: ObjectMeta) -> Result<String> {
-        if !self.bucket_exists(bucket) {
-            return Err(Error::NoSuchBucket);
-        }
-        let upload_id = uuid::Uuid::new_v4().simple().to_string();
-        let create = MultipartCreate {
-            upload_id: upload_id.clone(),
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            meta,
-            initiated_ms: now_ms(),
-        };
-        self.append_one(Record::MultipartCreate(create)).await?;
-        Ok(upload_id)
-    }
-
-    pub fn upload(&self, upload_id: &str) -> Result<Arc<Upload>> {
-        self.inner.catalog.read().index.upload(upload_id)
-    }
-
-    pub fn list_uploads(&self, bucket: &str, prefix: &str) -> Result<Vec<Arc<Upload>>> {
-        let catalog = self.inner.catalog.read();
-        if !catalog.index.bucket_exists(bucket) {
-            return Err(Error::NoSuchBucket);
-        }
-        Ok(catalog.index.uploads(bucket, prefix))
-    }
-
-    /// Records a part; `etag` is the part body's MD5 in hex.
-    pub async fn put_part(
-        &self,
-        upload_id: &str,
-        part_number: u32,
-        data: WrittenData,
-        etag: String,
-        checksums: Vec<(String, String)>,
-    ) -> Result<Arc<MultipartPart>> {
-        let size = data.size;
-        let (chunks, pins) = self.materialize(data).await?;
-        let part = MultipartPart {
-            upload_id: upload_id.to_string(),
-            part_number,
-            size,
-            etag,
-            last_modified_ms: now_ms(),
-            checksums,
-            chunks,
-        };
-        self.append_one(Record::MultipartPart(part)).await?;
-        drop(pins);
-        self.upload(upload_id)?
-            .parts
-            .get(&part_number)
-            .cloned()
-            .ok_or(Error::NoSuchUpload)
-    }
-
-    /// Joins the named parts into the object, linking their chunks (no copy).
-    /// `parts` are (part number, ETag without quotes) as the client sent them.
-    pub async fn complete_upload(
-        &self,
-        upload_id: &str,
-        parts: &[(u32, String)],
-        if_absent: bool,
-    ) -> Result<Arc<ObjectEntry>> {
-        let upload = self.upload(upload_id)?;
-        if parts.is_empty() {
-            return Err(Error::InvalidPart("no parts given".into()));
-        }
-        let mut md5s = Vec::with_capacity(parts.len() * 16);
-        let mut chunks = Vec::new();
-        let mut size: u64 = 0;
-        let mut previous = 0;
-        for (i, (number, etag)) in parts.iter().enumerate() {
-            if *number <= previous {
-                return Err(Error::InvalidPartOrder);
-            }
-            previous = *number;
-            let part = upload
-                .parts
-                .get(number)
-                .filter(|p| p.etag == *etag)
-                .ok_or_else(|| Error::InvalidPart(format!("part {number} with ETag {etag}")))?;
-            if i + 1 < parts.len() && part.size < self.inner.config.min_part_size_bytes {
-                return Err(Error::EntityTooSmall(*number));
-            }
-            md5s.extend(hex::decode(&part.etag).map_err(|_| Error::InvalidPart(etag.clone()))?);
-            chunks.extend_from_slice(&part.chunks);
-            size = size
-                .checked_add(part.size)
-                .ok_or_else(|| Error::TooLarge("the parts' total size".into()))?;
-        }
-        let (chunks, pins) = self.pin_chunks(&chunks)?;
-        let mut meta = upload.create.meta.clone();
-        meta.size = size;
-        meta.etag = format!("{}-{}", hex::encode(Md5::digest(&md5s)), parts.len());
-        meta.last_modified_ms = now_ms();
-        let object = ObjectPut {
-            bucket: upload.create.bucket.clone(),
-            key: upload.create.key.clone(),
-            meta,
-            chunks,
-            if_absent,
-            inline: Vec::new(),
-            inline_flags: 0,
-        };
-        let complete = MultipartComplete {
-            upload_id: upload_id.to_string(),
-            object,
-        };
-        self.append_one(Record::MultipartComplete(complete)).await?;
-        drop(pins);
-        self.object(&upload.create.bucket, &upload.create.key)
-    }
-
-    pub async fn abort_upload(&self, upload_id: &str) -> Result<()> {
-        self.upload(upload_id)?;
-        let abort = MultipartAbort {
-            upload_id: upload_id.to_string(),
-        };
-        self.append_one(Record::MultipartAbort(abort))
-            .await
-            .map(|_| ())
-    }
-}
-
-/// Streams one body into chunk records, cut at content-defined boundaries.
-/// A chunk already stored is referenced instead of written. Up to
-/// `write_window_chunks` chunks are in flight at once; `write` waits for the
-/// oldest when the window is full.
-pub struct ObjectWriter {
-    store: Store,
-    /// Bytes received and not yet cut into chunks, held where the next
-    /// chunk's record will hold them: a byte is copied once on its way in,
-    /// and once more only if it arrived past a content-defined cut.
-    pending: RawChunk,
-    /// Pending bytes at which to look for the next cut again.
-    next_cut_attempt: usize,
-    size: u64,
-    chunks: Vec<ChunkRef>,
-    in_flight: VecDeque<(usize, Encoding)>,
-    pins: PinGuard,
-}
-
-/// A chunk found already stored, or handed to the writer.
-enum Encoded {
-    Stored(ChunkRef, PinGuard),
-    Submitted([u8; 32], Ticket),
-}
-
-enum Encoding {
-    Done(Encoded),
-    /// On an encoder thread.
-    Offloaded(tokio::task::JoinHandle<Encoded>),
-}
-
-/// FastCDC's bounds around the average chunk size: a quarter of it at
-/// least, four times at most, and never more than one log write can hold or
-/// half a segment.
-fn chunk_bounds(average: usize, geometry: &Superblock) -> (usize, usize, usize) {
-    let cap = (crate::writer::MAX_BATCH_BYTES - crate::format::RECORD_HEADER_BYTES - 64)
-        .min((geometry.segment_size_bytes / 2) as usize);
-    let average = average.clamp(1024, cap / 4);
-    (average / 4, average, (average * 4).min(cap))
-}
-
-impl ObjectWriter {
-    pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
-        let bounds = self.bounds();
-        self.size += data.len() as u64;
-        while !data.is_empty() {
-            // A fixed cut is known before its bytes arrive: the chunk is
-            // filled exactly to it, and nothing is copied past it. A
-            // content-defined cut is looked for after each average chunk's
-            // worth, so that what is copied again past a cut stays about
-            // one chunk however large the write.
-            let pending = self.pending.bytes().len();
-            let take = match self.fixed_cut(bounds) {
-                Some(cut) if cut > pending => cut - pending,
-                _ => bounds.1,
-            };
-            let take = take.min(data.len());
-            let (now, later) = data.split_at(take);
-            self.pending.extend(now);
-            data = later;
-            while let Some(cut) = self.final_cut(bounds) {
-                self.flush_chunk(cut, true, bounds).await?;
-            }
-        }
-        Ok(())
-    }
-
-    fn bounds(&self) -> (usize, usize, usize) {
-        chunk_bounds(
-            self.store.inner.config.chunk_size_bytes,
-            &self.store.inner.geometry,
-        )
-    }
-
-    /// Where the next chunk ends, once that is certain with more of the body
-    /// to come. A cut point depends only on the bytes before it, so one
-    /// found before the end of what is pending is final, and so is `max`.
-    /// Looking again only once the pending bytes have doubled bounds the
-    /// rescanning to about one more pass over the data. The first cut waits
-    /// until the body can no longer go inline (or reaches `max`, as small
-    /// test chunks do): which bodies go inline does not depend on the cuts.
-    fn final_cut(&mut self, (min, avg, max): (usize, usize, usize)) -> Option<usize> {
-        let len = self.pending.bytes().len();
-        if self.chunks.is_empty() && len < max.min(INLINE_MAX_BYTES + 1) {
-            return None;
-        }
-        let fixed = self.fixed_cut((min, avg, max));
-        if fixed.is_none() && len < max && len < self.next_cut_attempt.max(min) {
-            return None;
-        }
-        let cut = self.cut_point(self.pending.bytes(), (min, avg, max));
-        if cut == len && len < max && Some(cut) != fixed {
-            self.next_cut_attempt = 2 * len;
-            return None;
-        }
-        self.next_cut_attempt = min;
-        Some(cut)
-    }
-
-    /// Without dedup, chunks are cut at a fixed size: nothing is gained by
-    /// finding content boundaries. It is a little under the average so that
-    /// records, with their headers and block padding, pack whole into a
-    /// segment: at exactly 1 MiB only 15 fit in 16 MiB after the segment
-    /// header.
-    fn fixed_cut(&self, (_, avg, _): (usize, usize, usize)) -> Option<usize> {
-        (!self.store.inner.config.dedup).then_some(avg - avg / 64)
-    }
-
-    /// Where the next chunk of `pending` ends if the body ended there:
-    /// content-defined with dedup (an insertion then shifts only the chunks
-    /// around it), fixed without.
-    fn cut_point(&self, pending: &[u8], (min, avg, max): (usize, usize, usize)) -> usize {
-        if let Some(fixed) = self.fixed_cut((min, avg, max)) {
-            return fixed.min(pending.len());
-        }
-        fastcdc::v2020::FastCDC::new(pending, min as u32, avg as u32, max as u32)
-            .next()
-            .map_or(max.min(pending.len()), |c| c.length)
-    }
-
-    /// Encodes a chunk and puts it in flight. While more of the body is to
-    /// come, an encoder thread does it and the upload goes on: one upload
-    /// then uses more than one core, where hashing on its own task bounded
-    /// it to one. The last chunks are encoded here: nothing is left to
-    /// overlap with them but the hand-off's latency.
-    async fn flush_chunk(
-        &mut self,
-        cut: usize,
-        more_to_come: bool,
-        bounds: (usize, usize, usize),
-    ) -> Result<()> {
-        // More to come: room for a chunk, so that its bytes are not moved
-        // as it fills.
-        let next_capacity = match more_to_come {
-            true => self.fixed_cut(bounds).unwrap_or(2 * bounds.1),
-            false => 0,
-        };
-        let rest = self.pending.split_off(cut, next_capacity);
-        let chunk = std::mem::replace(&mut self.pending, rest);
-        let slot = self.chunks.len();
-        self.chunks.push(ChunkRef {
-            location: Location {
-                segment: u32::MAX,
-                offset: 0,
-                len: 0,
-            },
-            raw_len: cut as u32,
-            hash: [0; 32],
-        });
-        let encoding = if more_to_come {
-            let permit = self
-                .store
-                .inner
-                .encoders
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::ShuttingDown)?;
-            let store = self.store.clone();
-            Encoding::Offloaded(tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                store.store_chunk(chunk)
-            }))
-        } else {
-            Encoding::Done(self.store.store_chunk(chunk))
-        };
-        self.in_flight.push_back((slot, encoding));
-        while self.in_flight.len() > self.store.inner.config.write_window_chunks {
-            self.settle_oldest().await?;
-        }
-        Ok(())
-    }
-
-    async fn settle_oldest(&mut self) -> Result<()> {
-        let Some((slot, encoding)) = self.in_flight.pop_front() else {
-            return Ok(());
-        };
-        let encoded = match encoding {
-            Encoding::Done(encoded) => encoded,
-            Encoding::Offloaded(handle) => handle
-                .await
-                .map_err(|e| Error::Failed(format!("chunk encoder: {e}")))?,
-        };
-        match encoded {
-            Encoded::Stored(chunk, pins) => {
-                self.chunks[slot] = chunk;
-                self.pins.absorb(pins);
-            }
-            Encoded::Submitted(hash, ticket) => {
-                let (location, pinned) = ticket.wait().await?.into_single()?;
-                self.pins.absorb(pinned);
-                self.chunks[slot].location = location;
-                self.chunks[slot].hash = hash;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes what is buffered and waits for every chunk to be durable. A
-    /// small body is not written yet: it goes inline into the object record.
-    pub async fn finish(mut self) -> Result<WrittenData> {
-        let bounds = self.bounds();
-        let len = self.pending.bytes().len();
-        if self.chunks.is_empty() && len <= INLINE_MAX_BYTES && len > 0 {
-            let hash = content_hash(self.pending.bytes());
-            let chunk = encode_chunk(self.pending, hash, self.store.inner.config.compression);
-            return Ok(WrittenData {
-                size: self.size,
-                chunks: Vec::new(),
-                inline: Some(chunk),
-                pins: self.pins,
-            });
-        }
-        while !self.pending.bytes().is_empty() {
-            let cut = self.cut_point(self.pending.bytes(), bounds);
-            self.flush_chunk(cut, false, bounds).await?;
-        }
-        while !self.in_flight.is_empty() {
-            self.settle_oldest().await?;
-        }
-        Ok(WrittenData {
-            size: self.size,
-            chunks: self.chunks,
-            inline: None,
-            pins: self.pins,
-        })
     }
 }

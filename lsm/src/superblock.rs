@@ -42,6 +42,7 @@ pub fn format_device(device: &dyn BlockDevice, segment_size_bytes: u64) -> Resul
         segment_count,
         generation: 0,
         checkpoint: None,
+        format_version: crate::format::FORMAT_VERSION,
     };
     // Invalidate every segment header so nothing of an older life replays.
     // Headers that already read as zeros (a new sparse file) are left

@@ -36,7 +36,7 @@ use crate::format::{
     Location, Record, RecordHeader, RecordKind, SegmentHeader, SegmentKind, Superblock,
     COUNTER_LIMIT, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
-use crate::index::{Catalog, LogPosition};
+use crate::index::{Catalog, LogPosition, ObjectEntry};
 
 /// Free segments held back from data (chunk) records, so that deletes,
 /// aborts, checkpoints and compaction's copies still fit on a device full
@@ -113,6 +113,8 @@ impl PendingRecord {
 pub struct Committed {
     pub locations: Vec<Location>,
     pub outcome: Result<()>,
+    /// The versions its records made, removed or changed, in order.
+    pub versions: Vec<Arc<ObjectEntry>>,
     /// The chunk records written, pinned from the moment they applied until
     /// this is dropped, so compaction cannot free them before a manifest
     /// references them.
@@ -1002,27 +1004,30 @@ impl WriterThread {
             }
             for (sub, locations) in &placed {
                 let mut outcome = Ok(());
+                let mut versions = Vec::new();
                 let mut chunks = Vec::new();
                 for (record, (location, lsn)) in sub.records.iter().zip(locations) {
-                    let applied = catalog.apply(*lsn, *location, &record.record);
-                    if outcome.is_ok() {
-                        outcome = applied;
+                    match catalog.apply(*lsn, *location, &record.record) {
+                        Ok(version) => versions.extend(version),
+                        Err(e) if outcome.is_ok() => outcome = Err(e),
+                        Err(_) => {}
                     }
                     if matches!(record.record, Record::Chunk { .. }) {
                         chunks.push(*location);
                     }
                 }
                 let pins = PinGuard::pin(&self.catalog, &mut catalog, chunks);
-                outcomes.push((outcome, pins));
+                outcomes.push((outcome, versions, pins));
             }
             catalog.index.tail = heads.log;
         }
         // A reply nobody waits for any more drops its pins here, after the
         // lock is released.
-        for ((sub, locations), (outcome, pins)) in placed.into_iter().zip(outcomes) {
+        for ((sub, locations), (outcome, versions, pins)) in placed.into_iter().zip(outcomes) {
             let _ = sub.reply.send(Ok(Committed {
                 locations: locations.into_iter().map(|(l, _)| l).collect(),
                 outcome,
+                versions,
                 pins,
             }));
         }

@@ -65,7 +65,12 @@ pub fn load_checkpoint(
     let compressed = pieces.concat();
     let encoded = zstd::stream::decode_all(&compressed[..])
         .map_err(|e| RecoveryError::CheckpointUnreadable(e.to_string()))?;
-    let index: Index = bincode::deserialize(&encoded)
-        .map_err(|e| RecoveryError::CheckpointUnreadable(e.to_string()))?;
+    // The superblock slot's format says how its checkpoint was written.
+    let index = match sb.format_version {
+        5 => lsm::format::v5::decode_index(&encoded)
+            .map_err(|e| RecoveryError::CheckpointUnreadable(e.to_string()))?,
+        _ => bincode::deserialize::<Index>(&encoded)
+            .map_err(|e| RecoveryError::CheckpointUnreadable(e.to_string()))?,
+    };
     Ok(Some(index))
 }

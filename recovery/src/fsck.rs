@@ -33,14 +33,26 @@ pub struct DamagedRange {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RepairReport {
     /// (bucket, key, reason) of each object marked damaged.
-    pub quarantined: Vec<(String, String, String)>,
+    pub quarantined: Vec<Quarantined>,
     pub checkpoint_rewritten: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Quarantined {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct UnreadableObject {
     pub bucket: String,
     pub key: String,
+    /// Which version (a key may hold several).
+    pub version_id: String,
+    #[serde(skip)]
+    pub lsn: u64,
     pub segment: u32,
     pub offset: u32,
     pub reason: String,
@@ -127,12 +139,12 @@ pub fn check(
     progress.start(
         "chunks",
         index
-            .all_objects()
+            .all_versions()
             .flat_map(|(_, _, entry)| &entry.chunks)
             .map(|chunk| u64::from(chunk.location.len))
             .fold(0, u64::saturating_add),
     );
-    for (bucket, key, entry) in index.all_objects() {
+    for (bucket, key, entry) in index.all_versions() {
         for chunk in &entry.chunks {
             chunks_checked += 1;
             progress.advance(u64::from(chunk.location.len));
@@ -140,6 +152,8 @@ pub fn check(
                 unreadable.push(UnreadableObject {
                     bucket: bucket.to_string(),
                     key: key.to_string(),
+                    version_id: entry.version_id(),
+                    lsn: entry.lsn,
                     segment: chunk.location.segment,
                     offset: chunk.location.offset,
                     reason: e.to_string(),
@@ -204,32 +218,30 @@ fn unused(recovered: &crate::Recovered, headers: &SegmentHeaders, d: &Damage) ->
     !replayed && !referenced
 }
 
-/// `fsck --repair`: marks every unreadable object quarantined (it keeps its
-/// name, reads fail with the reason, its damaged chunks are no longer
-/// referenced) and writes a fresh checkpoint, which covers the damaged
-/// records so that nothing needs them again.
+/// `fsck --repair`: marks every unreadable version quarantined (it keeps
+/// its name, reads fail with the reason, its damaged chunks are no longer
+/// referenced; a locked version too, which is never removed) and writes a
+/// fresh checkpoint, which covers the damaged records so that nothing
+/// needs them again.
 pub async fn repair(
     store: &lsm::Store,
     report: &FsckReport,
 ) -> Result<RepairReport, RecoveryError> {
     let mut out = RepairReport::default();
     for object in &report.unreadable_objects {
-        let done = out
-            .quarantined
-            .iter()
-            .any(|(b, k, _)| *b == object.bucket && *k == object.key);
-        if done {
-            continue;
-        }
         let reason = format!(
             "segment {}, offset {}: {}",
             object.segment, object.offset, object.reason
         );
         store
-            .quarantine(&object.bucket, &object.key, &reason)
+            .quarantine(&object.bucket, &object.key, object.lsn, &reason)
             .await?;
-        out.quarantined
-            .push((object.bucket.clone(), object.key.clone(), reason));
+        out.quarantined.push(Quarantined {
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            version_id: object.version_id.clone(),
+            reason,
+        });
     }
     store.checkpoint().await?;
     out.checkpoint_rewritten = true;

@@ -42,7 +42,13 @@ async fn put_in_pieces(
     }
     let written = writer.finish().await.unwrap();
     store
-        .put_object("b", key, Default::default(), written, false)
+        .put_object(
+            "b",
+            key,
+            Default::default(),
+            written,
+            lsm::Condition::Always,
+        )
         .await
         .unwrap();
     assert!(read_all(store, "b", key).unwrap() == data, "{key}");
@@ -62,7 +68,7 @@ fn cuts_do_not_depend_on_how_the_body_arrives() {
         (false, 4096),
     ] {
         let store = store_with(dedup, chunk_size);
-        rt.block_on(store.create_bucket("b")).unwrap();
+        rt.block_on(store.create_bucket("b", false)).unwrap();
         let sizes = [1, 100, 128 << 10, (128 << 10) + 1, 300_000, 5 << 20];
         for (n, size) in sizes.into_iter().enumerate() {
             let data = body(n as u64, size);

@@ -24,13 +24,22 @@ type Objects = BTreeMap<String, Vec<u8>>;
 /// Writes 40 objects of 60 KB (inline) and 200 KB (chunked), then
 /// overwrites or deletes most of them: many segments, mostly dead.
 async fn churn(store: &lsm::Store) -> Objects {
-    store.create_bucket("b").await.unwrap();
+    store.create_bucket("b", false).await.unwrap();
     let mut live = Objects::new();
     for round in 0..3u64 {
         for i in 0..40u64 {
             let key = format!("k{i:02}");
             if round == 2 && i % 3 == 0 {
-                store.delete_object("b", &key).await.unwrap();
+                store
+                    .delete(
+                        "b",
+                        &key,
+                        lsm::VersionRef::Current,
+                        false,
+                        Default::default(),
+                    )
+                    .await
+                    .unwrap();
                 live.remove(&key);
                 continue;
             }
@@ -195,7 +204,16 @@ fn compaction_concurrent_with_overwrites_keeps_the_newest_versions() {
             for i in 0..120u64 {
                 let key = format!("k{:02}", i % 40);
                 if i % 7 == 0 {
-                    store.delete_object("b", &key).await.unwrap();
+                    store
+                        .delete(
+                            "b",
+                            &key,
+                            lsm::VersionRef::Current,
+                            false,
+                            Default::default(),
+                        )
+                        .await
+                        .unwrap();
                     written.remove(&key);
                     deleted.push(key);
                 } else {
@@ -242,7 +260,7 @@ fn identical_data_is_stored_once() {
     let data = body(42, 2 << 20);
     let small = body(43, 10_000);
     rt.block_on(async {
-        store.create_bucket("b").await.unwrap();
+        store.create_bucket("b", false).await.unwrap();
         put(&store, "b", "first", &data).await.unwrap();
         put(&store, "b", "small-1", &small).await.unwrap();
     });
@@ -256,15 +274,39 @@ fn identical_data_is_stored_once() {
         }
         let source = store.object("b", "first").unwrap();
         store
-            .copy_object(&source, "b", "copy", Default::default())
+            .copy_object(
+                &source,
+                "b",
+                "copy",
+                Default::default(),
+                lsm::Condition::Always,
+            )
             .await
             .unwrap();
     });
     assert_eq!(store.space_report().live_bytes, one_copy);
     rt.block_on(async {
-        store.delete_object("b", "first").await.unwrap();
+        store
+            .delete(
+                "b",
+                "first",
+                lsm::VersionRef::Current,
+                false,
+                Default::default(),
+            )
+            .await
+            .unwrap();
         for i in 0..8 {
-            store.delete_object("b", &format!("dup{i}")).await.unwrap();
+            store
+                .delete(
+                    "b",
+                    &format!("dup{i}"),
+                    lsm::VersionRef::Current,
+                    false,
+                    Default::default(),
+                )
+                .await
+                .unwrap();
         }
     });
     assert_eq!(read_all(&store, "b", "copy").unwrap(), data);
@@ -274,7 +316,14 @@ fn identical_data_is_stored_once() {
     let (again, _) = open(dev);
     assert_eq!(again.space_recount(), Vec::<String>::new());
     assert_eq!(read_all(&again, "b", "copy").unwrap(), data);
-    rt.block_on(again.delete_object("b", "copy")).unwrap();
+    rt.block_on(again.delete(
+        "b",
+        "copy",
+        lsm::VersionRef::Current,
+        false,
+        Default::default(),
+    ))
+    .unwrap();
     assert!(again.space_report().live_bytes < one_copy);
 }
 
@@ -431,7 +480,7 @@ fn full_device_delete_compact_write_again() {
     let rt = runtime();
     let dev = formatted(24 << 20, 13);
     let (store, _) = open(dev.clone());
-    rt.block_on(store.create_bucket("b")).unwrap();
+    rt.block_on(store.create_bucket("b", false)).unwrap();
     let mut written = Vec::new();
     let full = rt.block_on(async {
         for i in 0..1000u64 {
@@ -445,7 +494,16 @@ fn full_device_delete_compact_write_again() {
     assert!(matches!(full, lsm::Error::NoSpace), "{full:?}");
     rt.block_on(async {
         for i in &written[..written.len() * 3 / 4] {
-            store.delete_object("b", &format!("k{i}")).await.unwrap();
+            store
+                .delete(
+                    "b",
+                    &format!("k{i}"),
+                    lsm::VersionRef::Current,
+                    false,
+                    Default::default(),
+                )
+                .await
+                .unwrap();
         }
     });
     let rounds = rt

@@ -1,12 +1,19 @@
-//! Model-based crash test: random bucket, object, copy, multipart and
-//! compaction operations run against a BTreeMap model on the fault-injecting
-//! device, which loses power after a random number of device operations
-//! (unsynced writes dropped, kept or torn), so crashes land inside
-//! compaction rounds too. Bodies come from a few seeds, so chunks repeat and
-//! dedup shares them. After recovery the store must equal the model of the
-//! acknowledged operations (the one in flight at the crash may have happened
-//! or not, never partly): nothing acknowledged lost, nothing deleted back,
-//! every referenced chunk readable, and reference counts equal a recount.
+//! Model-based crash test: random bucket, versioning, object lock, object,
+//! copy, delete (of the current version or of one), tag, legal hold,
+//! conditional put, multipart and compaction operations run against a
+//! simple model on the fault-injecting device, which loses power after a
+//! random number of device operations (unsynced writes dropped, kept or
+//! torn), so crashes land inside compaction rounds too. Bodies come from a
+//! few seeds, so chunks repeat and dedup shares them.
+//!
+//! While running, every outcome must be the model's: an operation the store
+//! refuses (a failed condition, a locked version, a bucket state) is one
+//! the model refuses too, for the same reason. After recovery the store
+//! must equal the model of the acknowledged operations (the one in flight
+//! at the crash may have happened or not, never partly): every version
+//! with its bytes, tags and locks, nothing acknowledged lost, nothing
+//! deleted back, a locked version never gone, and reference counts equal a
+//! recount.
 
 mod common;
 
@@ -15,17 +22,33 @@ use std::sync::Arc;
 
 use blockdev::{BlockDevice, FaultConfig, FaultyDevice};
 use common::*;
+use lsm::{
+    Condition, ETagMatch, LockMode, MetaExtra, ObjectMeta, Retention, VersionChange, VersionRef,
+    VersioningState,
+};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    CreateBucket(u8),
+    CreateBucket {
+        bucket: u8,
+        lock: bool,
+    },
     DeleteBucket(u8),
+    Versioning {
+        bucket: u8,
+        enabled: bool,
+    },
+    EnableLock(u8),
     Put {
         bucket: u8,
         key: u8,
         content: u8,
         len: usize,
+        /// 0 none, 1 If-None-Match *, 2 If-Match the current ETag, 3 If-Match another.
+        condition: u8,
+        /// 0 none, 1 GOVERNANCE, 2 COMPLIANCE (both until tomorrow), 3 an expired one, 4 legal hold.
+        lock: u8,
     },
     Copy {
         bucket: u8,
@@ -35,6 +58,21 @@ enum Op {
     Delete {
         bucket: u8,
         key: u8,
+        /// None: the current version; Some(i): the i-th version (mod count).
+        version: Option<u8>,
+        bypass: bool,
+    },
+    Tag {
+        bucket: u8,
+        key: u8,
+        version: Option<u8>,
+        tags: u8,
+    },
+    Hold {
+        bucket: u8,
+        key: u8,
+        version: Option<u8>,
+        on: bool,
     },
     UploadCreate {
         bucket: u8,
@@ -56,14 +94,19 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
+    let version = proptest::option::weighted(0.5, 0..4u8);
     prop_oneof![
-        2 => (0..3u8).prop_map(Op::CreateBucket),
+        2 => (0..3u8, any::<bool>()).prop_map(|(bucket, lock)| Op::CreateBucket { bucket, lock: lock && bucket == 2 }),
         1 => (0..3u8).prop_map(Op::DeleteBucket),
-        6 => (0..3u8, 0..6u8, 0..3u8, prop_oneof![0..200usize, 1000..20000usize, Just(150_000usize), Just(300_000usize)])
-            .prop_map(|(bucket, key, content, len)| Op::Put { bucket, key, content, len }),
-        1 => (0..3u8, 0..6u8, 0..6u8).prop_map(|(bucket, key, to)| Op::Copy { bucket, key, to }),
-        2 => (0..3u8, 0..6u8).prop_map(|(bucket, key)| Op::Delete { bucket, key }),
-        1 => (0..3u8, 0..6u8).prop_map(|(bucket, key)| Op::UploadCreate { bucket, key }),
+        2 => (0..3u8, prop::bool::weighted(0.7)).prop_map(|(bucket, enabled)| Op::Versioning { bucket, enabled }),
+        1 => (0..3u8).prop_map(Op::EnableLock),
+        8 => (0..3u8, 0..5u8, 0..3u8, prop_oneof![0..200usize, 1000..20000usize, Just(150_000usize)], prop_oneof![4 => Just(0u8), 1 => 1..4u8], prop_oneof![6 => Just(0u8), 1 => 1..5u8])
+            .prop_map(|(bucket, key, content, len, condition, lock)| Op::Put { bucket, key, content, len, condition, lock }),
+        1 => (0..3u8, 0..5u8, 0..5u8).prop_map(|(bucket, key, to)| Op::Copy { bucket, key, to }),
+        3 => (0..3u8, 0..5u8, version.clone(), any::<bool>()).prop_map(|(bucket, key, version, bypass)| Op::Delete { bucket, key, version, bypass }),
+        1 => (0..3u8, 0..5u8, version.clone(), 0..3u8).prop_map(|(bucket, key, version, tags)| Op::Tag { bucket, key, version, tags }),
+        1 => (0..3u8, 0..5u8, version, any::<bool>()).prop_map(|(bucket, key, version, on)| Op::Hold { bucket, key, version, on }),
+        1 => (0..3u8, 0..5u8).prop_map(|(bucket, key)| Op::UploadCreate { bucket, key }),
         2 => (0..4u8, 1..4u8, 1000..9000usize).prop_map(|(upload, part, len)| Op::UploadPart { upload, part, len }),
         1 => (0..4u8).prop_map(|upload| Op::UploadComplete { upload }),
         1 => (0..4u8).prop_map(|upload| Op::UploadAbort { upload }),
@@ -72,13 +115,34 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// One version in the model: an object (its bytes) or a delete marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Version {
+    /// Its id (lsn); `None` for the version the op in flight would make,
+    /// whose id the model never learned.
+    id: Option<u64>,
+    null: bool,
+    data: Option<Vec<u8>>,
+    tags: Vec<(String, String)>,
+    retention: Option<Retention>,
+    legal_hold: bool,
+    upload: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Bucket {
+    versioning: VersioningState,
+    locked: bool,
+    /// key -> versions, newest first.
+    keys: BTreeMap<String, Vec<Version>>,
+}
+
 /// An open upload in the model: bucket, key, part number -> bytes.
 type ModelUpload = (String, String, BTreeMap<u32, Vec<u8>>);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Model {
-    buckets: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
-    /// upload id -> (bucket, key, part number -> bytes)
+    buckets: BTreeMap<String, Bucket>,
     uploads: BTreeMap<String, ModelUpload>,
 }
 
@@ -90,105 +154,461 @@ fn key_name(k: u8) -> String {
     format!("dir/key-{k}")
 }
 
-/// Runs one op on the store; on success applies it to the model. Returns
-/// Err(()) when the device has lost power (the op's outcome is unknown), with
-/// the model as it would be had the op completed in `if_done`.
+fn etag_of(data: &[u8]) -> String {
+    hex::encode(md5_of(data))
+}
+
+/// What a request of the test names: the version at an index (mod the
+/// count), or one that never existed.
+fn pick(versions: Option<&Vec<Version>>, index: Option<u8>) -> VersionRef {
+    match (index, versions) {
+        (None, _) => VersionRef::Current,
+        (Some(i), Some(v)) if !v.is_empty() => {
+            let chosen = &v[i as usize % v.len()];
+            match chosen.id {
+                Some(id) => VersionRef::Lsn(id),
+                None => VersionRef::Null,
+            }
+        }
+        (Some(_), _) => VersionRef::Lsn(u64::MAX / 2),
+    }
+}
+
+fn locked(v: &Version, bypass: bool, now_ms: u64) -> bool {
+    v.legal_hold
+        || v.retention
+            .is_some_and(|r| r.until_ms > now_ms && (r.mode == LockMode::Compliance || !bypass))
+}
+
+fn find(versions: &[Version], version: VersionRef) -> Option<usize> {
+    match version {
+        VersionRef::Current => (!versions.is_empty()).then_some(0),
+        VersionRef::Null => versions.iter().position(|v| v.null),
+        VersionRef::Lsn(lsn) => versions.iter().position(|v| v.id == Some(lsn)),
+    }
+}
+
+type Refusal = &'static str;
+
+impl Model {
+    fn bucket(&mut self, b: &str) -> Result<&mut Bucket, Refusal> {
+        self.buckets.get_mut(b).ok_or("NoSuchBucket")
+    }
+
+    /// A new version of a key, as `Index::apply` makes it.
+    fn put(
+        &mut self,
+        b: &str,
+        key: &str,
+        condition: &Condition,
+        mut v: Version,
+    ) -> Result<(), Refusal> {
+        let now = lsm::now_ms();
+        let bucket = self.bucket(b)?;
+        let versions = bucket.keys.entry(key.to_string()).or_default();
+        let live = versions.first().filter(|v| v.data.is_some());
+        match (condition, live) {
+            (Condition::IfMatch(_), None) => return Err("NoSuchKey"),
+            (Condition::IfMatch(ETagMatch::Is(e)), Some(cur))
+                if *e != etag_of(cur.data.as_deref().unwrap_or_default()) =>
+            {
+                return Err("PreconditionFailed")
+            }
+            (Condition::IfNoneMatch(_), Some(_)) => return Err("PreconditionFailed"),
+            _ => {}
+        }
+        v.null = bucket.versioning != VersioningState::Enabled;
+        if v.null {
+            if let Some(at) = find(versions, VersionRef::Null) {
+                if locked(&versions[at], false, now) {
+                    return Err("Locked");
+                }
+                versions.remove(at);
+            }
+        }
+        versions.insert(0, v);
+        Ok(())
+    }
+
+    fn delete(
+        &mut self,
+        b: &str,
+        key: &str,
+        version: VersionRef,
+        bypass: bool,
+    ) -> Result<(), Refusal> {
+        let now = lsm::now_ms();
+        let bucket = self.bucket(b)?;
+        let versioning = bucket.versioning;
+        let versions = bucket.keys.entry(key.to_string()).or_default();
+        let marker = |null| Version {
+            id: None,
+            null,
+            data: None,
+            tags: vec![],
+            retention: None,
+            legal_hold: false,
+            upload: None,
+        };
+        let result = match (version, versioning) {
+            (VersionRef::Current, VersioningState::Enabled) => {
+                versions.insert(0, marker(false));
+                Ok(())
+            }
+            (VersionRef::Current, VersioningState::Suspended) => {
+                match find(versions, VersionRef::Null) {
+                    Some(at) if locked(&versions[at], bypass, now) => Err("Locked"),
+                    found => {
+                        if let Some(at) = found {
+                            versions.remove(at);
+                        }
+                        versions.insert(0, marker(true));
+                        Ok(())
+                    }
+                }
+            }
+            _ => match find(versions, version) {
+                Some(at) if locked(&versions[at], bypass, now) => Err("Locked"),
+                Some(at) => {
+                    versions.remove(at);
+                    Ok(())
+                }
+                None => Ok(()),
+            },
+        };
+        bucket.keys.retain(|_, v| !v.is_empty());
+        result
+    }
+
+    fn update(
+        &mut self,
+        b: &str,
+        key: &str,
+        version: VersionRef,
+        change: impl FnOnce(&mut Version),
+    ) -> Result<(), Refusal> {
+        let bucket = self.bucket(b)?;
+        let missing = if version == VersionRef::Current {
+            "NoSuchKey"
+        } else {
+            "NoSuchVersion"
+        };
+        let versions = bucket.keys.get_mut(key).ok_or(missing)?;
+        let at = find(versions, version).ok_or(missing)?;
+        let v = &mut versions[at];
+        if v.data.is_none() {
+            return Err("DeleteMarker");
+        }
+        change(v);
+        Ok(())
+    }
+}
+
+fn refusal(e: &lsm::Error) -> Refusal {
+    match e {
+        lsm::Error::NoSuchBucket => "NoSuchBucket",
+        lsm::Error::BucketExists => "BucketExists",
+        lsm::Error::BucketNotEmpty => "BucketNotEmpty",
+        lsm::Error::NoSuchKey => "NoSuchKey",
+        lsm::Error::NoSuchVersion => "NoSuchVersion",
+        lsm::Error::DeleteMarker { .. } => "DeleteMarker",
+        lsm::Error::NoSuchUpload => "NoSuchUpload",
+        lsm::Error::PreconditionFailed => "PreconditionFailed",
+        lsm::Error::Locked(_) => "Locked",
+        lsm::Error::InvalidBucketState(_) => "InvalidBucketState",
+        lsm::Error::InvalidPart(_) => "InvalidPart",
+        _ => "other",
+    }
+}
+
+fn version_meta(v: &Version) -> ObjectMeta {
+    let mut meta = ObjectMeta {
+        extra: Some(Box::new(MetaExtra {
+            tags: v.tags.clone(),
+            retention: v.retention,
+            legal_hold: v.legal_hold,
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    meta.tidy();
+    meta
+}
+
+fn object(data: Vec<u8>) -> Version {
+    Version {
+        id: None,
+        null: false,
+        data: Some(data),
+        tags: vec![],
+        retention: None,
+        legal_hold: false,
+        upload: None,
+    }
+}
+
+/// Runs one op on the store and on the model, and checks they agree.
+/// Returns Err with the model as it would be had the op completed when the
+/// device lost power (the op's outcome is unknown).
 async fn run(
     store: &lsm::Store,
     model: &mut Model,
-    upload_ids: &mut Vec<String>,
+    upload_ids: &mut Vec<(String, String, String)>,
     op: &Op,
     seed: u64,
 ) -> Result<(), Model> {
     let mut after = model.clone();
-    let result: lsm::Result<()> = match op {
-        Op::CreateBucket(b) => {
-            after.buckets.entry(bucket_name(*b)).or_default();
-            store.create_bucket(&bucket_name(*b)).await
+    let tomorrow = lsm::now_ms() + 86_400_000;
+    // The store's answer: the id of the version it made, if any.
+    let (expected, result): (Result<(), Refusal>, lsm::Result<Option<u64>>) = match op {
+        Op::CreateBucket { bucket, lock } => {
+            let b = bucket_name(*bucket);
+            let expected = match after.buckets.contains_key(&b) {
+                true => Err("BucketExists"),
+                false => {
+                    after.buckets.insert(
+                        b.clone(),
+                        Bucket {
+                            versioning: if *lock {
+                                VersioningState::Enabled
+                            } else {
+                                VersioningState::Unversioned
+                            },
+                            locked: *lock,
+                            keys: BTreeMap::new(),
+                        },
+                    );
+                    Ok(())
+                }
+            };
+            (
+                expected,
+                store.create_bucket(&b, *lock).await.map(|()| None),
+            )
         }
-        Op::DeleteBucket(b) => {
-            after.buckets.remove(&bucket_name(*b));
-            store.delete_bucket(&bucket_name(*b)).await
+        Op::DeleteBucket(bucket) => {
+            let b = bucket_name(*bucket);
+            let expected = match after.buckets.get(&b) {
+                None => Err("NoSuchBucket"),
+                Some(bucket) if !bucket.keys.is_empty() => Err("BucketNotEmpty"),
+                Some(_) => {
+                    after.buckets.remove(&b);
+                    // Open uploads go with their bucket.
+                    after.uploads.retain(|_, u| u.0 != b);
+                    Ok(())
+                }
+            };
+            (expected, store.delete_bucket(&b).await.map(|()| None))
+        }
+        Op::Versioning { bucket, enabled } => {
+            let b = bucket_name(*bucket);
+            let state = if *enabled {
+                VersioningState::Enabled
+            } else {
+                VersioningState::Suspended
+            };
+            let expected = after.bucket(&b).and_then(|bucket| {
+                if bucket.locked && !enabled {
+                    return Err("InvalidBucketState");
+                }
+                bucket.versioning = state;
+                Ok(())
+            });
+            let result = store
+                .configure_bucket(&b, lsm::BucketSetting::Versioning(state))
+                .await;
+            (expected, result.map(|()| None))
+        }
+        Op::EnableLock(bucket) => {
+            let b = bucket_name(*bucket);
+            let expected = after.bucket(&b).and_then(|bucket| {
+                if bucket.versioning != VersioningState::Enabled {
+                    return Err("InvalidBucketState");
+                }
+                bucket.locked = true;
+                Ok(())
+            });
+            let result = store
+                .configure_bucket(&b, lsm::BucketSetting::ObjectLock(Default::default()))
+                .await;
+            (expected, result.map(|()| None))
         }
         Op::Put {
             bucket,
             key,
             content,
             len,
+            condition,
+            lock,
         } => {
+            let (b, k) = (bucket_name(*bucket), key_name(*key));
             // Bodies of one content seed share their prefix: chunks repeat.
             let data = body(*content as u64, *len);
-            if let Some(objects) = after.buckets.get_mut(&bucket_name(*bucket)) {
-                objects.insert(key_name(*key), data.clone());
-            }
-            put(store, &bucket_name(*bucket), &key_name(*key), &data).await
-        }
-        Op::Copy { bucket, key, to } => {
-            let b = bucket_name(*bucket);
-            let source = after
+            let current_etag = after
                 .buckets
                 .get(&b)
-                .and_then(|objects| objects.get(&key_name(*key)))
-                .cloned();
-            if let (Some(data), Some(objects)) = (source, after.buckets.get_mut(&b)) {
-                objects.insert(key_name(*to), data);
+                .and_then(|bucket| bucket.keys.get(&k))
+                .and_then(|v| v.first())
+                .and_then(|v| v.data.as_deref())
+                .map(etag_of);
+            let condition = match condition {
+                1 => Condition::IfNoneMatch(ETagMatch::Any),
+                2 => Condition::IfMatch(ETagMatch::Is(current_etag.unwrap_or_default())),
+                3 => Condition::IfMatch(ETagMatch::Is("not-the-etag".into())),
+                _ => Condition::Always,
+            };
+            let mut version = object(data.clone());
+            match lock {
+                1 => {
+                    version.retention = Some(Retention {
+                        mode: LockMode::Governance,
+                        until_ms: tomorrow,
+                    })
+                }
+                2 => {
+                    version.retention = Some(Retention {
+                        mode: LockMode::Compliance,
+                        until_ms: tomorrow,
+                    })
+                }
+                3 => {
+                    version.retention = Some(Retention {
+                        mode: LockMode::Compliance,
+                        until_ms: 1,
+                    })
+                }
+                4 => version.legal_hold = true,
+                _ => {}
             }
-            match store.object(&b, &key_name(*key)) {
-                Ok(source) => store
-                    .copy_object(&source, &b, &key_name(*to), Default::default())
-                    .await
-                    .map(|_| ()),
-                Err(e) => Err(e),
+            let meta = ObjectMeta {
+                etag: etag_of(&data),
+                ..version_meta(&version)
+            };
+            let expected = after.put(&b, &k, &condition, version);
+            let result = async {
+                let mut writer = store.object_writer();
+                for piece in data.chunks(3000) {
+                    writer.write(piece).await?;
+                }
+                let written = writer.finish().await?;
+                store.put_object(&b, &k, meta, written, condition).await
             }
+            .await;
+            (expected, result.map(|e| Some(e.lsn)))
         }
-        Op::Delete { bucket, key } => {
-            if let Some(objects) = after.buckets.get_mut(&bucket_name(*bucket)) {
-                objects.remove(&key_name(*key));
-            }
-            store
-                .delete_object(&bucket_name(*bucket), &key_name(*key))
+        Op::Copy { bucket, key, to } => {
+            let (b, k, t) = (bucket_name(*bucket), key_name(*key), key_name(*to));
+            let source = match after.buckets.get(&b) {
+                None => Err("NoSuchBucket"),
+                Some(bucket) => match bucket.keys.get(&k).and_then(|v| v.first()) {
+                    None => Err("NoSuchKey"),
+                    Some(Version { data: None, .. }) => Err("DeleteMarker"),
+                    Some(Version { data: Some(d), .. }) => Ok(d.clone()),
+                },
+            };
+            let expected =
+                source.and_then(|data| after.put(&b, &t, &Condition::Always, object(data)));
+            let result = match store.object(&b, &k) {
+                Ok(source) => store
+                    .copy_object(&source, &b, &t, Default::default(), Condition::Always)
+                    .await
+                    .map(|e| Some(e.lsn)),
+                Err(e) => Err(e),
+            };
+            (expected, result)
+        }
+        Op::Delete {
+            bucket,
+            key,
+            version,
+            bypass,
+        } => {
+            let (b, k) = (bucket_name(*bucket), key_name(*key));
+            let target = pick(after.buckets.get(&b).and_then(|x| x.keys.get(&k)), *version);
+            let expected = after.delete(&b, &k, target, *bypass);
+            let result = store
+                .delete(&b, &k, target, *bypass, Default::default())
                 .await
+                .map(|e| {
+                    e.filter(|e| e.delete_marker && target == VersionRef::Current)
+                        .map(|e| e.lsn)
+                });
+            (expected, result)
+        }
+        Op::Tag {
+            bucket,
+            key,
+            version,
+            tags,
+        } => {
+            let (b, k) = (bucket_name(*bucket), key_name(*key));
+            let target = pick(after.buckets.get(&b).and_then(|x| x.keys.get(&k)), *version);
+            let tags: Vec<(String, String)> = (0..*tags)
+                .map(|i| (format!("t{i}"), format!("v{seed}")))
+                .collect();
+            let expected = after.update(&b, &k, target, |v| v.tags = tags.clone());
+            let result = store
+                .update_version(&b, &k, target, VersionChange::Tags(tags))
+                .await;
+            (expected, result.map(|_| None))
+        }
+        Op::Hold {
+            bucket,
+            key,
+            version,
+            on,
+        } => {
+            let (b, k) = (bucket_name(*bucket), key_name(*key));
+            let target = pick(after.buckets.get(&b).and_then(|x| x.keys.get(&k)), *version);
+            let expected = after.update(&b, &k, target, |v| v.legal_hold = *on);
+            let result = store
+                .update_version(&b, &k, target, VersionChange::LegalHold(*on))
+                .await;
+            (expected, result.map(|_| None))
         }
         Op::UploadCreate { bucket, key } => {
-            match store
-                .create_upload(&bucket_name(*bucket), &key_name(*key), Default::default())
+            let (b, k) = (bucket_name(*bucket), key_name(*key));
+            let expected = match after.buckets.contains_key(&b) {
+                true => Ok(()),
+                false => Err("NoSuchBucket"),
+            };
+            let result = store
+                .create_upload(&b, &k, Default::default())
                 .await
-            {
-                Ok(id) => {
-                    after.uploads.insert(
-                        id.clone(),
-                        (bucket_name(*bucket), key_name(*key), BTreeMap::new()),
-                    );
-                    upload_ids.push(id);
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            }
+                .map(|id| {
+                    after
+                        .uploads
+                        .insert(id.clone(), (b.clone(), k.clone(), BTreeMap::new()));
+                    upload_ids.push((id, b.clone(), k.clone()));
+                    None
+                });
+            (expected, result)
         }
         Op::UploadPart { upload, part, len } => {
-            let Some(id) = upload_ids.get(*upload as usize).cloned() else {
+            let Some((id, _, _)) = upload_ids.get(*upload as usize).cloned() else {
                 return Ok(());
             };
             let data = body(seed, *len);
-            if let Some((_, _, parts)) = after.uploads.get_mut(&id) {
-                parts.insert(*part as u32, data.clone());
-            }
-            let mut writer = store.object_writer();
-            let written = async {
+            let expected = match after.uploads.get_mut(&id) {
+                Some((_, _, parts)) => {
+                    parts.insert(*part as u32, data.clone());
+                    Ok(())
+                }
+                None => Err("NoSuchUpload"),
+            };
+            let result = async {
+                let mut writer = store.object_writer();
                 writer.write(&data).await?;
-                writer.finish().await
+                let written = writer.finish().await?;
+                store
+                    .put_part(&id, *part as u32, written, etag_of(&data), vec![])
+                    .await
             }
             .await;
-            match written {
-                Ok(w) => store
-                    .put_part(&id, *part as u32, w, hex::encode(md5_of(&data)), vec![])
-                    .await
-                    .map(|_| ()),
-                Err(e) => Err(e),
-            }
+            (expected, result.map(|_| None))
         }
         Op::UploadComplete { upload } => {
-            let Some(id) = upload_ids.get(*upload as usize).cloned() else {
+            let Some((id, b, k)) = upload_ids.get(*upload as usize).cloned() else {
                 return Ok(());
             };
             let listed: Vec<(u32, String)> = match store.upload(&id) {
@@ -199,33 +619,69 @@ async fn run(
                     .collect(),
                 Err(_) => vec![(1, "none".into())],
             };
-            if let Some((bucket, key, parts)) = after.uploads.remove(&id) {
-                let whole: Vec<u8> = parts.values().flatten().copied().collect();
-                if let Some(objects) = after.buckets.get_mut(&bucket) {
-                    objects.insert(key, whole);
+            let expected = match after.uploads.remove(&id) {
+                Some((_, _, parts)) if parts.is_empty() => Err("InvalidPart"),
+                Some((b, k, parts)) => {
+                    let whole: Vec<u8> = parts.values().flatten().copied().collect();
+                    let version = Version {
+                        upload: Some(id.clone()),
+                        ..object(whole)
+                    };
+                    after.put(&b, &k, &Condition::Always, version)
                 }
-            }
-            store.complete_upload(&id, &listed, false).await.map(|_| ())
+                // Completed before: answered from its version while that
+                // is current, and nothing changes.
+                None => {
+                    let current = after
+                        .buckets
+                        .get(&b)
+                        .and_then(|x| x.keys.get(&k))
+                        .and_then(|v| v.first());
+                    match current {
+                        Some(v) if v.data.is_some() && v.upload.as_deref() == Some(id.as_str()) => {
+                            Ok(())
+                        }
+                        _ if !after.buckets.contains_key(&b) => Err("NoSuchBucket"),
+                        _ => Err("NoSuchUpload"),
+                    }
+                }
+            };
+            let result = store
+                .complete_upload(&b, &k, &id, &listed, Condition::Always, vec![])
+                .await
+                .map(|e| Some(e.lsn));
+            (expected, result)
         }
         Op::UploadAbort { upload } => {
-            let Some(id) = upload_ids.get(*upload as usize).cloned() else {
+            let Some((id, _, _)) = upload_ids.get(*upload as usize).cloned() else {
                 return Ok(());
             };
-            after.uploads.remove(&id);
-            store.abort_upload(&id).await
+            let expected = match after.uploads.remove(&id) {
+                Some(_) => Ok(()),
+                None => Err("NoSuchUpload"),
+            };
+            (expected, store.abort_upload(&id).await.map(|()| None))
         }
-        Op::Checkpoint => store.checkpoint().await.map(|_| ()),
-        Op::Compact => store
-            .compact_round(&lsm::CompactionPolicy {
+        Op::Checkpoint => (Ok(()), store.checkpoint().await.map(|_| None)),
+        Op::Compact => {
+            let policy = lsm::CompactionPolicy {
                 max_live_ratio: 1.0,
                 max_victims_per_round: 4,
                 rate_bytes_per_s: None,
-            })
-            .await
-            .map(|_| ()),
+            };
+            (Ok(()), store.compact_round(&policy).await.map(|_| None))
+        }
     };
+    if expected.is_err() {
+        after = model.clone();
+    }
     match result {
-        Ok(()) => {
+        Ok(id) => {
+            assert!(
+                expected.is_ok(),
+                "store did {op:?}, the model refuses it: {expected:?}"
+            );
+            learn_id(&mut after, op, id);
             *model = after;
             Ok(())
         }
@@ -233,46 +689,40 @@ async fn run(
         Err(lsm::Error::Failed(_)) | Err(lsm::Error::ShuttingDown) | Err(lsm::Error::Device(_)) => {
             Err(after)
         }
-        // A refused op (NoSuchBucket, BucketNotEmpty, InvalidPart, ...)
-        // changes nothing; the model agrees when it would refuse too.
+        // A refused op changes nothing, and the model refuses it for the
+        // same reason.
         Err(e) => {
-            assert!(
-                refused_by_model(model, op, upload_ids),
-                "store refused {op:?} with {e:?} but the model accepts it"
+            assert_eq!(
+                Err(refusal(&e)),
+                expected,
+                "{op:?}: the store refused with {e:?}"
             );
             Ok(())
         }
     }
 }
 
-fn refused_by_model(model: &Model, op: &Op, upload_ids: &[String]) -> bool {
-    let upload = |u: &u8| {
-        upload_ids
-            .get(*u as usize)
-            .and_then(|id| model.uploads.get(id))
-    };
-    match op {
-        Op::CreateBucket(b) => model.buckets.contains_key(&bucket_name(*b)),
-        Op::DeleteBucket(b) => match model.buckets.get(&bucket_name(*b)) {
-            None => true,
-            Some(objects) => {
-                !objects.is_empty() || model.uploads.values().any(|u| u.0 == bucket_name(*b))
-            }
-        },
-        Op::Put { bucket, .. } | Op::Delete { bucket, .. } | Op::UploadCreate { bucket, .. } => {
-            !model.buckets.contains_key(&bucket_name(*bucket))
-        }
-        Op::Copy { bucket, key, .. } => model
-            .buckets
-            .get(&bucket_name(*bucket))
-            .is_none_or(|objects| !objects.contains_key(&key_name(*key))),
-        Op::UploadPart { upload: u, .. } | Op::UploadAbort { upload: u } => upload(u).is_none(),
-        Op::UploadComplete { upload: u } => match upload(u) {
-            None => true,
-            Some((bucket, _, parts)) => parts.is_empty() || !model.buckets.contains_key(bucket),
-        },
-        Op::Checkpoint | Op::Compact => false,
+/// Gives the version the op made its id, now that the store told it; an
+/// op that made none (a repeated Complete) answered with one that exists.
+fn learn_id(model: &mut Model, op: &Op, id: Option<u64>) {
+    let Some(id) = id else { return };
+    let mut versions = model
+        .buckets
+        .values_mut()
+        .flat_map(|b| b.keys.values_mut().flatten());
+    if let Some(unnamed) = versions.find(|v| v.id.is_none()) {
+        unnamed.id = Some(id);
+        return;
     }
+    let known = model
+        .buckets
+        .values()
+        .flat_map(|b| b.keys.values().flatten())
+        .any(|v| v.id == Some(id));
+    assert!(
+        known,
+        "{op:?} answered with version {id}, which the model does not have"
+    );
 }
 
 fn md5_of(data: &[u8]) -> [u8; 16] {
@@ -284,25 +734,36 @@ fn md5_of(data: &[u8]) -> [u8; 16] {
 fn observe(store: &lsm::Store) -> Model {
     let mut model = Model::default();
     for bucket in store.list_buckets() {
+        let config = store.bucket_config(&bucket.name).unwrap();
         let page = store
-            .list_objects(
+            .list_versions(
                 &bucket.name,
-                &lsm::ListQuery {
+                &lsm::VersionQuery {
                     max_keys: usize::MAX,
                     ..Default::default()
                 },
             )
             .unwrap();
-        let objects = page
-            .objects
-            .iter()
-            .map(|(key, _)| {
-                (
-                    key.clone(),
-                    read_all(store, &bucket.name, key).expect("object unreadable"),
-                )
-            })
-            .collect();
+        let mut keys: BTreeMap<String, Vec<Version>> = BTreeMap::new();
+        for listed in page.versions {
+            let e = &listed.entry;
+            let data = (!e.delete_marker).then(|| {
+                let mut bytes = Vec::with_capacity(e.meta.size as usize);
+                for chunk in &e.chunks {
+                    bytes.extend(store.read_chunk(chunk).expect("version unreadable"));
+                }
+                bytes
+            });
+            keys.entry(listed.key.clone()).or_default().push(Version {
+                id: Some(e.lsn),
+                null: e.null_version,
+                data,
+                tags: e.meta.tags().to_vec(),
+                retention: e.meta.retention(),
+                legal_hold: e.meta.legal_hold(),
+                upload: e.meta.extra().and_then(|x| x.upload_id.clone()),
+            });
+        }
         for upload in store.list_uploads(&bucket.name, "").unwrap() {
             let mut parts = BTreeMap::new();
             for (number, part) in &upload.parts {
@@ -321,9 +782,33 @@ fn observe(store: &lsm::Store) -> Model {
                 ),
             );
         }
-        model.buckets.insert(bucket.name, objects);
+        model.buckets.insert(
+            bucket.name,
+            Bucket {
+                versioning: config.versioning,
+                locked: config.object_lock.is_some(),
+                keys,
+            },
+        );
     }
     model
+}
+
+/// `expected`, with the id of a version made by the op in flight (unknown
+/// to the model) taken from `observed` where everything else agrees.
+fn with_observed_ids(expected: &Model, observed: &Model) -> Model {
+    let mut out = expected.clone();
+    for (name, bucket) in out.buckets.iter_mut() {
+        for (key, versions) in bucket.keys.iter_mut() {
+            let seen = observed.buckets.get(name).and_then(|b| b.keys.get(key));
+            for (i, v) in versions.iter_mut().enumerate() {
+                if v.id.is_none() {
+                    v.id = seen.and_then(|s| s.get(i)).and_then(|s| s.id);
+                }
+            }
+        }
+    }
+    out
 }
 
 fn check(ops: Vec<Op>, crash_after: u64, seed: u64) {
@@ -350,6 +835,11 @@ fn check(ops: Vec<Op>, crash_after: u64, seed: u64) {
     }
     if crashed_op.is_none() {
         assert_eq!(store.space_recount(), Vec::<String>::new());
+        assert_eq!(
+            summary(&observe(&store)),
+            summary(&model),
+            "live state differs from the model"
+        );
     }
     store.shutdown();
     drop(store);
@@ -369,7 +859,10 @@ fn check(ops: Vec<Op>, crash_after: u64, seed: u64) {
                 || !(*b == bucket_name(bucket) && *k == key_name(key) && parts.is_empty())
         });
     }
-    let ok = seen == model || in_flight.as_ref().is_some_and(|m| &seen == m);
+    let ok = seen == model
+        || in_flight
+            .as_ref()
+            .is_some_and(|m| seen == with_observed_ids(m, &seen));
     assert!(
         ok,
         "recovered state differs\nacknowledged: {:?}\nin flight: {:?}\nrecovered: {:?}\nreport: {report:?}",
@@ -378,27 +871,43 @@ fn check(ops: Vec<Op>, crash_after: u64, seed: u64) {
         summary(&seen)
     );
     // Recovery must be repeatable, and the store writable afterwards.
-    rt.block_on(recovered.create_bucket("after-crash")).unwrap();
+    rt.block_on(recovered.create_bucket("after-crash", false))
+        .unwrap();
     recovered.shutdown();
     drop(recovered);
     let (again, _) = open(dev2);
     let mut expected = observed;
     expected
         .buckets
-        .insert("after-crash".into(), BTreeMap::new());
+        .insert("after-crash".into(), Bucket::default());
     assert_eq!(summary(&observe(&again)), summary(&expected));
 }
 
 fn summary(m: &Model) -> Vec<String> {
-    let mut out: Vec<String> =
-        m.buckets
-            .iter()
-            .flat_map(|(b, objects)| {
-                std::iter::once(format!("bucket {b}")).chain(objects.iter().map(move |(k, v)| {
-                    format!("{b}/{k}: {} bytes, hash {}", v.len(), blake3::hash(v))
-                }))
-            })
-            .collect();
+    let mut out: Vec<String> = Vec::new();
+    for (b, bucket) in &m.buckets {
+        out.push(format!(
+            "bucket {b} {:?} locked {}",
+            bucket.versioning, bucket.locked
+        ));
+        for (k, versions) in &bucket.keys {
+            for v in versions {
+                let what = match &v.data {
+                    Some(d) => format!("{} bytes, hash {}", d.len(), blake3::hash(d)),
+                    None => "delete marker".into(),
+                };
+                out.push(format!(
+                    "{b}/{k} {:?}{}: {what} tags {:?} retention {:?} hold {} upload {:?}",
+                    v.id,
+                    if v.null { " null" } else { "" },
+                    v.tags,
+                    v.retention,
+                    v.legal_hold,
+                    v.upload
+                ));
+            }
+        }
+    }
     let uploads: BTreeSet<String> = m
         .uploads
         .iter()
@@ -434,7 +943,7 @@ fn clean_restart_with_and_without_checkpoint() {
     let dev = formatted(48 << 20, 1);
     let (store, _) = open(dev.clone());
     rt.block_on(async {
-        store.create_bucket("b").await.unwrap();
+        store.create_bucket("b", false).await.unwrap();
         for i in 0..50u64 {
             put(
                 &store,
@@ -451,7 +960,16 @@ fn clean_restart_with_and_without_checkpoint() {
                 .await
                 .unwrap();
         }
-        store.delete_object("b", "k3").await.unwrap();
+        store
+            .delete(
+                "b",
+                "k3",
+                lsm::VersionRef::Current,
+                false,
+                Default::default(),
+            )
+            .await
+            .unwrap();
     });
     let expected = observe(&store);
     store.shutdown();
@@ -494,7 +1012,7 @@ fn concurrent_writers_survive_a_crash() {
     let rt = threaded_runtime();
     let dev = formatted_late_for_odd_seeds(64 << 20, 3);
     let (store, _) = open(dev.clone());
-    rt.block_on(store.create_bucket("b")).unwrap();
+    rt.block_on(store.create_bucket("b", false)).unwrap();
     dev.set_crash_after_ops(Some(150));
     let acked: Vec<(String, Vec<u8>)> = rt.block_on(async {
         let mut tasks = Vec::new();
@@ -551,7 +1069,7 @@ fn a_manifest_never_outlives_its_chunks() {
         for seed in 0..12u64 {
             let dev = formatted_late_for_odd_seeds(4 << 20, seed);
             let (store, _) = open(dev.clone());
-            rt.block_on(store.create_bucket("b")).unwrap();
+            rt.block_on(store.create_bucket("b", false)).unwrap();
             dev.set_crash_after_ops(Some(crash_after));
             let acknowledged = rt.block_on(put(&store, "b", "k", &data)).is_ok();
             completed |= !dev.crashed();

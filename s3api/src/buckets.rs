@@ -1,4 +1,6 @@
-//! Bucket operations and listings (ListObjects v1 and v2).
+//! Bucket operations: create (with object lock), delete, head, location,
+//! and the list of buckets. Listings of a bucket's keys are in
+//! `listings.rs`.
 
 use base64::Engine;
 use s3s::dto::*;
@@ -8,19 +10,49 @@ use crate::convert::*;
 use crate::errors::to_s3;
 use crate::service::Strata;
 
-const MAX_LIST_KEYS: i32 = 1000;
-
-fn owner() -> Owner {
+pub(crate) fn owner() -> Owner {
     Owner {
         display_name: Some("strata".into()),
         id: Some("strata".into()),
     }
 }
 
-pub(crate) async fn list_buckets(s: &Strata) -> S3Result<S3Response<ListBucketsOutput>> {
+/// S3 lists at most 10,000 buckets a page.
+const MAX_BUCKETS: usize = 10_000;
+
+pub(crate) async fn list_buckets(
+    s: &Strata,
+    req: S3Request<ListBucketsInput>,
+) -> S3Result<S3Response<ListBucketsOutput>> {
     let store = s.store()?;
-    let buckets = store
+    let input = &req.input;
+    let after = match &input.continuation_token {
+        Some(token) => Some(decode_token(token)?),
+        None => None,
+    };
+    let prefix = input.prefix.as_deref().unwrap_or("");
+    let max = match input.max_buckets {
+        Some(n) if !(1..=MAX_BUCKETS as i32).contains(&n) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "max-buckets is 1 to {MAX_BUCKETS}"
+            ))
+        }
+        Some(n) => n as usize,
+        None => MAX_BUCKETS,
+    };
+    let mut matching = store
         .list_buckets()
+        .into_iter()
+        .filter(|b| b.name.starts_with(prefix))
+        .filter(|b| after.as_ref().is_none_or(|a| b.name.as_str() > a.as_str()));
+    let page: Vec<_> = matching.by_ref().take(max).collect();
+    // A token only when another bucket follows.
+    let next = matching
+        .next()
+        .and(page.last())
+        .map(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&b.name));
+    let buckets = page
         .into_iter()
         .map(|b| Bucket {
             name: Some(b.name),
@@ -31,8 +63,23 @@ pub(crate) async fn list_buckets(s: &Strata) -> S3Result<S3Response<ListBucketsO
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
         owner: Some(owner()),
-        ..Default::default()
+        continuation_token: next,
+        prefix: input.prefix.clone(),
     }))
+}
+
+/// A continuation token (base64url of the last name or key returned).
+pub(crate) fn decode_token(token: &str) -> S3Result<String> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "The continuation token provided is incorrect"
+            )
+        })
 }
 
 pub(crate) async fn create_bucket(
@@ -40,8 +87,9 @@ pub(crate) async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let store = s.store()?;
+    let object_lock = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
     store
-        .create_bucket(&req.input.bucket)
+        .create_bucket(&req.input.bucket, object_lock)
         .await
         .map_err(to_s3)?;
     Ok(S3Response::new(CreateBucketOutput {
@@ -60,7 +108,7 @@ pub(crate) async fn delete_bucket(
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 
-pub(crate) fn require_bucket(s: &Strata, bucket: &str) -> S3Result<()> {
+fn require_bucket(s: &Strata, bucket: &str) -> S3Result<()> {
     if s.store()?.bucket_exists(bucket) {
         Ok(())
     } else {
@@ -68,166 +116,18 @@ pub(crate) fn require_bucket(s: &Strata, bucket: &str) -> S3Result<()> {
     }
 }
 
-fn max_keys(requested: Option<i32>) -> S3Result<usize> {
-    match requested {
-        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must not be negative")),
-        Some(n) => Ok(n.min(MAX_LIST_KEYS) as usize),
-        None => Ok(MAX_LIST_KEYS as usize),
-    }
-}
-
-struct Listed {
-    contents: Vec<Object>,
-    prefixes: Vec<CommonPrefix>,
-    next: Option<String>,
-}
-
-fn list(
+pub(crate) async fn head_bucket(
     s: &Strata,
-    bucket: &str,
-    query: &lsm::ListQuery<'_>,
-    url: bool,
-    with_owner: bool,
-) -> S3Result<Listed> {
-    let page = s.store()?.list_objects(bucket, query).map_err(to_s3)?;
-    let enc = |k: &str| if url { url_encode(k) } else { k.to_string() };
-    let contents = page
-        .objects
-        .iter()
-        .map(|(key, entry)| Object {
-            key: Some(enc(key)),
-            last_modified: Some(timestamp_ms(entry.meta.last_modified_ms)),
-            e_tag: Some(etag(&entry.meta)),
-            size: Some(entry.meta.size as i64),
-            storage_class: Some(ObjectStorageClass::from_static(
-                ObjectStorageClass::STANDARD,
-            )),
-            owner: with_owner.then(owner),
-            ..Default::default()
-        })
-        .collect();
-    let prefixes = page
-        .common_prefixes
-        .iter()
-        .map(|p| CommonPrefix {
-            prefix: Some(enc(p)),
-        })
-        .collect();
-    Ok(Listed {
-        contents,
-        prefixes,
-        next: page.next_marker,
-    })
+    req: S3Request<HeadBucketInput>,
+) -> S3Result<S3Response<HeadBucketOutput>> {
+    require_bucket(s, &req.input.bucket)?;
+    Ok(S3Response::new(HeadBucketOutput::default()))
 }
 
-pub(crate) async fn list_objects_v2(
+pub(crate) async fn get_location(
     s: &Strata,
-    req: S3Request<ListObjectsV2Input>,
-) -> S3Result<S3Response<ListObjectsV2Output>> {
-    let input = &req.input;
-    let url = input
-        .encoding_type
-        .as_ref()
-        .is_some_and(|e| e.as_str() == EncodingType::URL);
-    let token = match &input.continuation_token {
-        Some(t) => Some(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    s3_error!(
-                        InvalidArgument,
-                        "The continuation token provided is incorrect"
-                    )
-                })?,
-        ),
-        None => None,
-    };
-    let after = token.as_deref().or(input.start_after.as_deref());
-    let prefix = input.prefix.as_deref().unwrap_or("");
-    let max = max_keys(input.max_keys)?;
-    let query = lsm::ListQuery {
-        prefix,
-        delimiter: input.delimiter.as_deref(),
-        start_after: after,
-        max_keys: max,
-    };
-    let listed = list(
-        s,
-        &input.bucket,
-        &query,
-        url,
-        input.fetch_owner.unwrap_or(false),
-    )?;
-    let key_count = (listed.contents.len() + listed.prefixes.len()) as i32;
-    Ok(S3Response::new(ListObjectsV2Output {
-        name: Some(input.bucket.clone()),
-        prefix: Some(if url {
-            url_encode(prefix)
-        } else {
-            prefix.to_string()
-        }),
-        delimiter: input
-            .delimiter
-            .as_deref()
-            .map(|d| if url { url_encode(d) } else { d.to_string() }),
-        max_keys: Some(max as i32),
-        key_count: Some(key_count),
-        continuation_token: input.continuation_token.clone(),
-        start_after: input.start_after.as_deref().map(|a| {
-            if url {
-                url_encode(a)
-            } else {
-                a.to_string()
-            }
-        }),
-        is_truncated: Some(listed.next.is_some()),
-        next_continuation_token: listed
-            .next
-            .map(|n| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n)),
-        contents: Some(listed.contents),
-        common_prefixes: Some(listed.prefixes),
-        encoding_type: input.encoding_type.clone(),
-        ..Default::default()
-    }))
-}
-
-pub(crate) async fn list_objects(
-    s: &Strata,
-    req: S3Request<ListObjectsInput>,
-) -> S3Result<S3Response<ListObjectsOutput>> {
-    let input = &req.input;
-    let url = input
-        .encoding_type
-        .as_ref()
-        .is_some_and(|e| e.as_str() == EncodingType::URL);
-    let prefix = input.prefix.as_deref().unwrap_or("");
-    let max = max_keys(input.max_keys)?;
-    let query = lsm::ListQuery {
-        prefix,
-        delimiter: input.delimiter.as_deref(),
-        start_after: input.marker.as_deref(),
-        max_keys: max,
-    };
-    let listed = list(s, &input.bucket, &query, url, true)?;
-    let enc = |v: &str| if url { url_encode(v) } else { v.to_string() };
-    Ok(S3Response::new(ListObjectsOutput {
-        name: Some(input.bucket.clone()),
-        prefix: Some(enc(prefix)),
-        marker: Some(input.marker.as_deref().map(enc).unwrap_or_default()),
-        delimiter: input.delimiter.as_deref().map(enc),
-        max_keys: Some(max as i32),
-        is_truncated: Some(listed.next.is_some()),
-        // S3 returns NextMarker only with a delimiter; clients use the last key otherwise.
-        next_marker: listed
-            .next
-            .as_deref()
-            .filter(|_| input.delimiter.is_some())
-            .map(enc),
-        contents: Some(listed.contents),
-        common_prefixes: Some(listed.prefixes),
-        encoding_type: input.encoding_type.clone(),
-        ..Default::default()
-    }))
+    req: S3Request<GetBucketLocationInput>,
+) -> S3Result<S3Response<GetBucketLocationOutput>> {
+    require_bucket(s, &req.input.bucket)?;
+    Ok(S3Response::new(GetBucketLocationOutput::default()))
 }

@@ -1,9 +1,10 @@
 //! Conversions between the store's types and S3's: timestamps, ETags, user
-//! metadata, conditional requests, URL-encoding of listed keys.
+//! metadata, version ids, conditional requests and writes, URL-encoding of
+//! listed keys.
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use lsm::{ObjectEntry, ObjectMeta};
+use lsm::{Condition, ETagMatch, ObjectEntry, ObjectMeta, VersionRef, VersioningState};
 use s3s::dto::{ETag, ETagCondition, Metadata, Timestamp, TimestampFormat};
 use s3s::{s3_error, S3Result};
 
@@ -18,6 +19,94 @@ fn timestamp_s(ms: u64) -> Timestamp {
 
 pub(crate) fn etag(meta: &ObjectMeta) -> ETag {
     ETag::Strong(meta.etag.clone())
+}
+
+/// Milliseconds since the epoch of an S3 timestamp (0 before the epoch).
+pub(crate) fn timestamp_to_ms(ts: &Timestamp) -> u64 {
+    let at = time::OffsetDateTime::from(ts.clone());
+    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// The version a request names: none is the current one.
+pub(crate) fn version_ref(id: Option<&str>) -> S3Result<VersionRef> {
+    match id {
+        None => Ok(VersionRef::Current),
+        Some(id) => lsm::parse_version_id(id)
+            .ok_or_else(|| s3_error!(InvalidArgument, "Invalid version id specified")),
+    }
+}
+
+/// The version id a response shows: a null version only where the bucket
+/// has versioning (enabled or suspended), as S3 does.
+pub(crate) fn shown_version(entry: &ObjectEntry, versioning: VersioningState) -> Option<String> {
+    match (entry.null_version, versioning) {
+        (true, VersioningState::Unversioned) => None,
+        _ => Some(entry.version_id()),
+    }
+}
+
+/// The version id a write's response shows: only a new, non-null version's.
+pub(crate) fn written_version(entry: &ObjectEntry) -> Option<String> {
+    (!entry.null_version).then(|| entry.version_id())
+}
+
+fn etag_match(condition: &ETagCondition) -> ETagMatch {
+    match condition {
+        ETagCondition::Any => ETagMatch::Any,
+        ETagCondition::ETag(e) => ETagMatch::Is(e.value().to_string()),
+    }
+}
+
+/// A write's If-Match / If-None-Match, to be decided where it applies.
+pub(crate) fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<Condition> {
+    match (if_match, if_none_match) {
+        (None, None) => Ok(Condition::Always),
+        (Some(m), None) => Ok(Condition::IfMatch(etag_match(m))),
+        (None, Some(m)) => Ok(Condition::IfNoneMatch(etag_match(m))),
+        (Some(_), Some(_)) => Err(s3_error!(
+            NotImplemented,
+            "If-Match and If-None-Match cannot be combined on a write"
+        )),
+    }
+}
+
+/// The same, from raw request headers (CopyObject's input does not carry
+/// them in s3s 0.14).
+pub(crate) fn write_condition_from_headers(headers: &axum::http::HeaderMap) -> S3Result<Condition> {
+    let parse = |name: &str| -> S3Result<Option<ETagCondition>> {
+        headers
+            .get(name)
+            .map(|v| {
+                ETagCondition::parse_http_header(v.as_bytes())
+                    .map_err(|_| s3_error!(InvalidArgument, "invalid {name} header"))
+            })
+            .transpose()
+    };
+    write_condition(
+        parse("if-match")?.as_ref(),
+        parse("if-none-match")?.as_ref(),
+    )
+}
+
+/// Whether a write's early check already fails (a 412 or 404 before the
+/// body is read); the decision that counts is made again where it applies.
+pub(crate) fn precheck(condition: &Condition, current: Option<&ObjectEntry>) -> S3Result<()> {
+    let live = current.filter(|e| !e.delete_marker);
+    let failed = match condition {
+        Condition::Always => None,
+        Condition::IfMatch(m) => match live {
+            None => Some(s3_error!(NoSuchKey)),
+            Some(e) if !m.matches(&e.meta.etag) => Some(s3_error!(PreconditionFailed)),
+            Some(_) => None,
+        },
+        Condition::IfNoneMatch(m) => live
+            .filter(|e| m.matches(&e.meta.etag))
+            .map(|_| s3_error!(PreconditionFailed)),
+    };
+    failed.map_or(Ok(()), Err)
 }
 
 pub(crate) fn http_date(ts: &Timestamp) -> Option<String> {

@@ -1,15 +1,52 @@
 //! The one place where store errors become S3 errors, so every handler
 //! answers the same way.
 
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use s3s::{s3_error, S3Error, S3ErrorCode};
 
-pub(crate) fn storage_full() -> S3Error {
-    let mut e = S3Error::with_message(
-        S3ErrorCode::Custom("XMinioStorageFull".into()),
-        "Storage backend has reached its minimum free drive threshold. Please delete a few objects to proceed.",
-    );
-    e.set_status_code(axum::http::StatusCode::INSUFFICIENT_STORAGE);
+/// An error whose code s3s does not know, with its status.
+pub(crate) fn custom(code: &'static str, status: StatusCode, message: &'static str) -> S3Error {
+    let mut e = S3Error::with_message(S3ErrorCode::Custom(code.into()), message);
+    e.set_status_code(status);
     e
+}
+
+pub(crate) fn storage_full() -> S3Error {
+    custom(
+        "XMinioStorageFull",
+        StatusCode::INSUFFICIENT_STORAGE,
+        "Storage backend has reached its minimum free drive threshold. Please delete a few objects to proceed.",
+    )
+}
+
+/// A read that found no object: 404 NoSuchKey, or, where the key's newest
+/// version is a delete marker, 404 with the marker's headers; a version
+/// asked for by id that is a delete marker is 405. Every such answer says
+/// `x-amz-delete-marker`, true or false, as clients probe it.
+pub(crate) fn read_error(e: lsm::Error, by_version: bool) -> S3Error {
+    let (mut error, marker) = match e {
+        lsm::Error::DeleteMarker { lsn, null_version } if by_version => (
+            s3_error!(
+                MethodNotAllowed,
+                "The specified method is not allowed against this resource."
+            ),
+            Some(lsm::version_id(lsn, null_version)),
+        ),
+        lsm::Error::DeleteMarker { lsn, null_version } => (
+            s3_error!(NoSuchKey),
+            Some(lsm::version_id(lsn, null_version)),
+        ),
+        lsm::Error::NoSuchKey => (s3_error!(NoSuchKey), None),
+        other => return to_s3(other),
+    };
+    let mut headers = HeaderMap::new();
+    let flag = if marker.is_some() { "true" } else { "false" };
+    headers.insert("x-amz-delete-marker", HeaderValue::from_static(flag));
+    if let Some(id) = marker.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        headers.insert("x-amz-version-id", id);
+    }
+    error.set_headers(headers);
+    error
 }
 
 pub(crate) fn to_s3(e: lsm::Error) -> S3Error {
@@ -19,6 +56,13 @@ pub(crate) fn to_s3(e: lsm::Error) -> S3Error {
         E::BucketExists => s3_error!(BucketAlreadyOwnedByYou),
         E::BucketNotEmpty => s3_error!(BucketNotEmpty),
         E::NoSuchKey => s3_error!(NoSuchKey),
+        E::NoSuchVersion => s3_error!(NoSuchVersion, "The specified version does not exist."),
+        E::DeleteMarker { .. } => s3_error!(NoSuchKey),
+        E::Locked(why) => s3_error!(
+            AccessDenied,
+            "Access Denied because object protected by object lock: {why}"
+        ),
+        E::InvalidBucketState(why) => s3_error!(InvalidBucketState, "{why}"),
         E::Quarantined(reason) => s3_error!(
             InternalError,
             "the object's data is damaged and was quarantined by fsck --repair: {reason}"

@@ -4,12 +4,17 @@
 //! device; store errors become S3 errors in `errors.rs` only.
 
 mod body;
+mod bucket_config;
 mod buckets;
+mod checksums;
 mod convert;
 mod errors;
 mod http;
+mod listings;
 mod multipart;
+mod object_config;
 mod objects;
+mod reads;
 mod service;
 
 pub use http::{router, AppState, HttpLimits, Metrics};

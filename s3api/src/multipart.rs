@@ -1,15 +1,20 @@
-//! Multipart uploads: create, upload (and copy) parts, complete by linking
-//! the parts' chunks, abort, and the two listings.
+//! Multipart uploads: create (with tags, object lock and a checksum
+//! algorithm), upload (and copy) parts, complete by linking the parts'
+//! chunks (with If-Match / If-None-Match, and the object's checksum made
+//! from the parts'), abort, and the two listings.
 
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use crate::body::{
-    fill_checksums, ingest, ingest_upload, object_body, ChecksumRequest, MAX_PUT_BYTES,
+    fill_checksums, ingest, object_body, sent_checksums, ChecksumRequest, MAX_PUT_BYTES,
 };
+use crate::checksums::{algorithm_name, object_checksum, upload_checksum_type};
 use crate::convert::*;
 use crate::errors::to_s3;
-use crate::objects::checked_copy_source;
+use crate::objects::{
+    add_write_extras, checked_copy_source, expiration, refuse_encryption, write_error,
+};
 use crate::service::Strata;
 
 const MAX_PART_NUMBER: i32 = 10_000;
@@ -45,7 +50,30 @@ pub(crate) async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let store = s.store()?;
     let input = &req.input;
-    let meta = meta_from_headers!(input)?;
+    refuse_encryption!(input);
+    let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
+    let mut meta = meta_from_headers!(input)?;
+    add_write_extras(
+        &mut meta,
+        &config,
+        input.tagging.as_deref(),
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
+    let algorithm = input
+        .checksum_algorithm
+        .as_ref()
+        .map(|a| algorithm_name(a.as_str()))
+        .transpose()?;
+    let kind = algorithm
+        .map(|a| upload_checksum_type(a, input.checksum_type.as_ref().map(|t| t.as_str())))
+        .transpose()?;
+    if let (Some(algorithm), Some(kind)) = (algorithm, kind) {
+        let extra = meta.extra_mut();
+        extra.checksum_algorithm = Some(algorithm.to_string());
+        extra.checksum_type = Some(kind);
+    }
     let upload_id = store
         .create_upload(&input.bucket, &input.key, meta)
         .await
@@ -54,6 +82,8 @@ pub(crate) async fn create(
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         upload_id: Some(upload_id),
+        checksum_algorithm: algorithm.map(|a| ChecksumAlgorithm::from(a.to_string())),
+        checksum_type: kind.map(checksum_type_dto),
         ..Default::default()
     }))
 }
@@ -64,9 +94,38 @@ pub(crate) async fn upload_part(
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let store = s.store()?;
     let input = &mut req.input;
+    if input.sse_customer_key.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "server-side encryption is not supported yet"
+        ));
+    }
     let number = check_part_number(input.part_number)?;
-    upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
-    let body = ingest_upload!(&store, input, req.trailing_headers.clone()).await?;
+    let upload = upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
+    // A part of an upload created with a checksum algorithm always gets
+    // that checksum, so that Complete can make the object's from them.
+    let algorithm = input.checksum_algorithm.clone().or_else(|| {
+        upload
+            .create
+            .meta
+            .extra()
+            .and_then(|e| e.checksum_algorithm.clone())
+            .map(ChecksumAlgorithm::from)
+    });
+    let checks = ChecksumRequest::new(
+        input.content_md5.clone(),
+        algorithm.as_ref(),
+        sent_checksums!(input),
+        req.trailing_headers.clone(),
+    );
+    let body = ingest(
+        &store,
+        input.body.take(),
+        input.content_length,
+        checks,
+        MAX_PUT_BYTES,
+    )
+    .await?;
     let checksums = body.checksums;
     let part = store
         .put_part(
@@ -141,13 +200,76 @@ pub(crate) async fn upload_part_copy(
     }))
 }
 
+/// One checksum of a list of five (CRC32, CRC32C, CRC64NVME, SHA1,
+/// SHA256: the order of `body::ALGORITHMS`) by algorithm name.
+fn pick(values: [Option<String>; 5], algorithm: &str) -> Option<String> {
+    let at = crate::body::ALGORITHMS
+        .iter()
+        .position(|a| *a == algorithm)?;
+    values.into_iter().nth(at).flatten()
+}
+
+/// The object's checksum, made from its parts', for an upload created
+/// with a checksum algorithm; checked against what the client sent.
+fn upload_checksums(
+    upload: &lsm::Upload,
+    listed: &[CompletedPart],
+    sent: [Option<String>; 5],
+) -> S3Result<Vec<(String, String)>> {
+    let extra = upload.create.meta.extra();
+    let (Some(algorithm), Some(kind)) = (
+        extra.and_then(|e| e.checksum_algorithm.clone()),
+        extra.and_then(|e| e.checksum_type),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let mut values = Vec::with_capacity(listed.len());
+    for part in listed {
+        let number = part.part_number.unwrap_or(0).max(0) as u32;
+        // A part that is not there fails Complete with InvalidPart, below.
+        let Some(stored) = upload.parts.get(&number) else {
+            return Ok(Vec::new());
+        };
+        let value = stored
+            .checksums
+            .iter()
+            .find(|(name, _)| *name == algorithm)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| {
+                s3_error!(InvalidRequest, "part {number} has no {algorithm} checksum")
+            })?;
+        let given = pick(sent_checksums!(part), &algorithm);
+        if given.is_some_and(|g| g.trim() != value) {
+            return Err(s3_error!(
+                InvalidPart,
+                "part {number}'s {algorithm} checksum differs from the one uploaded"
+            ));
+        }
+        values.push((value, stored.size));
+    }
+    let whole = object_checksum(&algorithm, kind, &values)?;
+    if pick(sent, &algorithm).is_some_and(|g| g.trim() != whole) {
+        return Err(s3_error!(
+            BadDigest,
+            "the {algorithm} checksum you specified did not match the parts'"
+        ));
+    }
+    Ok(vec![(algorithm, whole)])
+}
+
+pub(crate) fn checksum_type_dto(kind: lsm::ChecksumType) -> ChecksumType {
+    ChecksumType::from_static(match kind {
+        lsm::ChecksumType::Composite => ChecksumType::COMPOSITE,
+        lsm::ChecksumType::FullObject => ChecksumType::FULL_OBJECT,
+    })
+}
+
 pub(crate) async fn complete(
     s: &Strata,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let store = s.store()?;
     let input = &req.input;
-    upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
     let listed = input
         .multipart_upload
         .as_ref()
@@ -170,25 +292,52 @@ pub(crate) async fn complete(
             etag.value().to_string(),
         ));
     }
-    let if_absent = match &input.if_none_match {
-        Some(ETagCondition::Any) => true,
-        Some(_) => return Err(s3_error!(NotImplemented, "If-None-Match supports only '*'")),
-        None => false,
+    let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    // An upload already completed is answered by the store from the
+    // version it made; one still open is checked here first.
+    let checksums = match store.upload(&input.upload_id) {
+        Ok(upload) => {
+            if upload.create.bucket != input.bucket || upload.create.key != input.key {
+                return Err(s3_error!(NoSuchUpload));
+            }
+            let current = store
+                .version(&input.bucket, &input.key, lsm::VersionRef::Current)
+                .ok();
+            precheck(&condition, current.as_deref())?;
+            upload_checksums(&upload, listed, sent_checksums!(input))?
+        }
+        Err(lsm::Error::NoSuchUpload) => Vec::new(),
+        Err(e) => return Err(to_s3(e)),
     };
-    if if_absent && store.object(&input.bucket, &input.key).is_ok() {
-        return Err(s3_error!(PreconditionFailed));
-    }
     let entry = store
-        .complete_upload(&input.upload_id, &parts, if_absent)
+        .complete_upload(
+            &input.bucket,
+            &input.key,
+            &input.upload_id,
+            &parts,
+            condition.clone(),
+            checksums,
+        )
         .await
-        .map_err(to_s3)?;
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        .map_err(|e| write_error(e, &condition))?;
+    let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
+    let mut output = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         e_tag: Some(etag(&entry.meta)),
         location: Some(format!("/{}/{}", input.bucket, input.key)),
+        version_id: written_version(&entry),
+        expiration: expiration(&config, &input.key, &entry),
+        checksum_type: entry
+            .meta
+            .extra()
+            .and_then(|e| e.checksum_type)
+            .filter(|_| !entry.meta.checksums.is_empty())
+            .map(checksum_type_dto),
         ..Default::default()
-    }))
+    };
+    fill_checksums!(output, entry.meta.checksums.clone());
+    Ok(S3Response::new(output))
 }
 
 pub(crate) async fn abort(
@@ -219,14 +368,24 @@ pub(crate) async fn list_parts(
         .collect();
     let truncated = after.len() > max;
     let shown = &after[..after.len().min(max)];
+    let extra = upload.create.meta.extra();
+    let algorithm = extra.and_then(|e| e.checksum_algorithm.clone());
     let parts = shown
         .iter()
-        .map(|p| Part {
-            part_number: Some(p.part_number as i32),
-            e_tag: Some(ETag::Strong(p.etag.clone())),
-            size: Some(p.size as i64),
-            last_modified: Some(timestamp_ms(p.last_modified_ms)),
-            ..Default::default()
+        .map(|p| {
+            let mut part = Part {
+                part_number: Some(p.part_number as i32),
+                e_tag: Some(ETag::Strong(p.etag.clone())),
+                size: Some(p.size as i64),
+                last_modified: Some(timestamp_ms(p.last_modified_ms)),
+                ..Default::default()
+            };
+            let own = p
+                .checksums
+                .iter()
+                .filter(|(name, _)| Some(name) == algorithm.as_ref());
+            fill_checksums!(part, own.cloned());
+            part
         })
         .collect();
     Ok(S3Response::new(ListPartsOutput {
@@ -241,6 +400,8 @@ pub(crate) async fn list_parts(
         max_parts: Some(max as i32),
         is_truncated: Some(truncated),
         parts: Some(parts),
+        checksum_algorithm: algorithm.clone().map(ChecksumAlgorithm::from),
+        checksum_type: extra.and_then(|e| e.checksum_type).map(checksum_type_dto),
         ..Default::default()
     }))
 }

@@ -1,16 +1,88 @@
-//! Object operations: put (plain and If-None-Match), get and head with
-//! ranges, conditions and overrides, delete, batch delete, copy.
+//! Writes of object versions: PUT (with If-Match / If-None-Match, tags and
+//! object-lock headers), DELETE (of the current version or of one, with
+//! conditions), batch DELETE, and COPY (from any version). Reads are in
+//! `reads.rs`.
 
+use std::sync::Arc;
+
+use lsm::{BucketConfig, Condition, DeleteCondition, ETagMatch, ObjectMeta, VersionRef};
 use s3s::dto::*;
-use s3s::{s3_error, S3Request, S3Response, S3Result};
+use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
-use crate::body::{fill_checksums, ingest_upload, object_body};
+use crate::body::{fill_checksums, ingest_upload};
 use crate::convert::*;
-use crate::errors::to_s3;
+use crate::errors::{read_error, to_s3};
+use crate::object_config::{lock_from_headers, tags_from_header};
 use crate::service::Strata;
 
 /// S3 caps a batch delete at 1000 keys.
 const MAX_DELETE_KEYS: usize = 1000;
+
+/// Encryption is not implemented yet: its headers are refused, never
+/// ignored, so that a client that asked for it is told.
+macro_rules! refuse_encryption {
+    ($input:expr) => {
+        if $input.server_side_encryption.is_some()
+            || $input.ssekms_key_id.is_some()
+            || $input.sse_customer_algorithm.is_some()
+            || $input.sse_customer_key.is_some()
+        {
+            return Err(s3_error!(
+                NotImplemented,
+                "server-side encryption is not supported yet; nothing was stored"
+            ));
+        }
+    };
+}
+pub(crate) use refuse_encryption;
+
+/// What a new version starts with besides its headers: its tags and its
+/// object-lock retention and legal hold.
+pub(crate) fn add_write_extras(
+    meta: &mut ObjectMeta,
+    config: &BucketConfig,
+    tagging: Option<&str>,
+    mode: Option<&ObjectLockMode>,
+    until: Option<&Timestamp>,
+    legal_hold: Option<&ObjectLockLegalHoldStatus>,
+) -> S3Result<()> {
+    let tags = tags_from_header(tagging)?;
+    let (retention, held) =
+        lock_from_headers(config.object_lock.is_some(), mode, until, legal_hold)?;
+    let extra = meta.extra_mut();
+    extra.tags = tags;
+    extra.retention = retention;
+    extra.legal_hold = held;
+    meta.tidy();
+    Ok(())
+}
+
+/// `x-amz-expiration` for the current version, from the bucket's rules.
+pub(crate) fn expiration(
+    config: &BucketConfig,
+    key: &str,
+    entry: &lsm::ObjectEntry,
+) -> Option<String> {
+    let rules = config.lifecycle.as_deref()?;
+    let meta = &entry.meta;
+    let (at_ms, rule) =
+        lsm::lifecycle::expiry(rules, key, meta.tags(), meta.size, meta.last_modified_ms)?;
+    let date = http_date(&timestamp_ms(at_ms))?;
+    Some(format!("expiry-date=\"{date}\", rule-id=\"{rule}\""))
+}
+
+/// A conditional write refused where it applied. If-Match passed the early
+/// check, so a missing key now means a write in flight took it away: AWS
+/// answers that race 409 ConditionalRequestConflict.
+pub(crate) fn write_error(e: lsm::Error, condition: &Condition) -> S3Error {
+    match (e, condition) {
+        (lsm::Error::NoSuchKey, Condition::IfMatch(_)) => s3_error!(
+            ConditionalRequestConflict,
+            "A conflicting operation occurred on this object; retry"
+        ),
+        (e, _) => to_s3(e),
+    }
+}
 
 pub(crate) async fn put_object(
     s: &Strata,
@@ -18,169 +90,69 @@ pub(crate) async fn put_object(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let store = s.store()?;
     let input = &mut req.input;
-    if !store.bucket_exists(&input.bucket) {
-        return Err(s3_error!(NoSuchBucket));
-    }
-    let if_absent = match &input.if_none_match {
-        Some(ETagCondition::Any) => true,
-        Some(_) => {
-            return Err(s3_error!(
-                NotImplemented,
-                "If-None-Match on PUT supports only '*'"
-            ))
-        }
-        None => false,
-    };
-    if if_absent && store.object(&input.bucket, &input.key).is_ok() {
-        return Err(s3_error!(PreconditionFailed));
-    }
-    let meta = meta_from_headers!(input)?;
+    refuse_encryption!(input);
+    let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
+    let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let current = store
+        .version(&input.bucket, &input.key, VersionRef::Current)
+        .ok();
+    precheck(&condition, current.as_deref())?;
+    let mut meta = meta_from_headers!(input)?;
+    add_write_extras(
+        &mut meta,
+        &config,
+        input.tagging.as_deref(),
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
     let body = ingest_upload!(&store, input, req.trailing_headers.clone()).await?;
     let checksums = body.checksums;
-    let meta = lsm::ObjectMeta {
-        checksums: checksums.clone(),
-        etag: body.md5_hex,
-        ..meta
-    };
+    meta.checksums = checksums.clone();
+    meta.etag = body.md5_hex;
     let entry = store
-        .put_object(&input.bucket, &input.key, meta, body.data, if_absent)
+        .put_object(
+            &input.bucket,
+            &input.key,
+            meta,
+            body.data,
+            condition.clone(),
+        )
         .await
-        .map_err(to_s3)?;
+        .map_err(|e| write_error(e, &condition))?;
     let mut output = PutObjectOutput {
         e_tag: Some(etag(&entry.meta)),
+        version_id: written_version(&entry),
+        expiration: expiration(&config, &input.key, &entry),
         ..Default::default()
     };
     fill_checksums!(output, checksums);
     Ok(S3Response::new(output))
 }
 
-fn resolve_range(
-    range: Option<&Range>,
-    size: u64,
-) -> S3Result<(std::ops::Range<u64>, Option<String>)> {
-    match range {
-        None => Ok((0..size, None)),
-        Some(_) if size == 0 => Err(s3_error!(InvalidRange)),
-        Some(r) => {
-            let resolved = r.check(size)?;
-            let content_range = format!("bytes {}-{}/{}", resolved.start, resolved.end - 1, size);
-            Ok((resolved, Some(content_range)))
-        }
-    }
+fn etag_condition(condition: Option<&ETagCondition>) -> Option<ETagMatch> {
+    condition.map(|c| match c {
+        ETagCondition::Any => ETagMatch::Any,
+        ETagCondition::ETag(e) => ETagMatch::Is(e.value().to_string()),
+    })
 }
 
-pub(crate) async fn get_object(
-    s: &Strata,
-    req: S3Request<GetObjectInput>,
-) -> S3Result<S3Response<GetObjectOutput>> {
-    let store = s.store()?;
-    let input = &req.input;
-    let entry = store
-        .readable_object(&input.bucket, &input.key)
-        .map_err(to_s3)?;
-    check_conditions(
-        &entry,
-        input.if_match.as_ref(),
-        input.if_none_match.as_ref(),
-        input.if_modified_since.as_ref(),
-        input.if_unmodified_since.as_ref(),
-    )?;
-    let (range, content_range) = resolve_range(input.range.as_ref(), entry.meta.size)?;
-    let body = object_body(&store, &entry, range.clone()).await?;
-    let meta = &entry.meta;
-    let mut output = GetObjectOutput {
-        body: Some(body),
-        content_length: Some((range.end - range.start) as i64),
-        content_range,
-        accept_ranges: Some("bytes".into()),
-        e_tag: Some(etag(meta)),
-        last_modified: Some(timestamp_ms(meta.last_modified_ms)),
-        content_type: Some(
-            meta.content_type
-                .clone()
-                .unwrap_or_else(|| "binary/octet-stream".into()),
+/// What a DELETE answers: the marker it made, or the version it removed
+/// (a delete marker removed says so).
+fn deleted(
+    result: Option<&lsm::ObjectEntry>,
+    asked: Option<&str>,
+    config: &BucketConfig,
+) -> (Option<bool>, Option<String>) {
+    match result {
+        Some(entry) => (
+            entry.delete_marker.then_some(true),
+            asked
+                .map(str::to_string)
+                .or_else(|| shown_version(entry, config.versioning)),
         ),
-        content_encoding: meta.content_encoding.clone(),
-        cache_control: meta.cache_control.clone(),
-        content_disposition: meta.content_disposition.clone(),
-        content_language: meta.content_language.clone(),
-        expires: meta.expires.as_deref().and_then(parse_http_date),
-        metadata: metadata_out(meta),
-        ..Default::default()
-    };
-    if input
-        .checksum_mode
-        .as_ref()
-        .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
-        && input.range.is_none()
-    {
-        fill_checksums!(output, meta.checksums.clone());
+        None => (None, asked.map(str::to_string)),
     }
-    Ok(S3Response::new(output))
-}
-
-pub(crate) async fn head_object(
-    s: &Strata,
-    req: S3Request<HeadObjectInput>,
-) -> S3Result<S3Response<HeadObjectOutput>> {
-    let store = s.store()?;
-    let input = &req.input;
-    let entry = store
-        .readable_object(&input.bucket, &input.key)
-        .map_err(to_s3)?;
-    check_conditions(
-        &entry,
-        input.if_match.as_ref(),
-        input.if_none_match.as_ref(),
-        input.if_modified_since.as_ref(),
-        input.if_unmodified_since.as_ref(),
-    )?;
-    let (range, content_range) = resolve_range(input.range.as_ref(), entry.meta.size)?;
-    let meta = &entry.meta;
-    let mut output = HeadObjectOutput {
-        content_length: Some((range.end - range.start) as i64),
-        content_range,
-        accept_ranges: Some("bytes".into()),
-        e_tag: Some(etag(meta)),
-        last_modified: Some(timestamp_ms(meta.last_modified_ms)),
-        content_type: Some(
-            input
-                .response_content_type
-                .clone()
-                .or_else(|| meta.content_type.clone())
-                .unwrap_or_else(|| "binary/octet-stream".into()),
-        ),
-        content_encoding: input
-            .response_content_encoding
-            .clone()
-            .or_else(|| meta.content_encoding.clone()),
-        cache_control: input
-            .response_cache_control
-            .clone()
-            .or_else(|| meta.cache_control.clone()),
-        content_disposition: input
-            .response_content_disposition
-            .clone()
-            .or_else(|| meta.content_disposition.clone()),
-        content_language: input
-            .response_content_language
-            .clone()
-            .or_else(|| meta.content_language.clone()),
-        expires: input
-            .response_expires
-            .clone()
-            .or_else(|| meta.expires.as_deref().and_then(parse_http_date)),
-        metadata: metadata_out(meta),
-        ..Default::default()
-    };
-    if input
-        .checksum_mode
-        .as_ref()
-        .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
-    {
-        fill_checksums!(output, meta.checksums.clone());
-    }
-    Ok(S3Response::new(output))
 }
 
 pub(crate) async fn delete_object(
@@ -188,11 +160,30 @@ pub(crate) async fn delete_object(
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let store = s.store()?;
-    store
-        .delete_object(&req.input.bucket, &req.input.key)
+    let input = &req.input;
+    let version = version_ref(input.version_id.as_deref())?;
+    let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
+    let condition = DeleteCondition {
+        etag: etag_condition(input.if_match.as_ref()),
+        size: input.if_match_size.map(|n| n.max(0) as u64),
+        last_modified_s: input
+            .if_match_last_modified_time
+            .as_ref()
+            .map(|t| timestamp_to_ms(t) / 1000),
+        current_lsn: None,
+    };
+    let bypass = input.bypass_governance_retention.unwrap_or(false);
+    let result = store
+        .delete(&input.bucket, &input.key, version, bypass, condition)
         .await
         .map_err(to_s3)?;
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    let (delete_marker, version_id) =
+        deleted(result.as_deref(), input.version_id.as_deref(), &config);
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker,
+        version_id,
+        ..Default::default()
+    }))
 }
 
 pub(crate) async fn delete_objects(
@@ -207,60 +198,83 @@ pub(crate) async fn delete_objects(
             "at most {MAX_DELETE_KEYS} keys per request"
         ));
     }
-    if !store.bucket_exists(&input.bucket) {
-        return Err(s3_error!(NoSuchBucket));
-    }
+    let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
+    let bypass = input.bypass_governance_retention.unwrap_or(false);
     let quiet = input.delete.quiet.unwrap_or(false);
-    let mut deleted = Vec::new();
+    let mut done = Vec::new();
     let mut errors = Vec::new();
     for object in &input.delete.objects {
-        match store.delete_object(&input.bucket, &object.key).await {
-            Ok(()) => {
-                if !quiet {
-                    deleted.push(DeletedObject {
-                        key: Some(object.key.clone()),
-                        ..Default::default()
-                    });
+        let condition = DeleteCondition {
+            etag: object
+                .e_tag
+                .as_ref()
+                .map(|e| ETagMatch::Is(e.value().to_string())),
+            size: object.size.map(|n| n.max(0) as u64),
+            last_modified_s: object
+                .last_modified_time
+                .as_ref()
+                .map(|t| timestamp_to_ms(t) / 1000),
+            current_lsn: None,
+        };
+        let outcome = match version_ref(object.version_id.as_deref()) {
+            Ok(version) => store
+                .delete(&input.bucket, &object.key, version, bypass, condition)
+                .await
+                .map_err(to_s3),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(result) => {
+                if quiet {
+                    continue;
                 }
-            }
-            Err(e) => {
-                let e = to_s3(e);
-                errors.push(Error {
-                    code: Some(e.code().as_str().to_string()),
+                let asked = object.version_id.as_deref();
+                let (delete_marker, version_id) = deleted(result.as_deref(), asked, &config);
+                // A marker made (no version asked for) is named as such; a
+                // marker removed by its id is that id.
+                let made_marker = asked.is_none() && delete_marker == Some(true);
+                done.push(DeletedObject {
                     key: Some(object.key.clone()),
-                    message: e.message().map(str::to_string),
-                    version_id: None,
+                    delete_marker,
+                    delete_marker_version_id: delete_marker.and(version_id.clone()),
+                    version_id: version_id.filter(|_| !made_marker),
                 });
             }
+            Err(e) => errors.push(Error {
+                code: Some(e.code().as_str().to_string()),
+                key: Some(object.key.clone()),
+                message: e.message().map(str::to_string),
+                version_id: object.version_id.clone(),
+            }),
         }
     }
     Ok(S3Response::new(DeleteObjectsOutput {
-        deleted: Some(deleted),
+        deleted: (!done.is_empty()).then_some(done),
         errors: (!errors.is_empty()).then_some(errors),
         ..Default::default()
     }))
 }
 
-pub(crate) fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
+/// The bucket, key and version a copy reads.
+pub(crate) fn copy_source(source: &CopySource) -> S3Result<(String, String, VersionRef)> {
     match source {
         CopySource::Bucket {
             bucket,
             key,
-            version_id: None,
-        } if !key.is_empty() => Ok((bucket.to_string(), key.to_string())),
-        CopySource::Bucket {
-            version_id: Some(_),
-            ..
-        } => Err(s3_error!(
-            NotImplemented,
-            "versioned copy sources are not supported"
+            version_id,
+        } if !key.is_empty() => Ok((
+            bucket.to_string(),
+            key.to_string(),
+            version_ref(version_id.as_deref())?,
         )),
         _ => Err(s3_error!(InvalidArgument, "unsupported copy source")),
     }
 }
 
-/// The object a copy reads, after its x-amz-copy-source-if-* conditions
-/// (which answer 412 where GET would answer 304).
+/// The version a copy reads, after its x-amz-copy-source-if-* conditions
+/// (which answer 412 where GET would answer 304). A delete marker cannot be
+/// copied: named by its version id it is InvalidRequest, as the current
+/// version it is NoSuchKey.
 pub(crate) fn checked_copy_source(
     store: &lsm::Store,
     source: &CopySource,
@@ -268,9 +282,17 @@ pub(crate) fn checked_copy_source(
     if_none_match: Option<&ETagCondition>,
     if_modified_since: Option<&Timestamp>,
     if_unmodified_since: Option<&Timestamp>,
-) -> S3Result<std::sync::Arc<lsm::ObjectEntry>> {
-    let (bucket, key) = copy_source(source)?;
-    let entry = store.readable_object(&bucket, &key).map_err(to_s3)?;
+) -> S3Result<Arc<lsm::ObjectEntry>> {
+    let (bucket, key, version) = copy_source(source)?;
+    let entry = store
+        .readable_version(&bucket, &key, version)
+        .map_err(|e| match e {
+            lsm::Error::DeleteMarker { .. } if version != VersionRef::Current => s3_error!(
+                InvalidRequest,
+                "The source of a copy request may not specifically refer to a delete marker by version id."
+            ),
+            other => read_error(other, false),
+        })?;
     check_conditions(
         &entry,
         if_match,
@@ -294,7 +316,14 @@ pub(crate) async fn copy_object(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let store = s.store()?;
     let input = &req.input;
-    let (src_bucket, src_key) = copy_source(&input.copy_source)?;
+    refuse_encryption!(input);
+    if input.copy_source_sse_customer_key.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "server-side encryption is not supported yet"
+        ));
+    }
+    let (src_bucket, src_key, src_version) = copy_source(&input.copy_source)?;
     let source = checked_copy_source(
         &store,
         &input.copy_source,
@@ -303,34 +332,78 @@ pub(crate) async fn copy_object(
         input.copy_source_if_modified_since.as_ref(),
         input.copy_source_if_unmodified_since.as_ref(),
     )?;
+    let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
+    let condition = write_condition_from_headers(&req.headers)?;
+    let current = store
+        .version(&input.bucket, &input.key, VersionRef::Current)
+        .ok();
+    precheck(&condition, current.as_deref())?;
     let replace = input
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    if !replace && src_bucket == input.bucket && src_key == input.key {
+    let replace_tags = input
+        .tagging_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+    let same_object = src_bucket == input.bucket && src_key == input.key;
+    if same_object && !replace && !replace_tags && src_version == VersionRef::Current {
         return Err(s3_error!(
             InvalidRequest,
-            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata."
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
         ));
     }
-    let meta = if replace {
-        lsm::ObjectMeta {
+    let mut meta = if replace {
+        ObjectMeta {
             checksums: source.meta.checksums.clone(),
             ..meta_from_headers!(input)?
         }
     } else {
-        source.meta.clone()
+        ObjectMeta {
+            extra: None,
+            ..source.meta.clone()
+        }
     };
+    let tagging = match replace_tags {
+        true => input.tagging.clone(),
+        false => None,
+    };
+    add_write_extras(
+        &mut meta,
+        &config,
+        tagging.as_deref(),
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
+    // What the source carries over: its tags unless replaced, and the
+    // layout of its parts and its checksum's kind (they describe its bytes).
+    if let Some(extra) = source.meta.extra() {
+        let copied = meta.extra_mut();
+        if !replace_tags {
+            copied.tags = extra.tags.clone();
+        }
+        copied.parts = extra.parts.clone();
+        copied.checksum_type = extra.checksum_type;
+        meta.tidy();
+    }
     let entry = store
-        .copy_object(&source, &input.bucket, &input.key, meta)
+        .copy_object(&source, &input.bucket, &input.key, meta, condition.clone())
         .await
-        .map_err(to_s3)?;
+        .map_err(|e| write_error(e, &condition))?;
+    let source_versioning = store
+        .bucket_config(&src_bucket)
+        .map(|c| c.versioning)
+        .unwrap_or_default();
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&entry.meta)),
             last_modified: Some(timestamp_ms(entry.meta.last_modified_ms)),
             ..Default::default()
         }),
+        version_id: written_version(&entry),
+        copy_source_version_id: shown_version(&source, source_versioning),
+        expiration: expiration(&config, &input.key, &entry),
         ..Default::default()
     }))
 }

@@ -7,7 +7,7 @@ use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
-use crate::{buckets, multipart, objects};
+use crate::{bucket_config, buckets, listings, multipart, object_config, objects, reads};
 
 /// The S3 service. The store is set once recovery has finished; until then
 /// every request answers 503 (and readiness is false).
@@ -58,137 +58,65 @@ impl S3Auth for StaticAuth {
     }
 }
 
-#[async_trait::async_trait]
-impl S3 for Strata {
-    async fn list_buckets(
-        &self,
-        _req: S3Request<ListBucketsInput>,
-    ) -> S3Result<S3Response<ListBucketsOutput>> {
-        buckets::list_buckets(self).await
-    }
-    async fn create_bucket(
-        &self,
-        req: S3Request<CreateBucketInput>,
-    ) -> S3Result<S3Response<CreateBucketOutput>> {
-        buckets::create_bucket(self, req).await
-    }
-    async fn head_bucket(
-        &self,
-        req: S3Request<HeadBucketInput>,
-    ) -> S3Result<S3Response<HeadBucketOutput>> {
-        buckets::require_bucket(self, &req.input.bucket)?;
-        Ok(S3Response::new(HeadBucketOutput::default()))
-    }
-    async fn delete_bucket(
-        &self,
-        req: S3Request<DeleteBucketInput>,
-    ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        buckets::delete_bucket(self, req).await
-    }
-    async fn get_bucket_location(
-        &self,
-        req: S3Request<GetBucketLocationInput>,
-    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        buckets::require_bucket(self, &req.input.bucket)?;
-        Ok(S3Response::new(GetBucketLocationOutput::default()))
-    }
-    async fn list_objects(
-        &self,
-        req: S3Request<ListObjectsInput>,
-    ) -> S3Result<S3Response<ListObjectsOutput>> {
-        buckets::list_objects(self, req).await
-    }
-    async fn list_objects_v2(
-        &self,
-        req: S3Request<ListObjectsV2Input>,
-    ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        buckets::list_objects_v2(self, req).await
-    }
-    async fn put_object(
-        &self,
-        req: S3Request<PutObjectInput>,
-    ) -> S3Result<S3Response<PutObjectOutput>> {
-        objects::put_object(self, req).await
-    }
-    async fn get_object(
-        &self,
-        req: S3Request<GetObjectInput>,
-    ) -> S3Result<S3Response<GetObjectOutput>> {
-        objects::get_object(self, req).await
-    }
-    async fn head_object(
-        &self,
-        req: S3Request<HeadObjectInput>,
-    ) -> S3Result<S3Response<HeadObjectOutput>> {
-        objects::head_object(self, req).await
-    }
-    async fn delete_object(
-        &self,
-        req: S3Request<DeleteObjectInput>,
-    ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        objects::delete_object(self, req).await
-    }
-    async fn delete_objects(
-        &self,
-        req: S3Request<DeleteObjectsInput>,
-    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        objects::delete_objects(self, req).await
-    }
-    async fn copy_object(
-        &self,
-        req: S3Request<CopyObjectInput>,
-    ) -> S3Result<S3Response<CopyObjectOutput>> {
-        objects::copy_object(self, req).await
-    }
-    async fn create_multipart_upload(
-        &self,
-        req: S3Request<CreateMultipartUploadInput>,
-    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        multipart::create(self, req).await
-    }
-    async fn upload_part(
-        &self,
-        req: S3Request<UploadPartInput>,
-    ) -> S3Result<S3Response<UploadPartOutput>> {
-        multipart::upload_part(self, req).await
-    }
-    async fn upload_part_copy(
-        &self,
-        req: S3Request<UploadPartCopyInput>,
-    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        multipart::upload_part_copy(self, req).await
-    }
-    async fn complete_multipart_upload(
-        &self,
-        req: S3Request<CompleteMultipartUploadInput>,
-    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        multipart::complete(self, req).await
-    }
-    async fn abort_multipart_upload(
-        &self,
-        req: S3Request<AbortMultipartUploadInput>,
-    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        multipart::abort(self, req).await
-    }
-    async fn list_parts(
-        &self,
-        req: S3Request<ListPartsInput>,
-    ) -> S3Result<S3Response<ListPartsOutput>> {
-        multipart::list_parts(self, req).await
-    }
-    async fn list_multipart_uploads(
-        &self,
-        req: S3Request<ListMultipartUploadsInput>,
-    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        multipart::list_uploads(self, req).await
-    }
-    async fn post_object(
-        &self,
-        _req: S3Request<PostObjectInput>,
-    ) -> S3Result<S3Response<PostObjectOutput>> {
-        Err(s3_error!(
-            NotImplemented,
-            "browser POST uploads are not supported"
-        ))
-    }
+/// The S3 operations Strata serves, each delegated to the module that
+/// owns its resource; s3s answers every other one NotImplemented.
+macro_rules! s3_operations {
+    ($($op:ident($input:ident) -> $output:ident => $handler:path;)*) => {
+        #[async_trait::async_trait]
+        impl S3 for Strata {
+            $(
+                async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    $handler(self, req).await
+                }
+            )*
+            async fn post_object(
+                &self,
+                _req: S3Request<PostObjectInput>,
+            ) -> S3Result<S3Response<PostObjectOutput>> {
+                Err(s3_error!(NotImplemented, "browser POST uploads are not supported"))
+            }
+        }
+    };
+}
+
+s3_operations! {
+    list_buckets(ListBucketsInput) -> ListBucketsOutput => buckets::list_buckets;
+    create_bucket(CreateBucketInput) -> CreateBucketOutput => buckets::create_bucket;
+    head_bucket(HeadBucketInput) -> HeadBucketOutput => buckets::head_bucket;
+    delete_bucket(DeleteBucketInput) -> DeleteBucketOutput => buckets::delete_bucket;
+    get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput => buckets::get_location;
+    list_objects(ListObjectsInput) -> ListObjectsOutput => listings::list_objects;
+    list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output => listings::list_objects_v2;
+    list_object_versions(ListObjectVersionsInput) -> ListObjectVersionsOutput => listings::list_object_versions;
+    put_bucket_versioning(PutBucketVersioningInput) -> PutBucketVersioningOutput => bucket_config::put_versioning;
+    get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput => bucket_config::get_versioning;
+    put_object_lock_configuration(PutObjectLockConfigurationInput) -> PutObjectLockConfigurationOutput => bucket_config::put_object_lock;
+    get_object_lock_configuration(GetObjectLockConfigurationInput) -> GetObjectLockConfigurationOutput => bucket_config::get_object_lock;
+    put_bucket_tagging(PutBucketTaggingInput) -> PutBucketTaggingOutput => bucket_config::put_tagging;
+    get_bucket_tagging(GetBucketTaggingInput) -> GetBucketTaggingOutput => bucket_config::get_tagging;
+    delete_bucket_tagging(DeleteBucketTaggingInput) -> DeleteBucketTaggingOutput => bucket_config::delete_tagging;
+    put_bucket_lifecycle_configuration(PutBucketLifecycleConfigurationInput) -> PutBucketLifecycleConfigurationOutput => bucket_config::put_lifecycle;
+    get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput => bucket_config::get_lifecycle;
+    delete_bucket_lifecycle(DeleteBucketLifecycleInput) -> DeleteBucketLifecycleOutput => bucket_config::delete_lifecycle;
+    put_object(PutObjectInput) -> PutObjectOutput => objects::put_object;
+    get_object(GetObjectInput) -> GetObjectOutput => reads::get_object;
+    head_object(HeadObjectInput) -> HeadObjectOutput => reads::head_object;
+    get_object_attributes(GetObjectAttributesInput) -> GetObjectAttributesOutput => reads::get_object_attributes;
+    delete_object(DeleteObjectInput) -> DeleteObjectOutput => objects::delete_object;
+    delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput => objects::delete_objects;
+    copy_object(CopyObjectInput) -> CopyObjectOutput => objects::copy_object;
+    put_object_tagging(PutObjectTaggingInput) -> PutObjectTaggingOutput => object_config::put_tagging;
+    get_object_tagging(GetObjectTaggingInput) -> GetObjectTaggingOutput => object_config::get_tagging;
+    delete_object_tagging(DeleteObjectTaggingInput) -> DeleteObjectTaggingOutput => object_config::delete_tagging;
+    put_object_retention(PutObjectRetentionInput) -> PutObjectRetentionOutput => object_config::put_retention;
+    get_object_retention(GetObjectRetentionInput) -> GetObjectRetentionOutput => object_config::get_retention;
+    put_object_legal_hold(PutObjectLegalHoldInput) -> PutObjectLegalHoldOutput => object_config::put_legal_hold;
+    get_object_legal_hold(GetObjectLegalHoldInput) -> GetObjectLegalHoldOutput => object_config::get_legal_hold;
+    create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput => multipart::create;
+    upload_part(UploadPartInput) -> UploadPartOutput => multipart::upload_part;
+    upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput => multipart::upload_part_copy;
+    complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput => multipart::complete;
+    abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput => multipart::abort;
+    list_parts(ListPartsInput) -> ListPartsOutput => multipart::list_parts;
+    list_multipart_uploads(ListMultipartUploadsInput) -> ListMultipartUploadsOutput => multipart::list_uploads;
 }

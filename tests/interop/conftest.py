@@ -64,8 +64,9 @@ def _http_status(url: str, timeout: float = 2.0):
 class StrataServer:
     """One `strata serve` process on 127.0.0.1:<port> over <workdir>/data.img."""
 
-    def __init__(self, binary: str, workdir: Path, name: str = "strata"):
+    def __init__(self, binary: str, workdir: Path, name: str = "strata", extra_args=()):
         self.binary = binary
+        self.extra_args = list(extra_args)
         self.workdir = Path(workdir)
         self.name = name
         self.host = "127.0.0.1"
@@ -94,6 +95,7 @@ class StrataServer:
                "--data", str(self.data_path),
                "--size-bytes", str(SIZE_BYTES),
                "--segment-size-bytes", str(SEGMENT_SIZE_BYTES)]
+        cmd += self.extra_args
         cmd += shlex.split(os.environ.get("STRATA_EXTRA_ARGS", ""))
         return cmd
 
@@ -224,8 +226,8 @@ def server_factory(tmp_path_factory, request):
     """Call with a name to start a fresh server on its own data file."""
     made: list[StrataServer] = []
 
-    def make(name: str = "strata") -> StrataServer:
-        srv = StrataServer(_strata_bin(), tmp_path_factory.mktemp(name), name)
+    def make(name: str = "strata", extra_args=()) -> StrataServer:
+        srv = StrataServer(_strata_bin(), tmp_path_factory.mktemp(name), name, extra_args)
         _SERVERS.append(srv)
         made.append(srv)
         srv.start()
@@ -297,7 +299,8 @@ def unique_bucket_name(hint: str = "t") -> str:
 
 
 def purge_bucket(client, name: str):
-    """Best effort: abort uploads, delete every object, delete the bucket."""
+    """Best effort: abort uploads, delete every version (governance locks
+    bypassed; legal holds lifted), delete the bucket."""
     try:
         for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=name):
             for u in page.get("Uploads", []):
@@ -305,10 +308,12 @@ def purge_bucket(client, name: str):
     except Exception:
         pass
     try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=name):
+            versions = page.get("Versions", []) + page.get("DeleteMarkers", [])
+            keys = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions]
             if keys:
-                client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+                client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True},
+                                      BypassGovernanceRetention=True)
         client.delete_bucket(Bucket=name)
     except Exception:
         pass

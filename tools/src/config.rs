@@ -59,6 +59,13 @@ pub struct ServeArgs {
     /// Start with background compaction paused (SIGUSR1 toggles it).
     #[arg(long, env = "STRATA_COMPACTION_PAUSED")]
     pub compaction_paused: Option<bool>,
+    /// Seconds in a lifecycle day (86400; shorter only to test lifecycle rules).
+    #[arg(long, env = "STRATA_LIFECYCLE_DAY_S")]
+    pub lifecycle_day_s: Option<u64>,
+    /// Milliseconds between lifecycle passes (default: a minute, or a
+    /// quarter of a shortened day).
+    #[arg(long, env = "STRATA_LIFECYCLE_INTERVAL_MS")]
+    pub lifecycle_interval_ms: Option<u64>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -82,6 +89,8 @@ struct FileConfig {
     compaction_rate_bytes_per_s: Option<u64>,
     compaction_interval_ms: Option<u64>,
     compaction_paused: Option<bool>,
+    lifecycle_day_s: Option<u64>,
+    lifecycle_interval_ms: Option<u64>,
     access_key: Option<String>,
     secret_key: Option<String>,
 }
@@ -102,6 +111,8 @@ pub struct ServeConfig {
     pub compaction_rate_bytes_per_s: u64,
     pub compaction_interval_ms: u64,
     pub compaction_paused: bool,
+    pub lifecycle_day_s: u64,
+    pub lifecycle_interval_ms: u64,
     pub access_key: String,
     pub secret_key: String,
 }
@@ -150,8 +161,18 @@ impl ServeArgs {
                 "USING THE WELL-KNOWN CREDENTIALS minioadmin/minioadmin: anyone who can reach {address} can read and write everything. Set STRATA_ACCESS_KEY and STRATA_SECRET_KEY."
             );
         }
+        let lifecycle_day_s = self
+            .lifecycle_day_s
+            .or(file.lifecycle_day_s)
+            .unwrap_or(86_400)
+            .max(1);
         Ok(ServeConfig {
             address,
+            lifecycle_day_s,
+            lifecycle_interval_ms: self
+                .lifecycle_interval_ms
+                .or(file.lifecycle_interval_ms)
+                .unwrap_or((lifecycle_day_s * 250).min(60_000)),
             data: self
                 .data
                 .or(file.data)

@@ -65,8 +65,11 @@ pub fn run(device: &Path, json: bool, repair: bool) -> ExitCode {
             report.objects_checked, report.chunks_checked
         );
         if let Some(changes) = &repaired {
-            for (bucket, key, reason) in &changes.quarantined {
-                println!("  REPAIRED: quarantined {bucket}/{key} ({reason})");
+            for q in &changes.quarantined {
+                println!(
+                    "  REPAIRED: quarantined {}/{} version {} ({})",
+                    q.bucket, q.key, q.version_id, q.reason
+                );
             }
             println!("  REPAIRED: checkpoint rewritten; the report below is after the repair");
         }

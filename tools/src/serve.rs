@@ -143,6 +143,12 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         .metrics
         .recovery_ms
         .store((report.seconds * 1000.0) as u64, Ordering::Relaxed);
+    // A device of the previous release moves to this format before it is
+    // served (its data stays readable either way).
+    store
+        .upgrade_format()
+        .await
+        .map_err(|e| format!("cannot upgrade the device's format: {e}"))?;
     let _ = state.store.set(store.clone());
     tracing::info!(objects = report.objects, seconds = report.seconds, "ready");
     let checkpoints = tokio::spawn(checkpoint_loop(
@@ -170,6 +176,15 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         })
     };
     let toggle = tokio::spawn(compaction_toggle(store.clone()));
+    let lifecycle = {
+        let store = store.clone();
+        let expirer = lsm::ExpirerConfig {
+            day_ms: config.lifecycle_day_s * 1000,
+            interval: Duration::from_millis(config.lifecycle_interval_ms.max(100)),
+            ..Default::default()
+        };
+        tokio::spawn(async move { store.expire_in_background(expirer).await })
+    };
 
     let served = server
         .await
@@ -177,6 +192,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     checkpoints.abort();
     compactor.abort();
     toggle.abort();
+    lifecycle.abort();
     served.map_err(|e| format!("server error: {e}"))?;
     match store.checkpoint().await {
         Ok(r) => tracing::info!(objects = r.objects, "final checkpoint written"),

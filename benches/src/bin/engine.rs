@@ -123,7 +123,7 @@ async fn put_case(store: &lsm::Store, size: usize, clients: usize, total: u64) -
                         &format!("s{size}/c{c}/o{i}"),
                         Default::default(),
                         data,
-                        false,
+                        lsm::Condition::Always,
                     )
                     .await
                     .expect("put");
@@ -175,7 +175,8 @@ fn main() {
         .expect("runtime");
     if args.cases.iter().any(|c| c == "put-get") {
         let (store, _) = open(&args, true, false);
-        rt.block_on(store.create_bucket("bench")).expect("bucket");
+        rt.block_on(store.create_bucket("bench", false))
+            .expect("bucket");
         for &size in &args.sizes {
             for &clients in &args.clients {
                 let total = if size == 4 << 10 {
@@ -209,7 +210,8 @@ fn main() {
     }
     if args.cases.iter().any(|c| c == "restart") {
         let (store, _) = open(&args, true, false);
-        rt.block_on(store.create_bucket("bench")).expect("bucket");
+        rt.block_on(store.create_bucket("bench", false))
+            .expect("bucket");
         let rss_before = rss_bytes();
         let clients = 64u64;
         let per_client = args.restart_objects / clients;
@@ -225,7 +227,13 @@ fn main() {
                         // 40-byte keys, like Milvus's binlog paths' tails.
                         let key = format!("files/insert_log/{c:04}/{i:019}");
                         store
-                            .put_object("bench", &key, Default::default(), data, false)
+                            .put_object(
+                                "bench",
+                                &key,
+                                Default::default(),
+                                data,
+                                lsm::Condition::Always,
+                            )
                             .await
                             .expect("put");
                     }

@@ -211,7 +211,13 @@ async fn put(store: &lsm::Store, key: &str, data: &[u8]) {
     }
     let written = writer.finish().await.expect("finish");
     store
-        .put_object("bench", key, Default::default(), written, false)
+        .put_object(
+            "bench",
+            key,
+            Default::default(),
+            written,
+            lsm::Condition::Always,
+        )
         .await
         .expect("put");
 }
@@ -266,7 +272,7 @@ type Workload = Vec<Vec<(String, Option<Vec<u8>>)>>;
 
 /// Runs phases of puts (Some) and deletes (None) on a fresh store.
 async fn run(store: lsm::Store, phases: &Workload) -> Outcome {
-    store.create_bucket("bench").await.expect("bucket");
+    store.create_bucket("bench", false).await.expect("bucket");
     let mut written = 0u64;
     let mut write_seconds = 0.0;
     for phase in phases {
@@ -277,7 +283,17 @@ async fn run(store: lsm::Store, phases: &Workload) -> Outcome {
                     put(&store, key, data).await;
                     written += data.len() as u64;
                 }
-                None => store.delete_object("bench", key).await.expect("delete"),
+                None => store
+                    .delete(
+                        "bench",
+                        key,
+                        lsm::VersionRef::Current,
+                        false,
+                        Default::default(),
+                    )
+                    .await
+                    .map(drop)
+                    .expect("delete"),
             }
         }
         write_seconds += started.elapsed().as_secs_f64();
@@ -458,7 +474,7 @@ async fn compact_if_due(store: &lsm::Store) -> Option<lsm::RoundReport> {
 /// Overwrites a fixed key set again and again with compaction running as
 /// the server's triggers decide; samples space amplification throughout.
 async fn overwrite_amplification(store: lsm::Store, args: &Args) {
-    store.create_bucket("bench").await.expect("bucket");
+    store.create_bucket("bench", false).await.expect("bucket");
     let keys = 64;
     let mut rng = Rng::new(5);
     let mut worst_steady: f64 = 0.0;
@@ -504,7 +520,7 @@ async fn overwrite_amplification(store: lsm::Store, args: &Args) {
 async fn hot_cold_write_amplification(store: lsm::Store, args: &Args) {
     const OBJECT: usize = 4 << 20;
     const HOT: usize = 16;
-    store.create_bucket("bench").await.expect("bucket");
+    store.create_bucket("bench", false).await.expect("bucket");
     let mut rng = Rng::new(11);
     let mut written = 0u64;
     let mut copied = 0u64;
@@ -541,7 +557,7 @@ async fn hot_cold_write_amplification(store: lsm::Store, args: &Args) {
 /// segment, every other one overwritten) to keep the default budget busy
 /// for the whole window; the report says how long compaction actually ran.
 async fn foreground_latency(store: lsm::Store, args: &Args) {
-    store.create_bucket("bench").await.expect("bucket");
+    store.create_bucket("bench", false).await.expect("bucket");
     let mut rng = Rng::new(9);
     let big = |rng: &mut Rng| -> Vec<u8> { (0..8 << 20).map(|_| rng.next() as u8).collect() };
     put(&store, "small", &[7u8; 4096]).await;

@@ -102,7 +102,13 @@ pub async fn put(store: &Store, bucket: &str, key: &str, data: &[u8]) -> lsm::Re
     }
     let written = writer.finish().await?;
     store
-        .put_object(bucket, key, lsm::ObjectMeta::default(), written, false)
+        .put_object(
+            bucket,
+            key,
+            lsm::ObjectMeta::default(),
+            written,
+            lsm::Condition::Always,
+        )
         .await
         .map(|_| ())
 }

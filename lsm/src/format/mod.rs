@@ -1,6 +1,8 @@
 //! The bytes on the device, defined once: superblock, segment header, record
-//! header and every record payload. Every reader and writer goes through this
-//! file; the golden-bytes tests at the bottom make a format change deliberate.
+//! header, and (in `records.rs`) every record payload; `v5.rs` reads what
+//! format version 5 wrote. Every reader and writer goes through this
+//! module; the golden-bytes tests in `tests.rs` make a format change
+//! deliberate.
 //!
 //! Device layout:
 //!   [superblock A @0][superblock B @4096] ... [segment 0 @1 MiB][segment 1] ...
@@ -12,13 +14,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Version 5: a record's crc covers the device's uuid, so that a record
+mod records;
+pub mod v5;
+
+pub use records::*;
+
+/// Version 6: versions, delete markers, object lock, tags, lifecycle and
+/// conditional writes (record kinds 11 to 17; see DESIGN.md). Version 5: a record's crc covers the device's uuid, so that a record
 /// left by an earlier format of the device never passes for one of this
 /// store's (it kept a valid crc and numbers of its own). Version 4: segment
 /// headers say which head wrote them (log or compaction). Version 3 gave
 /// chunk references the chunk's content hash (dedup, relocation); version 2
 /// added inline data to object records.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
+/// The oldest format this build opens: a device written by the previous
+/// release opens with all its data.
+pub const OLDEST_READABLE_VERSION: u32 = 5;
 pub const SUPERBLOCK_MAGIC: [u8; 8] = *b"STRATASB";
 pub const SEGMENT_MAGIC: [u8; 8] = *b"STRATASG";
 pub const RECORD_MAGIC: u32 = 0x5354_5243; // "STRC"
@@ -66,6 +77,9 @@ pub struct Superblock {
     pub generation: u64,
     /// The newest checkpoint's last record, if any.
     pub checkpoint: Option<Location>,
+    /// The format this superblock was written in (and its checkpoint);
+    /// a superblock is always written in `FORMAT_VERSION`.
+    pub format_version: u32,
 }
 
 const SUPERBLOCK_BYTES: usize = 8 + 4 + 16 + 8 + 4 + 8 + 1 + 12 + 8;
@@ -109,7 +123,7 @@ impl Superblock {
             return Err(SuperblockProblem::BadChecksum);
         }
         let version = le_u32(b, 8);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(SuperblockProblem::Version(version));
         }
         let mut device_uuid = [0; 16];
@@ -125,6 +139,7 @@ impl Superblock {
                 offset: le_u32(b, 53),
                 len: le_u32(b, 57),
             }),
+            format_version: version,
         })
     }
 
@@ -142,7 +157,7 @@ pub enum SuperblockProblem {
     NotStrata,
     #[error("checksum mismatch")]
     BadChecksum,
-    #[error("format version {0} is not supported (this build reads {FORMAT_VERSION})")]
+    #[error("format version {0} is not supported (this build reads {OLDEST_READABLE_VERSION} to {FORMAT_VERSION})")]
     Version(u32),
 }
 
@@ -205,7 +220,9 @@ impl SegmentHeader {
     /// `None` for a free segment, a foreign one, or a damaged header.
     pub fn decode(bytes: &[u8], device_uuid: &[u8; 16]) -> Option<SegmentHeader> {
         let b = bytes.get(..SEGMENT_HEADER_USED)?;
-        if b[..8] != SEGMENT_MAGIC || le_u32(b, 8) != FORMAT_VERSION {
+        let version = le_u32(b, 8);
+        if b[..8] != SEGMENT_MAGIC || !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version)
+        {
             return None;
         }
         if crc64(&[&b[..SEGMENT_HEADER_USED - 8]]) != le_u64(b, SEGMENT_HEADER_USED - 8) {
@@ -225,19 +242,34 @@ impl SegmentHeader {
 
 // ------------------------------------------------------------------ records
 
+/// What a record is. A kind whose payload layout changed is not reused:
+/// the old number stays, read only (`v5.rs`), and the new layout gets a
+/// new number, so a record says by itself how to decode it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum RecordKind {
     Chunk = 1,
-    ObjectPut = 2,
-    Tombstone = 3,
-    BucketCreate = 4,
+    /// Format 5's object put (read only).
+    ObjectPutV5 = 2,
+    /// Format 5's tombstone (read only).
+    TombstoneV5 = 3,
+    /// Format 5's bucket create (read only).
+    BucketCreateV5 = 4,
     BucketDelete = 5,
-    MultipartCreate = 6,
+    /// Format 5's multipart create (read only).
+    MultipartCreateV5 = 6,
     MultipartPart = 7,
-    MultipartComplete = 8,
+    /// Format 5's multipart complete (read only).
+    MultipartCompleteV5 = 8,
     MultipartAbort = 9,
     Checkpoint = 10,
+    Object = 11,
+    Delete = 12,
+    MultipartCreate = 13,
+    MultipartComplete = 14,
+    VersionUpdate = 15,
+    BucketConfig = 16,
+    BucketCreate = 17,
 }
 
 impl RecordKind {
@@ -245,17 +277,29 @@ impl RecordKind {
         use RecordKind::*;
         Some(match v {
             1 => Chunk,
-            2 => ObjectPut,
-            3 => Tombstone,
-            4 => BucketCreate,
+            2 => ObjectPutV5,
+            3 => TombstoneV5,
+            4 => BucketCreateV5,
             5 => BucketDelete,
-            6 => MultipartCreate,
+            6 => MultipartCreateV5,
             7 => MultipartPart,
-            8 => MultipartComplete,
+            8 => MultipartCompleteV5,
             9 => MultipartAbort,
             10 => Checkpoint,
+            11 => Object,
+            12 => Delete,
+            13 => MultipartCreate,
+            14 => MultipartComplete,
+            15 => VersionUpdate,
+            16 => BucketConfig,
+            17 => BucketCreate,
             _ => return None,
         })
+    }
+
+    /// Kinds that may hold a small object's data inline.
+    pub fn carries_inline_data(self) -> bool {
+        matches!(self, RecordKind::Object | RecordKind::ObjectPutV5)
     }
 }
 
@@ -375,111 +419,8 @@ pub fn decode_chunk_payload(payload: &[u8]) -> Option<ChunkPayload<'_>> {
     })
 }
 
-/// A reference from an object to one stored chunk. The hash names the
-/// content: a read checks it, so a reference never yields another chunk's
-/// bytes, and a chunk moved by compaction is found again through it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkRef {
-    pub location: Location,
-    pub raw_len: u32,
-    pub hash: [u8; 32],
-}
-
-/// What S3 keeps about an object besides its bytes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectMeta {
-    pub size: u64,
-    /// Hex MD5, or md5-of-md5s followed by "-N" for multipart; no quotes.
-    pub etag: String,
-    pub last_modified_ms: u64,
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
-    pub cache_control: Option<String>,
-    pub content_disposition: Option<String>,
-    pub content_language: Option<String>,
-    pub expires: Option<String>,
-    pub user_metadata: Vec<(String, String)>,
-    /// Additional checksums as (algorithm, base64 value), e.g. ("CRC32", "..").
-    pub checksums: Vec<(String, String)>,
-    /// Set by `strata fsck --repair` on an object whose data is damaged:
-    /// why. Such an object lists but every read of it is an error.
-    pub quarantined: Option<String>,
-}
-
-/// A PUT, a copy, or the object a multipart Complete makes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectPut {
-    pub bucket: String,
-    pub key: String,
-    pub meta: ObjectMeta,
-    pub chunks: Vec<ChunkRef>,
-    /// `If-None-Match: *`: applies only if the key does not exist then.
-    pub if_absent: bool,
-    /// A small object's data in the same record (a chunk payload, see
-    /// `encode_chunk_payload`, with `inline_flags`), so that one write and
-    /// one read serve it; empty when the data is in `chunks`. Encoded as
-    /// bytes, not as a sequence of u8 (the same encoding, one call instead
-    /// of one per byte).
-    #[serde(with = "serde_bytes")]
-    pub inline: Vec<u8>,
-    pub inline_flags: u8,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tombstone {
-    pub bucket: String,
-    pub key: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BucketOp {
-    pub bucket: String,
-    pub at_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MultipartCreate {
-    pub upload_id: String,
-    pub bucket: String,
-    pub key: String,
-    /// Headers given at create; size and etag are filled at complete.
-    pub meta: ObjectMeta,
-    pub initiated_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MultipartPart {
-    pub upload_id: String,
-    pub part_number: u32,
-    pub size: u64,
-    pub etag: String,
-    pub last_modified_ms: u64,
-    pub checksums: Vec<(String, String)>,
-    pub chunks: Vec<ChunkRef>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MultipartComplete {
-    pub upload_id: String,
-    pub object: ObjectPut,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MultipartAbort {
-    pub upload_id: String,
-}
-
-/// One piece of an index snapshot; pieces are chained backwards so the
-/// superblock needs to point at the last one only.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckpointPart {
-    pub previous: Option<Location>,
-    pub part_index: u32,
-    #[serde(with = "serde_bytes")]
-    pub bytes: Vec<u8>,
-}
-
-/// A decoded record payload.
+/// A decoded record payload, in the current layout (records of older
+/// kinds are turned into it as they are decoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// Chunks are read through `decode_chunk_payload`; only the hash is
@@ -488,10 +429,12 @@ pub enum Record {
         hash: [u8; 32],
         raw_len: u32,
     },
-    ObjectPut(ObjectPut),
-    Tombstone(Tombstone),
-    BucketCreate(BucketOp),
+    Object(ObjectPut),
+    Delete(Delete),
+    BucketCreate(BucketCreate),
     BucketDelete(BucketOp),
+    BucketConfig(BucketConfigChange),
+    VersionUpdate(VersionUpdate),
     MultipartCreate(MultipartCreate),
     MultipartPart(MultipartPart),
     MultipartComplete(MultipartComplete),
@@ -503,10 +446,12 @@ impl Record {
     pub fn kind(&self) -> RecordKind {
         match self {
             Record::Chunk { .. } => RecordKind::Chunk,
-            Record::ObjectPut(_) => RecordKind::ObjectPut,
-            Record::Tombstone(_) => RecordKind::Tombstone,
+            Record::Object(_) => RecordKind::Object,
+            Record::Delete(_) => RecordKind::Delete,
             Record::BucketCreate(_) => RecordKind::BucketCreate,
             Record::BucketDelete(_) => RecordKind::BucketDelete,
+            Record::BucketConfig(_) => RecordKind::BucketConfig,
+            Record::VersionUpdate(_) => RecordKind::VersionUpdate,
             Record::MultipartCreate(_) => RecordKind::MultipartCreate,
             Record::MultipartPart(_) => RecordKind::MultipartPart,
             Record::MultipartComplete(_) => RecordKind::MultipartComplete,
@@ -522,9 +467,12 @@ impl Record {
             Record::Chunk { .. } => {
                 unreachable!("chunk payloads are built by encode_chunk_payload")
             }
-            Record::ObjectPut(r) => bincode::serialize(r),
-            Record::Tombstone(r) => bincode::serialize(r),
-            Record::BucketCreate(r) | Record::BucketDelete(r) => bincode::serialize(r),
+            Record::Object(r) => bincode::serialize(r),
+            Record::Delete(r) => bincode::serialize(r),
+            Record::BucketCreate(r) => bincode::serialize(r),
+            Record::BucketDelete(r) => bincode::serialize(r),
+            Record::BucketConfig(r) => bincode::serialize(r),
+            Record::VersionUpdate(r) => bincode::serialize(r),
             Record::MultipartCreate(r) => bincode::serialize(r),
             Record::MultipartPart(r) => bincode::serialize(r),
             Record::MultipartComplete(r) => bincode::serialize(r),
@@ -538,17 +486,9 @@ impl Record {
     /// Decodes a payload whose crc has been verified. Garbage that passed
     /// the crc (a bug, not bit rot) is still an error, never a panic.
     pub fn decode(kind: RecordKind, payload: &[u8]) -> Result<Record> {
-        fn de<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T> {
-            use bincode::Options;
-            bincode::DefaultOptions::new()
-                .with_fixint_encoding()
-                .with_limit(MAX_RECORD_BYTES as u64)
-                .reject_trailing_bytes()
-                .deserialize(payload)
-                .map_err(|e| Error::Decode(e.to_string()))
-        }
+        use RecordKind as K;
         Ok(match kind {
-            RecordKind::Chunk => {
+            K::Chunk => {
                 let chunk = decode_chunk_payload(payload)
                     .ok_or_else(|| Error::Decode("chunk payload too short".into()))?;
                 Record::Chunk {
@@ -556,17 +496,35 @@ impl Record {
                     raw_len: chunk.raw_len,
                 }
             }
-            RecordKind::ObjectPut => Record::ObjectPut(de(payload)?),
-            RecordKind::Tombstone => Record::Tombstone(de(payload)?),
-            RecordKind::BucketCreate => Record::BucketCreate(de(payload)?),
-            RecordKind::BucketDelete => Record::BucketDelete(de(payload)?),
-            RecordKind::MultipartCreate => Record::MultipartCreate(de(payload)?),
-            RecordKind::MultipartPart => Record::MultipartPart(de(payload)?),
-            RecordKind::MultipartComplete => Record::MultipartComplete(de(payload)?),
-            RecordKind::MultipartAbort => Record::MultipartAbort(de(payload)?),
-            RecordKind::Checkpoint => Record::Checkpoint(de(payload)?),
+            K::Object => Record::Object(decode_bincode(payload)?),
+            K::Delete => Record::Delete(decode_bincode(payload)?),
+            K::BucketCreate => Record::BucketCreate(decode_bincode(payload)?),
+            K::BucketDelete => Record::BucketDelete(decode_bincode(payload)?),
+            K::BucketConfig => Record::BucketConfig(decode_bincode(payload)?),
+            K::VersionUpdate => Record::VersionUpdate(decode_bincode(payload)?),
+            K::MultipartCreate => Record::MultipartCreate(decode_bincode(payload)?),
+            K::MultipartPart => Record::MultipartPart(decode_bincode(payload)?),
+            K::MultipartComplete => Record::MultipartComplete(decode_bincode(payload)?),
+            K::MultipartAbort => Record::MultipartAbort(decode_bincode(payload)?),
+            K::Checkpoint => Record::Checkpoint(decode_bincode(payload)?),
+            K::ObjectPutV5
+            | K::TombstoneV5
+            | K::BucketCreateV5
+            | K::MultipartCreateV5
+            | K::MultipartCompleteV5 => v5::decode(kind, payload)?,
         })
     }
+}
+
+/// A bounded, strict bincode decode (the layout `bincode::serialize` writes).
+pub(crate) fn decode_bincode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T> {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_limit(MAX_RECORD_BYTES as u64)
+        .reject_trailing_bytes()
+        .deserialize(payload)
+        .map_err(|e| Error::Decode(e.to_string()))
 }
 
 fn le_u32(b: &[u8], at: usize) -> u32 {
@@ -582,255 +540,4 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record_bytes(kind: RecordKind, flags: u8, payload: &[u8]) -> String {
-        let header = RecordHeader {
-            kind,
-            flags,
-            payload_len: payload.len() as u32,
-            lsn: 42,
-        };
-        let mut out = Vec::new();
-        header.encode_with(&DEVICE, payload, &mut out);
-        assert!(RecordHeader::verify(&DEVICE, &out));
-        assert_eq!(RecordHeader::peek(&out), Some(header));
-        hex::encode(out)
-    }
-
-    const DEVICE: [u8; 16] = [9; 16];
-
-    /// A record written to one format of a device fails its crc on
-    /// another: what an earlier store left never passes for a record.
-    #[test]
-    fn a_record_verifies_only_on_its_own_device() {
-        let header = RecordHeader {
-            kind: RecordKind::Tombstone,
-            flags: 0,
-            payload_len: 3,
-            lsn: 7,
-        };
-        let mut out = Vec::new();
-        header.encode_with(&DEVICE, b"abc", &mut out);
-        assert!(RecordHeader::verify(&DEVICE, &out));
-        let mut other = DEVICE;
-        other[15] ^= 1;
-        assert!(!RecordHeader::verify(&other, &out));
-        assert_eq!(RecordHeader::peek(&out), Some(header));
-    }
-
-    fn meta() -> ObjectMeta {
-        ObjectMeta {
-            size: 3,
-            etag: "e".into(),
-            last_modified_ms: 7,
-            content_type: Some("t".into()),
-            user_metadata: vec![("k".into(), "v".into())],
-            checksums: vec![("CRC32".into(), "c".into())],
-            ..Default::default()
-        }
-    }
-
-    fn put() -> ObjectPut {
-        ObjectPut {
-            bucket: "b".into(),
-            key: "k".into(),
-            meta: meta(),
-            chunks: vec![ChunkRef {
-                location: Location {
-                    segment: 1,
-                    offset: 4096,
-                    len: 68,
-                },
-                raw_len: 3,
-                hash: [7; 32],
-            }],
-            if_absent: true,
-            inline: vec![],
-            inline_flags: 0,
-        }
-    }
-
-    /// Pins the encoding of every record kind. If this fails, the on-disk
-    /// format changed: bump FORMAT_VERSION and update the strings on purpose.
-    #[test]
-    fn golden_record_bytes() {
-        let header = "43525453";
-        let cases: Vec<(Record, &str)> = vec![
-            (
-                Record::ObjectPut(put()),
-                "01000000000000006201000000000000006b03000000000000000100000000000000650700000000000000010100000000000000740000000000010000000000000001000000000000006b01000000000000007601000000000000000500000000000000435243333201000000000000006300010000000000000001000000001000004400000003000000070707070707070707070707070707070707070707070707070707070707070701000000000000000000",
-            ),
-            (
-                Record::Tombstone(Tombstone { bucket: "b".into(), key: "k".into() }),
-                "01000000000000006201000000000000006b",
-            ),
-            (
-                Record::BucketCreate(BucketOp { bucket: "b".into(), at_ms: 9 }),
-                "0100000000000000620900000000000000",
-            ),
-            (
-                Record::BucketDelete(BucketOp { bucket: "b".into(), at_ms: 9 }),
-                "0100000000000000620900000000000000",
-            ),
-            (
-                Record::MultipartCreate(MultipartCreate {
-                    upload_id: "u".into(),
-                    bucket: "b".into(),
-                    key: "k".into(),
-                    meta: ObjectMeta::default(),
-                    initiated_ms: 5,
-                }),
-                "01000000000000007501000000000000006201000000000000006b00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000500000000000000",
-            ),
-            (
-                Record::MultipartPart(MultipartPart {
-                    upload_id: "u".into(),
-                    part_number: 2,
-                    size: 3,
-                    etag: "e".into(),
-                    last_modified_ms: 4,
-                    checksums: vec![],
-                    chunks: vec![],
-                }),
-                "010000000000000075020000000300000000000000010000000000000065040000000000000000000000000000000000000000000000",
-            ),
-            (
-                Record::MultipartComplete(MultipartComplete { upload_id: "u".into(), object: put() }),
-                "01000000000000007501000000000000006201000000000000006b03000000000000000100000000000000650700000000000000010100000000000000740000000000010000000000000001000000000000006b01000000000000007601000000000000000500000000000000435243333201000000000000006300010000000000000001000000001000004400000003000000070707070707070707070707070707070707070707070707070707070707070701000000000000000000",
-            ),
-            (
-                Record::MultipartAbort(MultipartAbort { upload_id: "u".into() }),
-                "010000000000000075",
-            ),
-            (
-                Record::Checkpoint(CheckpointPart { previous: None, part_index: 1, bytes: vec![7] }),
-                "0001000000010000000000000007",
-            ),
-        ];
-        let mut mismatches = Vec::new();
-        for (record, payload_hex) in cases {
-            let payload = record.encode_payload();
-            if hex::encode(&payload) != payload_hex {
-                mismatches.push(format!("{:?}: {}", record.kind(), hex::encode(&payload)));
-            }
-            assert_eq!(Record::decode(record.kind(), &payload).unwrap(), record);
-            let full = record_bytes(record.kind(), 0, &payload);
-            assert!(full.starts_with(header));
-        }
-        assert!(
-            mismatches.is_empty(),
-            "encoding changed:\n{}",
-            mismatches.join("\n")
-        );
-    }
-
-    #[test]
-    fn golden_header_and_chunk_bytes() {
-        let payload = encode_chunk_payload(&[0xab; 32], 3, b"xyz");
-        let full = record_bytes(RecordKind::Chunk, flags::ZSTD, &payload);
-        assert_eq!(
-            &full[..64],
-            "435254530101000027000000000000002a000000000000005e1876f080367e6b"
-        );
-        let chunk = decode_chunk_payload(&payload).unwrap();
-        assert_eq!(
-            (chunk.hash, chunk.raw_len, chunk.stored),
-            ([0xab; 32], 3, &b"xyz"[..])
-        );
-        assert_eq!(
-            Record::decode(RecordKind::Chunk, &payload).unwrap(),
-            Record::Chunk {
-                hash: [0xab; 32],
-                raw_len: 3
-            }
-        );
-    }
-
-    #[test]
-    fn superblock_and_segment_header_round_trip_and_pin() {
-        let sb = Superblock {
-            device_uuid: [1; 16],
-            segment_size_bytes: 4 << 20,
-            segment_count: 3,
-            generation: 5,
-            checkpoint: Some(Location {
-                segment: 2,
-                offset: 8192,
-                len: 100,
-            }),
-        };
-        let bytes = sb.encode();
-        assert_eq!(
-            hex::encode(&bytes[..61]),
-            "5354524154415342050000000101010101010101010101010101010100004000000000000300000005000000000000000102000000002000006400000000"[..122].to_string()
-                + ""
-        );
-        assert_eq!(Superblock::decode(&bytes), Ok(sb.clone()));
-        let mut bad = bytes.clone();
-        bad[30] ^= 1;
-        assert_eq!(
-            Superblock::decode(&bad),
-            Err(SuperblockProblem::BadChecksum)
-        );
-        assert_eq!(
-            Superblock::decode(&[0; 4096]),
-            Err(SuperblockProblem::NotStrata)
-        );
-
-        let sh = SegmentHeader {
-            device_uuid: [1; 16],
-            sequence: 9,
-            first_lsn: 77,
-            kind: SegmentKind::Compaction,
-        };
-        let enc = sh.encode();
-        assert_eq!(
-            hex::encode(&enc),
-            "535452415441534705000000010000000101010101010101010101010101010109000000000000004d0000000000000007149389dd67d587"
-        );
-        assert_eq!(SegmentHeader::decode(&enc, &[1; 16]), Some(sh));
-        let log = SegmentHeader {
-            kind: SegmentKind::Log,
-            ..sh
-        };
-        assert_eq!(SegmentHeader::decode(&log.encode(), &[1; 16]), Some(log));
-        let mut unknown_kind = enc.clone();
-        unknown_kind[12] = 7;
-        let crc_at = unknown_kind.len() - 8;
-        let crc = crc64(&[&unknown_kind[..crc_at]]);
-        unknown_kind[crc_at..].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(SegmentHeader::decode(&unknown_kind, &[1; 16]), None);
-        assert_eq!(
-            SegmentHeader::decode(&enc, &[2; 16]),
-            None,
-            "foreign device"
-        );
-    }
-
-    #[test]
-    fn flipped_bit_fails_the_crc() {
-        let payload = Record::Tombstone(Tombstone {
-            bucket: "b".into(),
-            key: "k".into(),
-        })
-        .encode_payload();
-        let header = RecordHeader {
-            kind: RecordKind::Tombstone,
-            flags: 0,
-            payload_len: payload.len() as u32,
-            lsn: 1,
-        };
-        let mut out = Vec::new();
-        header.encode_with(&DEVICE, &payload, &mut out);
-        for bit in 0..out.len() * 8 {
-            let mut damaged = out.clone();
-            damaged[bit / 8] ^= 1 << (bit % 8);
-            assert!(
-                !RecordHeader::verify(&DEVICE, &damaged),
-                "bit {bit} undetected"
-            );
-        }
-    }
-}
+mod tests;
