@@ -39,7 +39,12 @@ pub(crate) fn read_error(e: lsm::Error, by_version: bool) -> S3Error {
         lsm::Error::NoSuchKey => (s3_error!(NoSuchKey), None),
         other => return to_s3(other),
     };
+    // These headers replace s3s's own, its content type included.
     let mut headers = HeaderMap::new();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
     let flag = if marker.is_some() { "true" } else { "false" };
     headers.insert("x-amz-delete-marker", HeaderValue::from_static(flag));
     if let Some(id) = marker.and_then(|id| HeaderValue::from_str(&id).ok()) {

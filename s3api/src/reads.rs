@@ -312,7 +312,15 @@ pub(crate) async fn get_object_attributes(
     let entry = store
         .readable_version(&input.bucket, &input.key, version)
         .map_err(|e| read_error(e, version != VersionRef::Current))?;
-    let wanted = |name: &str| input.object_attributes.iter().any(|a| a.as_str() == name);
+    // Clients send the attributes as one comma-separated header, which
+    // s3s hands over as one element.
+    let wanted = |name: &str| {
+        input
+            .object_attributes
+            .iter()
+            .flat_map(|a| a.as_str().split(','))
+            .any(|a| a.trim() == name)
+    };
     let meta = &entry.meta;
     let mut output = GetObjectAttributesOutput {
         last_modified: Some(timestamp_ms(meta.last_modified_ms)),
