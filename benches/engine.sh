@@ -35,7 +35,9 @@ run_on() {
 run_on "$file" file
 # In a process of its own: the index's memory is measured as RSS growth,
 # which memory freed by earlier cases and reused would hide.
-target/release/engine --device "$file" --size-bytes $((16<<30)) --cases restart | sed "s/^{/{\"device\":\"file\",/" | tee -a "$out"
+for case in restart restart-versions; do
+    target/release/engine --device "$file" --size-bytes $((16<<30)) --cases $case | sed "s/^{/{\"device\":\"file\",/" | tee -a "$out"
+done
 if img=$(mktemp -p target/bench loop.XXXX.img) && truncate -s 16G "$img" && loopdev=$(losetup --find --show --direct-io=on --sector-size 4096 "$img" 2>/dev/null); then
     trap 'losetup -d "$loopdev"; rm -f "$img"' EXIT
     run_on "$loopdev" loop

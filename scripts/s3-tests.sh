@@ -53,6 +53,8 @@ markers="${S3TESTS_MARKERS:-not fails_on_aws and not lifecycle_expiration and no
 if [[ "${1:-}" == --lifecycle-expiration ]]; then
     shift
     markers="($markers) or (lifecycle_expiration and not lifecycle_transition and not cloud_transition)"
+    # Those tests wait up to ten lifecycle days.
+    : "${S3TESTS_TIMEOUT:=300}"
 fi
 lc_interval="${S3TESTS_LC_DEBUG_INTERVAL:-10}"
 [[ -x "$bin" ]] || { echo "s3-tests.sh: no strata executable at $bin" >&2; exit 2; }

@@ -524,7 +524,7 @@ struct Template {
 }
 
 fn router_for(store: &lsm::Store) -> axum::Router {
-    let state = s3api::AppState::new();
+    let state = s3api::AppState::new("us-east-1");
     let _ = state.store.set(store.clone());
     s3api::router(state, ACCESS_KEY.into(), SECRET_KEY.into(), &limits())
 }

@@ -50,7 +50,7 @@ pub(crate) use sent_checksums;
 /// Streams an upload input's body (PutObject, UploadPart) into the store
 /// with every digest it names checked; see `ingest`.
 macro_rules! ingest_upload {
-    ($store:expr, $input:expr, $trailers:expr) => {
+    ($store:expr, $input:expr, $trailers:expr, $stall:expr) => {
         $crate::body::ingest(
             $store,
             $input.body.take(),
@@ -62,6 +62,7 @@ macro_rules! ingest_upload {
                 $trailers,
             ),
             $crate::body::MAX_PUT_BYTES,
+            $stall,
         )
     };
 }
@@ -148,13 +149,16 @@ pub(crate) struct Ingested {
     pub checksums: Vec<(String, String)>,
 }
 
-/// Streams `body` into the store and checks every digest.
+/// Streams `body` into the store and checks every digest. A body that
+/// sends nothing for `stall` fails with RequestTimeout; what it wrote is
+/// never committed, so compaction takes it back like any failed upload.
 pub(crate) async fn ingest(
     store: &Store,
     body: Option<StreamingBlob>,
     declared_len: Option<i64>,
     checks: ChecksumRequest,
     max_bytes: u64,
+    stall: crate::service::BodyDeadline,
 ) -> S3Result<Ingested> {
     if declared_len.is_some_and(|n| n < 0 || n as u64 > max_bytes) {
         return Err(s3_error!(
@@ -167,8 +171,18 @@ pub(crate) async fn ingest(
     let mut writer = store.object_writer();
     let mut received: u64 = 0;
     if let Some(mut body) = body {
-        while let Some(piece) = body.next().await {
-            let piece = piece.map_err(|e| body_error(&e))?;
+        loop {
+            let piece = match tokio::time::timeout(stall.stall, body.next()).await {
+                Ok(Some(piece)) => piece.map_err(|e| body_error(&e))?,
+                Ok(None) => break,
+                Err(_) => {
+                    stall.metrics.connection_timeout("body");
+                    return Err(s3_error!(
+                        RequestTimeout,
+                        "Your socket connection to the server was not read from or written to within the timeout period."
+                    ));
+                }
+            };
             received += piece.len() as u64;
             if received > max_bytes {
                 return Err(s3_error!(

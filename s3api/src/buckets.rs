@@ -88,10 +88,12 @@ pub(crate) async fn create_bucket(
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let store = s.store()?;
     let object_lock = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
-    store
-        .create_bucket(&req.input.bucket, object_lock)
-        .await
-        .map_err(to_s3)?;
+    match store.create_bucket(&req.input.bucket, object_lock).await {
+        // us-east-1 answers 200 to the owner re-creating a bucket (AWS's
+        // legacy behaviour there); other regions BucketAlreadyOwnedByYou.
+        Err(lsm::Error::BucketExists) if s.region() == "us-east-1" => {}
+        other => other.map_err(to_s3)?,
+    }
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{}", req.input.bucket)),
     }))

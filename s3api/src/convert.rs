@@ -166,7 +166,7 @@ pub(crate) fn stored_encoding(content_encoding: Option<String>) -> Option<String
         .map(str::trim)
         .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
         .collect();
-    (!kept.is_empty()).then(|| kept.join(","))
+    (!kept.is_empty()).then(|| kept.join(", "))
 }
 
 fn etag_matches(condition: &ETagCondition, entry: &ObjectEntry) -> bool {
@@ -242,6 +242,10 @@ mod tests {
         assert_eq!(
             stored_encoding(Some("aws-chunked, gzip".into())),
             Some("gzip".into())
+        );
+        assert_eq!(
+            stored_encoding(Some("deflate, gzip".into())),
+            Some("deflate, gzip".into())
         );
         assert_eq!(stored_encoding(None), None);
     }

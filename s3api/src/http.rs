@@ -1,11 +1,14 @@
 //! The HTTP front: axum serves health, readiness and Prometheus metrics, and
-//! hands everything else to the s3s service. A middleware counts requests,
-//! bounds concurrency and refuses what we do not serve (browser POST forms).
+//! hands everything else to the s3s service. A middleware counts requests
+//! and refuses what we do not serve (browser POST forms); another sheds
+//! load past the caps on requests and bytes in flight with 503 SlowDown, as
+//! S3 does, rather than queueing without bound (health and metrics are
+//! never shed).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -21,40 +24,51 @@ use crate::service::{StaticAuth, Strata};
 
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
-    /// Requests served at once; more wait in line.
+    /// Requests served at once; more are answered 503 SlowDown at once.
     pub max_concurrent_requests: usize,
+    /// Request body bytes in flight at once (each request counts its
+    /// declared length, up to what one upload can hold in memory); past
+    /// it, 503 SlowDown.
+    pub max_in_flight_bytes: u64,
     /// Largest XML body (CompleteMultipartUpload with 10,000 parts fits).
     pub max_xml_bytes: usize,
+    /// A request body that sends nothing for this long fails with
+    /// RequestTimeout; what it had written is discarded.
+    pub body_timeout: Duration,
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
         HttpLimits {
             max_concurrent_requests: 256,
+            max_in_flight_bytes: 2 << 30,
             max_xml_bytes: 4 << 20,
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
+
+/// What one upload holds in memory at most (its write window of chunks):
+/// a request counts no more than this against the bytes in flight.
+const REQUEST_BYTES_CAP: u64 = 32 << 20;
 
 /// What the HTTP layer shares: the store once recovered, and metrics.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<OnceLock<lsm::Store>>,
     pub metrics: Arc<Metrics>,
+    /// The region this server answers for (CreateBucket of a bucket one
+    /// owns answers as AWS does there).
+    pub region: String,
 }
 
 impl AppState {
-    pub fn new() -> Self {
+    pub fn new(region: &str) -> Self {
         AppState {
             store: Arc::new(OnceLock::new()),
             metrics: Arc::new(Metrics::default()),
+            region: region.to_string(),
         }
-    }
-}
-
-impl Default for AppState {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -77,9 +91,34 @@ pub struct Metrics {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     pub recovery_ms: AtomicU64,
+    /// Connections and requests cut off, by stage: header, idle, body,
+    /// send, tls.
+    timeouts: Mutex<BTreeMap<&'static str, u64>>,
+    /// Connections closed at accept, by reason: global_cap, address_cap.
+    refused: Mutex<BTreeMap<&'static str, u64>>,
+    /// Requests answered 503 SlowDown, by reason: requests, bytes.
+    shed: Mutex<BTreeMap<&'static str, u64>>,
+    /// Idle connections closed to make room at the connection cap.
+    evicted: AtomicU64,
 }
 
 impl Metrics {
+    pub fn connection_timeout(&self, stage: &'static str) {
+        *self.timeouts.lock().entry(stage).or_default() += 1;
+    }
+
+    pub fn connection_evicted(&self) {
+        self.evicted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_refused(&self, reason: &'static str) {
+        *self.refused.lock().entry(reason).or_default() += 1;
+    }
+
+    fn request_shed(&self, reason: &'static str) {
+        *self.shed.lock().entry(reason).or_default() += 1;
+    }
+
     fn record(&self, operation: &str, status: u16, seconds: f64, bytes_in: u64, bytes_out: u64) {
         *self
             .requests
@@ -140,6 +179,21 @@ impl Metrics {
             out,
             "# TYPE strata_bytes_out_total counter\nstrata_bytes_out_total {}",
             self.bytes_out.load(Ordering::Relaxed)
+        );
+        for (name, help, counts) in [
+            ("strata_timeouts_total", "stage", &self.timeouts),
+            ("strata_connections_refused_total", "reason", &self.refused),
+            ("strata_requests_shed_total", "reason", &self.shed),
+        ] {
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (label, n) in counts.lock().iter() {
+                let _ = writeln!(out, "{name}{{{help}=\"{label}\"}} {n}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# TYPE strata_connections_evicted_total counter\nstrata_connections_evicted_total {}",
+            self.evicted.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,
@@ -324,6 +378,70 @@ async fn unquote_etag(response: Response) -> Response {
     Response::from_parts(parts, Body::from(fixed))
 }
 
+/// Requests and body bytes in flight, against their caps.
+#[derive(Clone)]
+struct Load {
+    requests: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+    limits: Arc<HttpLimits>,
+    metrics: Arc<Metrics>,
+}
+
+/// Gives back a request's share of the load when it is answered.
+struct Admitted {
+    load: Load,
+    bytes: u64,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.load.requests.fetch_sub(1, Ordering::Relaxed);
+        self.load.bytes.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+fn slow_down() -> Response {
+    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/xml"),
+    );
+    headers.insert(
+        header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    response
+}
+
+async fn shed(State(load): State<Load>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let probe =
+        path.starts_with("/health") || path.starts_with("/minio/health") || path == "/metrics";
+    if probe {
+        return next.run(req).await;
+    }
+    let bytes = content_length(req.headers()).min(REQUEST_BYTES_CAP);
+    let requests = load.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let in_flight = load.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    let admitted = Admitted {
+        load: load.clone(),
+        bytes,
+    };
+    if requests > load.limits.max_concurrent_requests as u64 {
+        load.metrics.request_shed("requests");
+        return slow_down();
+    }
+    if in_flight > load.limits.max_in_flight_bytes && bytes > 0 {
+        load.metrics.request_shed("bytes");
+        return slow_down();
+    }
+    let response = next.run(req).await;
+    drop(admitted);
+    response
+}
+
 async fn live() -> StatusCode {
     StatusCode::OK
 }
@@ -348,7 +466,12 @@ pub fn router(
     secret_key: String,
     limits: &HttpLimits,
 ) -> Router {
-    let mut builder = S3ServiceBuilder::new(Strata::new(state.store.clone()));
+    let mut builder = S3ServiceBuilder::new(Strata::new(
+        state.store.clone(),
+        &state.region,
+        limits.body_timeout,
+        state.metrics.clone(),
+    ));
     builder.set_auth(StaticAuth::new(access_key, secret_key));
     let mut config = s3s::config::S3Config::default();
     config.xml_max_body_size = limits.max_xml_bytes;
@@ -378,8 +501,14 @@ pub fn router(
         .route("/metrics", get(metrics))
         .fallback(s3_fallback)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .layer(tower::limit::ConcurrencyLimitLayer::new(
-            limits.max_concurrent_requests,
+        .layer(axum::middleware::from_fn_with_state(
+            Load {
+                requests: Arc::new(AtomicU64::new(0)),
+                bytes: Arc::new(AtomicU64::new(0)),
+                limits: Arc::new(limits.clone()),
+                metrics: state.metrics.clone(),
+            },
+            shed,
         ))
         .with_state(state)
 }

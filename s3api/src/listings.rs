@@ -105,6 +105,7 @@ pub(crate) async fn list_objects_v2(
         delimiter: input
             .delimiter
             .as_deref()
+            .filter(|d| !d.is_empty())
             .map(|d| if url { url_encode(d) } else { d.to_string() }),
         max_keys: Some(max as i32),
         key_count: Some(key_count),
@@ -148,9 +149,15 @@ pub(crate) async fn list_objects(
     let enc = |v: &str| if url { url_encode(v) } else { v.to_string() };
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket.clone()),
-        prefix: Some(enc(prefix)),
+        // v1 does not encode the prefix it echoes (botocore, like AWS,
+        // decodes only the delimiter and the markers there).
+        prefix: Some(prefix.to_string()),
         marker: Some(input.marker.as_deref().map(enc).unwrap_or_default()),
-        delimiter: input.delimiter.as_deref().map(enc),
+        delimiter: input
+            .delimiter
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .map(enc),
         max_keys: Some(max as i32),
         is_truncated: Some(listed.next.is_some()),
         // S3 returns NextMarker only with a delimiter; clients use the last key otherwise.
@@ -242,7 +249,11 @@ pub(crate) async fn list_object_versions(
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(input.bucket.clone()),
         prefix: Some(enc(prefix)),
-        delimiter: input.delimiter.as_deref().map(enc),
+        delimiter: input
+            .delimiter
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .map(enc),
         key_marker: Some(input.key_marker.as_deref().map(enc).unwrap_or_default()),
         version_id_marker: Some(input.version_id_marker.clone().unwrap_or_default()),
         max_keys: Some(max as i32),

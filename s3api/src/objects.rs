@@ -106,7 +106,13 @@ pub(crate) async fn put_object(
         input.object_lock_retain_until_date.as_ref(),
         input.object_lock_legal_hold_status.as_ref(),
     )?;
-    let body = ingest_upload!(&store, input, req.trailing_headers.clone()).await?;
+    let body = ingest_upload!(
+        &store,
+        input,
+        req.trailing_headers.clone(),
+        s.body_timeout()
+    )
+    .await?;
     let checksums = body.checksums;
     meta.checksums = checksums.clone();
     meta.etag = body.md5_hex;

@@ -14,11 +14,42 @@ use crate::{bucket_config, buckets, listings, multipart, object_config, objects,
 #[derive(Clone)]
 pub struct Strata {
     store: Arc<OnceLock<lsm::Store>>,
+    region: String,
+    body_deadline: BodyDeadline,
+}
+
+/// How long a request body may send nothing, and where its timeouts are
+/// counted.
+#[derive(Clone)]
+pub(crate) struct BodyDeadline {
+    pub stall: std::time::Duration,
+    pub metrics: Arc<crate::Metrics>,
 }
 
 impl Strata {
-    pub fn new(store: Arc<OnceLock<lsm::Store>>) -> Self {
-        Strata { store }
+    pub fn new(
+        store: Arc<OnceLock<lsm::Store>>,
+        region: &str,
+        body_timeout: std::time::Duration,
+        metrics: Arc<crate::Metrics>,
+    ) -> Self {
+        Strata {
+            store,
+            region: region.to_string(),
+            body_deadline: BodyDeadline {
+                stall: body_timeout,
+                metrics,
+            },
+        }
+    }
+
+    pub(crate) fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// How long a request body may send nothing.
+    pub(crate) fn body_timeout(&self) -> BodyDeadline {
+        self.body_deadline.clone()
     }
 
     pub(crate) fn store(&self) -> S3Result<lsm::Store> {

@@ -35,9 +35,33 @@ pub struct ServeArgs {
     /// DRAM for hot decoded chunks in front of the device.
     #[arg(long, env = "STRATA_CACHE_BYTES")]
     pub cache_bytes: Option<usize>,
-    /// Open connections served at once; more wait in the listen backlog.
+    /// Open connections at once; past it new ones are closed at once.
     #[arg(long, env = "STRATA_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Open connections from one client address (default: half the cap).
+    #[arg(long, env = "STRATA_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+    /// Requests served at once; past it, 503 SlowDown.
+    #[arg(long, env = "STRATA_MAX_REQUESTS")]
+    pub max_requests: Option<usize>,
+    /// Request body bytes in flight at once; past it, 503 SlowDown.
+    #[arg(long, env = "STRATA_MAX_IN_FLIGHT_BYTES")]
+    pub max_in_flight_bytes: Option<u64>,
+    /// A request head must arrive whole within this.
+    #[arg(long, env = "STRATA_HEADER_TIMEOUT_MS")]
+    pub header_timeout_ms: Option<u64>,
+    /// A keep-alive connection may wait this long for its next request.
+    #[arg(long, env = "STRATA_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// A request body may send nothing for this long (then RequestTimeout).
+    #[arg(long, env = "STRATA_BODY_TIMEOUT_MS")]
+    pub body_timeout_ms: Option<u64>,
+    /// A response may wait this long for its client to read.
+    #[arg(long, env = "STRATA_SEND_TIMEOUT_MS")]
+    pub send_timeout_ms: Option<u64>,
+    /// A TLS handshake must finish within this.
+    #[arg(long, env = "STRATA_TLS_HANDSHAKE_TIMEOUT_MS")]
+    pub tls_handshake_timeout_ms: Option<u64>,
     /// PEM certificate chain: serve HTTPS (with --tls-key).
     #[arg(long, env = "STRATA_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -83,6 +107,14 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    max_requests: Option<usize>,
+    max_in_flight_bytes: Option<u64>,
+    header_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
+    send_timeout_ms: Option<u64>,
+    tls_handshake_timeout_ms: Option<u64>,
     cache_bytes: Option<usize>,
     zstd_level: Option<i32>,
     dedup: Option<bool>,
@@ -105,6 +137,14 @@ pub struct ServeConfig {
     pub checkpoint_interval_s: u64,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub max_requests: usize,
+    pub max_in_flight_bytes: u64,
+    pub header_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub body_timeout_ms: u64,
+    pub send_timeout_ms: u64,
+    pub tls_handshake_timeout_ms: u64,
     pub cache_bytes: usize,
     pub zstd_level: i32,
     pub dedup: bool,
@@ -161,6 +201,11 @@ impl ServeArgs {
                 "USING THE WELL-KNOWN CREDENTIALS minioadmin/minioadmin: anyone who can reach {address} can read and write everything. Set STRATA_ACCESS_KEY and STRATA_SECRET_KEY."
             );
         }
+        let max_connections = self
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(1024)
+            .max(1);
         let lifecycle_day_s = self
             .lifecycle_day_s
             .or(file.lifecycle_day_s)
@@ -193,10 +238,44 @@ impl ServeArgs {
                 .checkpoint_interval_s
                 .or(file.checkpoint_interval_s)
                 .unwrap_or(60),
-            max_connections: self
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(1024),
+            max_connections,
+            // Half the cap: many Milvus nodes may reach an appliance
+            // through one NAT address, and one address still cannot take
+            // every slot.
+            max_connections_per_address: self
+                .max_connections_per_address
+                .or(file.max_connections_per_address)
+                .unwrap_or(max_connections.div_ceil(2))
+                .max(1),
+            max_requests: self
+                .max_requests
+                .or(file.max_requests)
+                .unwrap_or(256)
+                .max(1),
+            max_in_flight_bytes: self
+                .max_in_flight_bytes
+                .or(file.max_in_flight_bytes)
+                .unwrap_or(2 << 30),
+            header_timeout_ms: self
+                .header_timeout_ms
+                .or(file.header_timeout_ms)
+                .unwrap_or(10_000),
+            idle_timeout_ms: self
+                .idle_timeout_ms
+                .or(file.idle_timeout_ms)
+                .unwrap_or(30_000),
+            body_timeout_ms: self
+                .body_timeout_ms
+                .or(file.body_timeout_ms)
+                .unwrap_or(30_000),
+            send_timeout_ms: self
+                .send_timeout_ms
+                .or(file.send_timeout_ms)
+                .unwrap_or(30_000),
+            tls_handshake_timeout_ms: self
+                .tls_handshake_timeout_ms
+                .or(file.tls_handshake_timeout_ms)
+                .unwrap_or(10_000),
             cache_bytes: self
                 .cache_bytes
                 .or(file.cache_bytes)

@@ -4,9 +4,9 @@
 
 mod compact;
 mod config;
+mod connections;
 mod fsck;
 mod inspect;
-mod limit;
 mod progress;
 mod serve;
 mod tls;

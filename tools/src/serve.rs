@@ -6,9 +6,11 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
-
 use crate::config::{ServeArgs, ServeConfig};
+
+/// Connections past the cap that may still serve health and metrics, so
+/// that probes see a saturated server as up.
+const PROBE_RESERVE: usize = 16;
 
 pub fn run(args: ServeArgs) -> Result<(), String> {
     let config = args.resolve()?;
@@ -95,45 +97,64 @@ async fn compaction_toggle(store: lsm::Store) {
     }
 }
 
+/// Lifts the soft limit on open files to the hard one, so the connection
+/// cap, not the process's file limit, decides who is refused.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "open files limit raised"),
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open files limit"),
+    }
+}
+
 async fn serve(config: ServeConfig) -> Result<(), String> {
-    let state = s3api::AppState::new();
+    raise_open_files_limit();
+    let state = s3api::AppState::new(&config.region);
     let app = s3api::router(
         state.clone(),
         config.access_key.clone(),
         config.secret_key.clone(),
-        &s3api::HttpLimits::default(),
+        &s3api::HttpLimits {
+            max_concurrent_requests: config.max_requests,
+            max_in_flight_bytes: config.max_in_flight_bytes,
+            body_timeout: Duration::from_millis(config.body_timeout_ms.max(1)),
+            ..Default::default()
+        },
     );
     let listener = tokio::net::TcpListener::bind(config.address)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.address))?;
     tracing::info!(address = %config.address, data = %config.data.display(), region = %config.region, "listening");
-    let server = match &config.tls {
+    let tls = match &config.tls {
         Some((cert, key)) => {
-            let acceptor = crate::tls::acceptor(cert, key)?;
-            let listener = crate::tls::TlsListener::start(listener, acceptor)
-                .map_err(|e| format!("cannot start TLS: {e}"))?;
-            let listener = crate::limit::Limited::new(listener, config.max_connections);
             tracing::info!("serving HTTPS");
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown_signal())
-                    .await
-            })
+            Some(crate::tls::acceptor(cert, key)?)
         }
-        None => {
-            let listener = listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-                }
-            });
-            let listener = crate::limit::Limited::new(listener, config.max_connections);
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown_signal())
-                    .await
-            })
-        }
+        None => None,
     };
+    let ms = |v: u64| Duration::from_millis(v.max(1));
+    let limits = crate::connections::ConnectionLimits {
+        max_connections: config.max_connections,
+        max_connections_per_address: config.max_connections_per_address,
+        probe_reserve: PROBE_RESERVE,
+        header_timeout: ms(config.header_timeout_ms),
+        idle_timeout: ms(config.idle_timeout_ms),
+        send_timeout: ms(config.send_timeout_ms),
+        tls_handshake_timeout: ms(config.tls_handshake_timeout_ms),
+    };
+    let metrics = state.metrics.clone();
+    let server = tokio::spawn(crate::connections::serve(
+        listener,
+        tls,
+        app,
+        limits,
+        metrics,
+        shutdown_signal(),
+    ));
 
     let opening = config.clone();
     let (store, report) = tokio::task::spawn_blocking(move || open_store(&opening))
@@ -186,14 +207,13 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         tokio::spawn(async move { store.expire_in_background(expirer).await })
     };
 
-    let served = server
+    server
         .await
         .map_err(|e| format!("server task failed: {e}"))?;
     checkpoints.abort();
     compactor.abort();
     toggle.abort();
     lifecycle.abort();
-    served.map_err(|e| format!("server error: {e}"))?;
     match store.checkpoint().await {
         Ok(r) => tracing::info!(objects = r.objects, "final checkpoint written"),
         Err(e) => tracing::warn!(error = %e, "final checkpoint failed"),

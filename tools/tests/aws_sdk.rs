@@ -47,11 +47,13 @@ async fn aws_sdk_round_trip_and_restart() {
         .send()
         .await
         .expect("create bucket");
-    let err = c.create_bucket().bucket("sdk").send().await.unwrap_err();
-    assert!(
-        format!("{err:?}").contains("BucketAlreadyOwnedByYou"),
-        "{err:?}"
-    );
+    // us-east-1 answers 200 to the owner re-creating a bucket, as AWS does
+    // there (other regions: BucketAlreadyOwnedByYou).
+    c.create_bucket()
+        .bucket("sdk")
+        .send()
+        .await
+        .expect("create the same bucket again");
 
     // Single PUTs with the SDK's default checksum, small and multi-chunk.
     let small = data(1, 4096);

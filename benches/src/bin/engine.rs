@@ -1,6 +1,7 @@
 //! Engine benchmark: the store without HTTP, on a file or a block device.
 //! Puts and gets at several sizes and concurrencies, recovery scan speed,
-//! restart time with and without a checkpoint, and index memory per object.
+//! restart time with and without a checkpoint, and index memory per object
+//! (one version per key, and ten versions per key in a versioned bucket).
 //! Prints one JSON line per measurement; benches/engine.sh adds fio's
 //! figures for the same device and the ratios.
 
@@ -26,11 +27,11 @@ struct Args {
     /// Objects for the restart/memory case.
     #[arg(long, default_value_t = 1_000_000)]
     restart_objects: u64,
-    /// Which parts to run: put-get, recovery, restart.
+    /// Which parts to run: put-get, recovery, restart, restart-versions.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "put-get,recovery,restart"
+        default_value = "put-get,recovery,restart,restart-versions"
     )]
     cases: Vec<String>,
     /// Object sizes for put-get.
@@ -209,68 +210,87 @@ fn main() {
         );
     }
     if args.cases.iter().any(|c| c == "restart") {
-        let (store, _) = open(&args, true, false);
-        rt.block_on(store.create_bucket("bench", false))
-            .expect("bucket");
-        let rss_before = rss_bytes();
-        let clients = 64u64;
-        let per_client = args.restart_objects / clients;
-        let started = Instant::now();
-        rt.block_on(async {
-            let mut tasks = Vec::new();
-            for c in 0..clients {
-                let store = store.clone();
-                tasks.push(tokio::spawn(async move {
-                    for i in 0..per_client {
-                        let w = store.object_writer();
-                        let data = w.finish().await.expect("finish");
-                        // 40-byte keys, like Milvus's binlog paths' tails.
-                        let key = format!("files/insert_log/{c:04}/{i:019}");
-                        store
-                            .put_object(
-                                "bench",
-                                &key,
-                                Default::default(),
-                                data,
-                                lsm::Condition::Always,
-                            )
-                            .await
-                            .expect("put");
-                    }
-                }));
-            }
-            for t in tasks {
-                t.await.expect("task");
-            }
-        });
-        let objects = per_client * clients;
-        report(
-            "put_empty_objects",
-            0,
-            clients as usize,
-            started.elapsed().as_secs_f64(),
-            objects,
-        );
-        let rss_after = rss_bytes();
-        println!(
-            "{{\"case\":\"index_memory\",\"objects\":{objects},\"key_bytes\":40,\"rss_delta_bytes\":{},\"bytes_per_object\":{:.0}}}",
-            rss_after.saturating_sub(rss_before),
-            rss_after.saturating_sub(rss_before) as f64 / objects as f64
-        );
-        store.shutdown();
-        drop(store);
-        let (store, r) = open(&args, false, false);
-        println!(
-            "{{\"case\":\"restart_without_checkpoint\",\"objects\":{},\"seconds\":{:.3}}}",
-            r.objects, r.seconds
-        );
-        rt.block_on(store.checkpoint()).expect("checkpoint");
-        store.shutdown();
-        drop(store);
-        let (_, r) = open(&args, false, false);
-        println!(
-            "{{\"case\":\"restart_with_checkpoint\",\"objects\":{},\"seconds\":{:.3},\"checkpoint\":{}}}",
-            r.objects, r.seconds, r.checkpoint_used
-        );
+        restart_case(&args, &rt, 1);
     }
+    if args.cases.iter().any(|c| c == "restart-versions") {
+        restart_case(&args, &rt, 10);
+    }
+}
+
+/// `restart_objects` versions of empty objects from 64 writers,
+/// `versions_per_key` of each key (a versioned bucket when more than one):
+/// the index's memory per version, and the restart time with and without a
+/// checkpoint.
+fn restart_case(args: &Args, rt: &tokio::runtime::Runtime, versions_per_key: u64) {
+    let (store, _) = open(args, true, false);
+    rt.block_on(async {
+        store.create_bucket("bench", false).await.expect("bucket");
+        if versions_per_key > 1 {
+            let enabled = lsm::BucketSetting::Versioning(lsm::VersioningState::Enabled);
+            store
+                .configure_bucket("bench", enabled)
+                .await
+                .expect("versioning");
+        }
+    });
+    let rss_before = rss_bytes();
+    let clients = 64u64;
+    let per_client = args.restart_objects / clients;
+    let started = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..per_client {
+                    let w = store.object_writer();
+                    let data = w.finish().await.expect("finish");
+                    // 40-byte keys, like Milvus's binlog paths' tails.
+                    let key = format!("files/insert_log/{c:04}/{:019}", i / versions_per_key);
+                    store
+                        .put_object(
+                            "bench",
+                            &key,
+                            Default::default(),
+                            data,
+                            lsm::Condition::Always,
+                        )
+                        .await
+                        .expect("put");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+    });
+    let versions = per_client * clients;
+    report(
+        "put_empty_objects",
+        0,
+        clients as usize,
+        started.elapsed().as_secs_f64(),
+        versions,
+    );
+    let rss_after = rss_bytes();
+    println!(
+        "{{\"case\":\"index_memory\",\"versions\":{versions},\"versions_per_key\":{versions_per_key},\"key_bytes\":40,\"rss_delta_bytes\":{},\"bytes_per_version\":{:.0}}}",
+        rss_after.saturating_sub(rss_before),
+        rss_after.saturating_sub(rss_before) as f64 / versions as f64
+    );
+    store.shutdown();
+    drop(store);
+    let (store, r) = open(args, false, false);
+    println!(
+        "{{\"case\":\"restart_without_checkpoint\",\"versions_per_key\":{versions_per_key},\"objects\":{},\"seconds\":{:.3}}}",
+        r.objects, r.seconds
+    );
+    rt.block_on(store.checkpoint()).expect("checkpoint");
+    store.shutdown();
+    drop(store);
+    let (_, r) = open(args, false, false);
+    println!(
+        "{{\"case\":\"restart_with_checkpoint\",\"versions_per_key\":{versions_per_key},\"objects\":{},\"seconds\":{:.3},\"checkpoint\":{}}}",
+        r.objects, r.seconds, r.checkpoint_used
+    );
 }
