@@ -337,22 +337,23 @@ impl Index {
             .buckets
             .get_mut(&put.bucket)
             .ok_or(Error::NoSuchBucket)?;
-        let versions = bucket.objects.get(&put.key);
-        check_condition(&put.condition, versions.map(Versions::newest))?;
         let null_version = bucket.config.versioning != VersioningState::Enabled;
-        let replaced = match null_version {
-            true => bucket.version(&put.key, VersionRef::Null).cloned(),
-            false => None,
-        };
-        if let Some(old) = &replaced {
-            may_remove(old, put.meta.last_modified_ms, false)?;
-        }
-        let mut meta = put.meta.clone();
         let default = bucket
             .config
             .object_lock
             .as_ref()
             .and_then(|lock| lock.default_retention);
+        // One lookup of the key: a replay applies a million of these.
+        let mut versions = bucket.objects.get_mut(&put.key);
+        check_condition(&put.condition, versions.as_deref().map(Versions::newest))?;
+        let replaced = match (null_version, versions.as_deref()) {
+            (true, Some(v)) => v.find(VersionRef::Null).cloned(),
+            _ => None,
+        };
+        if let Some(old) = &replaced {
+            may_remove(old, put.meta.last_modified_ms, false)?;
+        }
+        let mut meta = put.meta.clone();
         if let (None, Some(default)) = (meta.retention(), default) {
             meta.extra_mut().retention = Some(Retention {
                 mode: default.mode,
@@ -381,10 +382,25 @@ impl Index {
             null_version,
             delete_marker: false,
         });
-        if let Some(old) = replaced {
-            bucket.remove_version(&put.key, old.lsn, space);
+        match versions.take() {
+            Some(v) => {
+                let mut left = true;
+                if let Some(old) = replaced {
+                    let (gone, any_left) = v.remove(old.lsn);
+                    gone.iter().flat_map(|g| &g.chunks).for_each(|c| space.drop_ref(c));
+                    left = any_left;
+                }
+                match left {
+                    true => v.push(entry.clone()),
+                    false => *v = Versions::One(entry.clone()),
+                }
+            }
+            None => {
+                bucket
+                    .objects
+                    .insert(put.key.clone(), Versions::One(entry.clone()));
+            }
         }
-        bucket.push_version(&put.key, entry.clone());
         Ok(entry)
     }
 
