@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Create (idempotently) the Python venv used by the interop suite at <repo>/.venv
-# and install tests/interop/requirements.txt into it, only when that file's
-# content changed since the last successful install (hash kept in .venv/.req-hash).
+# Create (idempotently) a Python venv and install a requirements file into it,
+# only when that file's content changed since the last successful install
+# (hash kept in <venv>/.req-hash).
+#   setup_venv.sh [REQUIREMENTS VENV]
+# Default: tests/interop/requirements.txt into <repo>/.venv (the interop
+# suite); tests/milvus uses its own (Milvus needs numpy below 2).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-venv="$root/.venv"
-req="$here/requirements.txt"
+req="${1:-$here/requirements.txt}"
+venv="${2:-$root/.venv}"
 stamp="$venv/.req-hash"
 python="${PYTHON:-python3}"
 
