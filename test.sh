@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit, property, fault and integration tests,
 # then the client interoperability suite (boto3, aws CLI, minio, pyarrow)
-# against the real server binary, in a pinned venv this script creates.
+# against the real server binary, in a pinned venv this script creates, and
+# a real Milvus on that binary, in a second venv.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -13,3 +14,5 @@ cargo test --workspace --no-fail-fast
 cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir target/fuzz-check
 
 STRATA_BIN="$PWD/target/debug/strata" tests/interop/run.sh "$@"
+# A real Milvus (PyPI's milvus 2.3.5, in its own venv) on the same binary.
+STRATA_BIN="$PWD/target/debug/strata" tests/milvus/run.sh
