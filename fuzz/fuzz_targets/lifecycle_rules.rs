@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
-use lsm::format::{Location, MetaExtra, ObjectMeta};
+use lsm::format::{Location, ObjectMeta};
 use lsm::lifecycle::{
     due_for_key, expiry, upload_due, Due, Expiration, FilterAnd, LifecycleConfig, LifecycleRule,
     NoncurrentExpiration, RuleFilter, DAY_MS,
@@ -23,7 +23,9 @@ const PREFIXES: [&str; 4] = ["", "logs/", "logs/b", "x"];
 const TAGS: [(&str, &str); 3] = [("a", "1"), ("a", "2"), ("b", "1")];
 
 fn small(u: &mut Unstructured, max: u32) -> Option<u32> {
-    u.arbitrary::<bool>().ok()?.then(|| u.int_in_range(0..=max).unwrap_or(0))
+    u.arbitrary::<bool>()
+        .ok()?
+        .then(|| u.int_in_range(0..=max).unwrap_or(0))
 }
 
 fn pick<T: Copy>(u: &mut Unstructured, from: &[T]) -> T {
@@ -37,7 +39,9 @@ fn tag(u: &mut Unstructured) -> (String, String) {
 
 fn rule(u: &mut Unstructured, i: usize) -> LifecycleRule {
     let prefix = |u: &mut Unstructured| {
-        u.arbitrary::<bool>().unwrap_or(false).then(|| pick(u, &PREFIXES).to_string())
+        u.arbitrary::<bool>()
+            .unwrap_or(false)
+            .then(|| pick(u, &PREFIXES).to_string())
     };
     LifecycleRule {
         id: format!("r{}", i % 3),
@@ -50,7 +54,9 @@ fn rule(u: &mut Unstructured, i: usize) -> LifecycleRule {
             size_less_than: small(u, 300).map(u64::from),
             and: u.arbitrary::<bool>().unwrap_or(false).then(|| FilterAnd {
                 prefix: prefix(u),
-                tags: (0..u.int_in_range(0..=2).unwrap_or(0)).map(|_| tag(u)).collect(),
+                tags: (0..u.int_in_range(0..=2).unwrap_or(0))
+                    .map(|_| tag(u))
+                    .collect(),
                 size_greater_than: small(u, 300).map(u64::from),
                 size_less_than: small(u, 300).map(u64::from),
             }),
@@ -60,29 +66,33 @@ fn rule(u: &mut Unstructured, i: usize) -> LifecycleRule {
             date_ms: small(u, 5).map(|d| u64::from(d) * DAY_MS),
             expired_object_delete_marker: u.arbitrary().ok(),
         }),
-        noncurrent_expiration: u.arbitrary::<bool>().unwrap_or(false).then(|| NoncurrentExpiration {
-            noncurrent_days: small(u, 5),
-            newer_noncurrent_versions: small(u, 4),
+        noncurrent_expiration: u.arbitrary::<bool>().unwrap_or(false).then(|| {
+            NoncurrentExpiration {
+                noncurrent_days: small(u, 5),
+                newer_noncurrent_versions: small(u, 4),
+            }
         }),
         abort_incomplete_upload_days: small(u, 5),
     }
 }
 
 fn version(u: &mut Unstructured, lsn: u64, modified_ms: u64) -> Arc<ObjectEntry> {
-    let tags: Vec<(String, String)> = (0..u.int_in_range(0..=2).unwrap_or(0)).map(|_| tag(u)).collect();
+    let tags: Vec<(String, String)> = (0..u.int_in_range(0..=2).unwrap_or(0))
+        .map(|_| tag(u))
+        .collect();
     let mut meta = ObjectMeta {
         size: u64::from(u.int_in_range(0..=400u32).unwrap_or(0)),
         last_modified_ms: modified_ms,
-        extra: Some(Box::new(MetaExtra {
-            tags,
-            ..Default::default()
-        })),
         ..Default::default()
     };
-    meta.tidy();
+    meta.set_tags(tags);
     Arc::new(ObjectEntry {
         lsn,
-        location: Location { segment: 0, offset: 0, len: 0 },
+        location: Location {
+            segment: 0,
+            offset: 0,
+            len: 0,
+        },
         meta,
         chunks: vec![],
         null_version: u.ratio(1, 4).unwrap_or(false),
@@ -93,7 +103,9 @@ fn version(u: &mut Unstructured, lsn: u64, modified_ms: u64) -> Arc<ObjectEntry>
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
     let config = LifecycleConfig {
-        rules: (0..u.int_in_range(0..=4).unwrap_or(1)).map(|i| rule(&mut u, i)).collect(),
+        rules: (0..u.int_in_range(0..=4).unwrap_or(1))
+            .map(|i| rule(&mut u, i))
+            .collect(),
     };
     let day_ms = u64::from(u.int_in_range(1..=100u32).unwrap_or(10));
     let now = u64::from(u.int_in_range(0..=2000u32).unwrap_or(0));
@@ -116,13 +128,23 @@ fuzz_target!(|data: &[u8]| {
             Due::ExpireCurrent(lsn) | Due::Remove(lsn) => *lsn,
         };
         assert!(seen.insert(lsn), "{lsn} decided twice: {due:?}");
-        let at = versions.iter().position(|v| v.lsn == lsn).expect("a version of this key");
+        let at = versions
+            .iter()
+            .position(|v| v.lsn == lsn)
+            .expect("a version of this key");
         match d {
             Due::ExpireCurrent(_) => assert!(at == 0 && !versions[0].delete_marker, "{due:?}"),
             Due::Remove(_) if at == 0 => {
-                assert!(versions[0].delete_marker, "a current object is removed: {due:?}");
+                assert!(
+                    versions[0].delete_marker,
+                    "a current object is removed: {due:?}"
+                );
                 let removed = due.iter().filter(|d| matches!(d, Due::Remove(_))).count();
-                assert_eq!(removed, versions.len(), "a marker goes with versions under it: {due:?}");
+                assert_eq!(
+                    removed,
+                    versions.len(),
+                    "a marker goes with versions under it: {due:?}"
+                );
             }
             Due::Remove(_) => {}
         }
@@ -132,7 +154,13 @@ fuzz_target!(|data: &[u8]| {
         assert!(!upload_due(&config, key, 0, now, day_ms));
     }
     if let Some(v) = versions.first() {
-        if let Some((at, _)) = expiry(&config, key, v.meta.tags(), v.meta.size, v.meta.last_modified_ms) {
+        if let Some((at, _)) = expiry(
+            &config,
+            key,
+            v.meta.tags(),
+            v.meta.size,
+            v.meta.last_modified_ms,
+        ) {
             assert_eq!(at % DAY_MS, 0, "expiry at midnight");
         }
     }

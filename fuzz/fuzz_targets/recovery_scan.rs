@@ -29,12 +29,11 @@ use blockdev::{BlockDevice, FaultConfig, FaultyDevice};
 use libfuzzer_sys::fuzz_target;
 use lsm::chunk::{content_hash, encode_chunk, Compression, RawChunk};
 use lsm::format::{
-    BucketConfigChange, BucketCreate, BucketOp, BucketSetting, CheckpointPart, ChunkRef,
-    Condition, Delete, DeleteCondition, ETagMatch, LockMode, Location, MetaExtra, MultipartAbort,
-    MultipartComplete, MultipartCreate, MultipartPart, ObjectLockConfig, ObjectMeta, ObjectPut,
-    Record, RecordHeader, RecordKind, Retention, SegmentHeader, SegmentKind, Superblock,
-    VersionChange, VersionRef, VersionUpdate, VersioningState, RECORD_HEADER_BYTES,
-    SEGMENT_HEADER_BYTES, SUPERBLOCK_OFFSETS,
+    BucketConfigChange, BucketCreate, BucketOp, BucketSetting, CheckpointPart, ChunkRef, Condition,
+    Delete, DeleteCondition, ETagMatch, Location, LockMode, MultipartAbort, MultipartComplete,
+    MultipartCreate, MultipartPart, ObjectLockConfig, ObjectMeta, ObjectPut, Record, RecordHeader,
+    RecordKind, Retention, SegmentHeader, SegmentKind, Superblock, VersionChange, VersionRef,
+    VersionUpdate, VersioningState, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, SUPERBLOCK_OFFSETS,
 };
 use lsm::{Catalog, LogPosition};
 
@@ -204,7 +203,7 @@ fn chunk_ref(u: &mut Unstructured, placed: &[Placed]) -> ChunkRef {
 }
 
 fn meta(u: &mut Unstructured) -> ObjectMeta {
-    ObjectMeta {
+    let mut meta = ObjectMeta {
         size: counter(u, 1 << 16),
         etag: name(u, &["e", "d41d8cd98f00b204e9800998ecf8427e"]),
         last_modified_ms: u.arbitrary().unwrap_or(0),
@@ -220,16 +219,14 @@ fn meta(u: &mut Unstructured) -> ObjectMeta {
             vec![]
         },
         quarantined: u.ratio(1, 16).unwrap_or(false).then(|| "bad".into()),
-        extra: u.ratio(1, 4).unwrap_or(false).then(|| {
-            Box::new(MetaExtra {
-                tags: vec![(name(u, &["t"]), name(u, &["v"]))],
-                retention: u.arbitrary::<bool>().unwrap_or(false).then(|| retention(u)),
-                legal_hold: u.arbitrary().unwrap_or(false),
-                ..Default::default()
-            })
-        }),
         ..Default::default()
+    };
+    if u.ratio(1, 4).unwrap_or(false) {
+        meta.set_tags(vec![(name(u, &["t"]), name(u, &["v"]))]);
+        meta.set_retention(u.arbitrary::<bool>().unwrap_or(false).then(|| retention(u)));
+        meta.set_legal_hold(u.arbitrary().unwrap_or(false));
     }
+    meta
 }
 
 fn retention(u: &mut Unstructured) -> Retention {
@@ -401,14 +398,21 @@ fn gen_body(u: &mut Unstructured, placed: &[Placed], total: usize) -> (Body, Opt
             at_ms: u.arbitrary().unwrap_or(0),
             bypass_governance: u.arbitrary().unwrap_or(false),
             condition: DeleteCondition {
-                etag: u.ratio(1, 4).unwrap_or(false).then(|| ETagMatch::Is(name(u, &["e"]))),
+                etag: u
+                    .ratio(1, 4)
+                    .unwrap_or(false)
+                    .then(|| ETagMatch::Is(name(u, &["e"]))),
                 ..Default::default()
             },
         })),
         0 | 6 | 7 => Body::Record(Record::BucketCreate(BucketCreate {
             bucket: name(u, &BUCKETS),
             at_ms: u.arbitrary().unwrap_or(0),
-            object_lock: u.ratio(1, 4).unwrap_or(false),
+            settings: if u.ratio(1, 4).unwrap_or(false) {
+                vec![BucketSetting::ObjectLock(ObjectLockConfig::default())]
+            } else {
+                vec![]
+            },
         })),
         14 => Body::Record(Record::BucketConfig(BucketConfigChange {
             bucket: name(u, &BUCKETS),

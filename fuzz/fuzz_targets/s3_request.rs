@@ -76,6 +76,8 @@ fn limits() -> s3api::HttpLimits {
     s3api::HttpLimits {
         max_concurrent_requests: 4,
         max_xml_bytes: 1 << 20,
+        max_in_flight_bytes: 64 << 20,
+        ..Default::default()
     }
 }
 

@@ -57,6 +57,39 @@ pub struct BucketConfig {
     pub lifecycle: Option<Arc<LifecycleConfig>>,
 }
 
+impl BucketConfig {
+    /// Changes one setting, if the bucket's state allows it.
+    fn set(&mut self, setting: &BucketSetting) -> Result<()> {
+        let config = self;
+        match setting {
+            BucketSetting::Versioning(state) => {
+                if *state != VersioningState::Enabled && config.object_lock.is_some() {
+                    return Err(Error::InvalidBucketState(
+                        "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed".into(),
+                    ));
+                }
+                if *state == VersioningState::Unversioned {
+                    return Err(Error::InvalidBucketState(
+                        "versioning can be enabled or suspended, never removed".into(),
+                    ));
+                }
+                config.versioning = *state;
+            }
+            BucketSetting::ObjectLock(lock) => {
+                if config.versioning != VersioningState::Enabled {
+                    return Err(Error::InvalidBucketState(
+                        "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration".into(),
+                    ));
+                }
+                config.object_lock = Some(lock.clone());
+            }
+            BucketSetting::Tags(tags) => config.tags = tags.clone(),
+            BucketSetting::Lifecycle(rules) => config.lifecycle = rules.clone().map(Arc::new),
+        }
+        Ok(())
+    }
+}
+
 /// One version of a key: an object, or a delete marker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectEntry {
@@ -355,10 +388,10 @@ impl Index {
         }
         let mut meta = put.meta.clone();
         if let (None, Some(default)) = (meta.retention(), default) {
-            meta.extra_mut().retention = Some(Retention {
+            meta.set_retention(Some(Retention {
                 mode: default.mode,
                 until_ms: meta.last_modified_ms.saturating_add(default.period_ms()),
-            });
+            }));
         }
         // Inline data is read from this very record.
         let chunks = if put.inline.is_empty() {
@@ -387,7 +420,9 @@ impl Index {
                 let mut left = true;
                 if let Some(old) = replaced {
                     let (gone, any_left) = v.remove(old.lsn);
-                    gone.iter().flat_map(|g| &g.chunks).for_each(|c| space.drop_ref(c));
+                    gone.iter()
+                        .flat_map(|g| &g.chunks)
+                        .for_each(|c| space.drop_ref(c));
                     left = any_left;
                 }
                 match left {
@@ -469,57 +504,28 @@ impl Index {
         if self.buckets.contains_key(&create.bucket) {
             return Err(Error::BucketExists);
         }
-        let config = match create.object_lock {
-            true => BucketConfig {
-                versioning: VersioningState::Enabled,
-                object_lock: Some(ObjectLockConfig::default()),
-                ..Default::default()
-            },
-            false => BucketConfig::default(),
+        let mut bucket = Bucket {
+            created_ms: create.at_ms,
+            config: BucketConfig::default(),
+            objects: BTreeMap::new(),
         };
-        self.buckets.insert(
-            create.bucket.clone(),
-            Bucket {
-                created_ms: create.at_ms,
-                config,
-                objects: BTreeMap::new(),
-            },
-        );
+        for setting in &create.settings {
+            // Object lock from birth turns versioning on first.
+            if let BucketSetting::ObjectLock(_) = setting {
+                bucket.config.versioning = VersioningState::Enabled;
+            }
+            bucket.config.set(setting)?;
+        }
+        self.buckets.insert(create.bucket.clone(), bucket);
         Ok(())
     }
 
     fn configure_bucket(&mut self, change: &BucketConfigChange) -> Result<()> {
-        let config = &mut self
-            .buckets
+        self.buckets
             .get_mut(&change.bucket)
             .ok_or(Error::NoSuchBucket)?
-            .config;
-        match &change.setting {
-            BucketSetting::Versioning(state) => {
-                if *state != VersioningState::Enabled && config.object_lock.is_some() {
-                    return Err(Error::InvalidBucketState(
-                        "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed".into(),
-                    ));
-                }
-                if *state == VersioningState::Unversioned {
-                    return Err(Error::InvalidBucketState(
-                        "versioning can be enabled or suspended, never removed".into(),
-                    ));
-                }
-                config.versioning = *state;
-            }
-            BucketSetting::ObjectLock(lock) => {
-                if config.versioning != VersioningState::Enabled {
-                    return Err(Error::InvalidBucketState(
-                        "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration".into(),
-                    ));
-                }
-                config.object_lock = Some(lock.clone());
-            }
-            BucketSetting::Tags(tags) => config.tags = tags.clone(),
-            BucketSetting::Lifecycle(rules) => config.lifecycle = rules.clone().map(Arc::new),
-        }
-        Ok(())
+            .config
+            .set(&change.setting)
     }
 
     fn update_version(
@@ -554,10 +560,10 @@ impl Index {
                     u.at_ms,
                     *bypass_governance,
                 )?;
-                Arc::make_mut(entry).meta.extra_mut().retention = *retention;
+                Arc::make_mut(entry).meta.set_retention(*retention);
             }
-            VersionChange::Tags(tags) => Arc::make_mut(entry).meta.extra_mut().tags = tags.clone(),
-            VersionChange::LegalHold(on) => Arc::make_mut(entry).meta.extra_mut().legal_hold = *on,
+            VersionChange::Tags(tags) => Arc::make_mut(entry).meta.set_tags(tags.clone()),
+            VersionChange::LegalHold(on) => Arc::make_mut(entry).meta.set_legal_hold(*on),
             VersionChange::Quarantine(reason) => {
                 let e = Arc::make_mut(entry);
                 e.meta.quarantined = Some(reason.clone());
@@ -565,7 +571,6 @@ impl Index {
                 e.chunks.clear();
             }
         }
-        Arc::make_mut(entry).meta.tidy();
         Ok(entry.clone())
     }
 

@@ -3,9 +3,7 @@
 //! keep.
 
 use super::*;
-use crate::format::{
-    BucketOp, DefaultRetention, LockMode, MetaExtra, MultipartAbort, MultipartComplete,
-};
+use crate::format::{BucketOp, DefaultRetention, LockMode, MultipartAbort, MultipartComplete};
 
 const LOC: Location = Location {
     segment: 0,
@@ -41,7 +39,7 @@ impl Log {
         log.apply(Record::BucketCreate(BucketCreate {
             bucket: "b".into(),
             at_ms: 0,
-            object_lock: false,
+            settings: vec![],
         }))
         .unwrap();
         log
@@ -269,14 +267,10 @@ fn noncurrent_versions_keep_their_chunks_referenced() {
 }
 
 fn retained(mode: LockMode, until_ms: u64, legal_hold: bool) -> ObjectMeta {
-    ObjectMeta {
-        extra: Some(Box::new(MetaExtra {
-            retention: Some(Retention { mode, until_ms }),
-            legal_hold,
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
+    let mut meta = ObjectMeta::default();
+    meta.set_retention(Some(Retention { mode, until_ms }));
+    meta.set_legal_hold(legal_hold);
+    meta
 }
 
 #[test]

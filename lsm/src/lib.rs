@@ -31,7 +31,7 @@ pub use error::{Error, Result};
 pub use expirer::{ExpirerConfig, ExpiryReport};
 pub use format::{
     parse_version_id, version_id, BucketSetting, ChecksumType, ChunkRef, Condition,
-    DefaultRetention, DeleteCondition, ETagMatch, Location, LockMode, MetaExtra, ObjectLockConfig,
+    DefaultRetention, DeleteCondition, ETagMatch, Location, LockMode, MetaItem, ObjectLockConfig,
     ObjectMeta, PartSummary, Retention, VersionChange, VersionRef, VersioningState,
 };
 pub use index::{BucketConfig, BucketInfo, Catalog, Index, LogPosition, ObjectEntry, Upload};

@@ -308,7 +308,7 @@ pub fn expiry<'c>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{Location, MetaExtra, ObjectMeta};
+    use crate::format::{Location, ObjectMeta};
     use std::sync::Arc;
 
     fn version(
@@ -322,15 +322,11 @@ mod tests {
             last_modified_ms: modified_ms,
             ..Default::default()
         };
-        if !tags.is_empty() {
-            meta.extra = Some(Box::new(MetaExtra {
-                tags: tags
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                ..Default::default()
-            }));
-        }
+        meta.set_tags(
+            tags.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
         Arc::new(ObjectEntry {
             lsn,
             location: Location {

@@ -259,7 +259,7 @@ mod tests {
             f.apply(Record::BucketCreate(BucketCreate {
                 bucket: "b".into(),
                 at_ms: 0,
-                object_lock: false,
+                settings: vec![],
             }));
             if versioned {
                 f.apply(Record::BucketConfig(BucketConfigChange {

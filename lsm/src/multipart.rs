@@ -17,16 +17,10 @@ use crate::store::{now_ms, Store, WrittenData};
 use crate::writer::PinGuard;
 
 impl Store {
-    pub async fn create_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        mut meta: ObjectMeta,
-    ) -> Result<String> {
+    pub async fn create_upload(&self, bucket: &str, key: &str, meta: ObjectMeta) -> Result<String> {
         if !self.bucket_exists(bucket) {
             return Err(Error::NoSuchBucket);
         }
-        meta.tidy();
         let upload_id = uuid::Uuid::new_v4().simple().to_string();
         let create = MultipartCreate {
             upload_id: upload_id.clone(),
@@ -138,8 +132,8 @@ impl Store {
         let algorithm = upload
             .create
             .meta
-            .extra()
-            .and_then(|e| e.checksum_algorithm.clone());
+            .checksum_kind()
+            .map(|(a, _)| a.to_string());
         let mut md5s = Vec::with_capacity(parts.len() * 16);
         let mut chunks = Vec::new();
         let mut summary = Vec::with_capacity(parts.len());
@@ -180,9 +174,8 @@ impl Store {
         meta.etag = format!("{}-{}", hex::encode(Md5::digest(&md5s)), parts.len());
         meta.last_modified_ms = now_ms();
         meta.checksums = checksums;
-        let extra = meta.extra_mut();
-        extra.parts = summary;
-        extra.upload_id = Some(upload_id.to_string());
+        meta.set_parts(summary);
+        meta.set_upload_id(Some(upload_id.to_string()));
         let complete = MultipartComplete {
             upload_id: upload_id.to_string(),
             object: ObjectPut {
@@ -205,11 +198,7 @@ impl Store {
     /// The version a completed upload made, while it is current.
     fn completed(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Arc<ObjectEntry>> {
         match self.object(bucket, key) {
-            Ok(entry)
-                if entry.meta.extra().and_then(|e| e.upload_id.as_deref()) == Some(upload_id) =>
-            {
-                Ok(entry)
-            }
+            Ok(entry) if entry.meta.upload_id() == Some(upload_id) => Ok(entry),
             Err(Error::NoSuchBucket) => Err(Error::NoSuchBucket),
             _ => Err(Error::NoSuchUpload),
         }

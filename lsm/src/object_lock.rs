@@ -62,7 +62,7 @@ pub fn may_change_retention(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{Location, MetaExtra, ObjectMeta};
+    use crate::format::{Location, ObjectMeta};
 
     fn locked(retention: Option<Retention>, legal_hold: bool) -> ObjectEntry {
         ObjectEntry {
@@ -72,13 +72,11 @@ mod tests {
                 offset: 0,
                 len: 0,
             },
-            meta: ObjectMeta {
-                extra: Some(Box::new(MetaExtra {
-                    retention,
-                    legal_hold,
-                    ..Default::default()
-                })),
-                ..Default::default()
+            meta: {
+                let mut meta = ObjectMeta::default();
+                meta.set_retention(retention);
+                meta.set_legal_hold(legal_hold);
+                meta
             },
             chunks: vec![],
             null_version: false,

@@ -27,7 +27,6 @@ impl Store {
     ) -> Result<Arc<ObjectEntry>> {
         meta.size = data.size;
         meta.last_modified_ms = now_ms();
-        meta.tidy();
         let mut chunks = data.chunks;
         let mut pins = data.pins;
         let (inline, inline_flags) = match data.inline {
@@ -78,7 +77,6 @@ impl Store {
         meta.size = source.meta.size;
         meta.etag = source.meta.etag.clone();
         meta.last_modified_ms = now_ms();
-        meta.tidy();
         let (chunks, pins) = self.pin_chunks(&source.chunks)?;
         let entry = self
             .commit_version(ObjectPut {

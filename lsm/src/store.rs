@@ -298,10 +298,14 @@ impl Store {
         if self.bucket_exists(bucket) {
             return Err(Error::BucketExists);
         }
+        let settings = match object_lock {
+            true => vec![BucketSetting::ObjectLock(Default::default())],
+            false => Vec::new(),
+        };
         let create = BucketCreate {
             bucket: bucket.to_string(),
             at_ms: now_ms(),
-            object_lock,
+            settings,
         };
         self.append_one(Record::BucketCreate(create))
             .await

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use blockdev::{BlockDevice, FaultConfig, FaultyDevice};
 use common::*;
 use lsm::{
-    Condition, ETagMatch, LockMode, MetaExtra, ObjectMeta, Retention, VersionChange, VersionRef,
+    Condition, ETagMatch, LockMode, ObjectMeta, Retention, VersionChange, VersionRef,
     VersioningState,
 };
 use proptest::prelude::*;
@@ -322,16 +322,10 @@ fn refusal(e: &lsm::Error) -> Refusal {
 }
 
 fn version_meta(v: &Version) -> ObjectMeta {
-    let mut meta = ObjectMeta {
-        extra: Some(Box::new(MetaExtra {
-            tags: v.tags.clone(),
-            retention: v.retention,
-            legal_hold: v.legal_hold,
-            ..Default::default()
-        })),
-        ..Default::default()
-    };
-    meta.tidy();
+    let mut meta = ObjectMeta::default();
+    meta.set_tags(v.tags.clone());
+    meta.set_retention(v.retention);
+    meta.set_legal_hold(v.legal_hold);
     meta
 }
 
@@ -761,7 +755,7 @@ fn observe(store: &lsm::Store) -> Model {
                 tags: e.meta.tags().to_vec(),
                 retention: e.meta.retention(),
                 legal_hold: e.meta.legal_hold(),
-                upload: e.meta.extra().and_then(|x| x.upload_id.clone()),
+                upload: e.meta.upload_id().map(str::to_string),
             });
         }
         for upload in store.list_uploads(&bucket.name, "").unwrap() {
@@ -833,7 +827,10 @@ fn check(ops: Vec<Op>, crash_after: u64, seed: u64) {
             break;
         }
     }
-    if crashed_op.is_none() {
+    // The crash point can also fall just after the last acknowledged
+    // operation (its final write, or background work): then the live store
+    // cannot be read back, and only recovery is checked.
+    if crashed_op.is_none() && !dev.crashed() {
         assert_eq!(store.space_recount(), Vec::<String>::new());
         assert_eq!(
             summary(&observe(&store)),

@@ -70,9 +70,7 @@ pub(crate) async fn create(
         .map(|a| upload_checksum_type(a, input.checksum_type.as_ref().map(|t| t.as_str())))
         .transpose()?;
     if let (Some(algorithm), Some(kind)) = (algorithm, kind) {
-        let extra = meta.extra_mut();
-        extra.checksum_algorithm = Some(algorithm.to_string());
-        extra.checksum_type = Some(kind);
+        meta.set_checksum_kind(Some((algorithm.to_string(), kind)));
     }
     let upload_id = store
         .create_upload(&input.bucket, &input.key, meta)
@@ -108,9 +106,8 @@ pub(crate) async fn upload_part(
         upload
             .create
             .meta
-            .extra()
-            .and_then(|e| e.checksum_algorithm.clone())
-            .map(ChecksumAlgorithm::from)
+            .checksum_kind()
+            .map(|(algorithm, _)| ChecksumAlgorithm::from(algorithm.to_string()))
     });
     let checks = ChecksumRequest::new(
         input.content_md5.clone(),
@@ -229,13 +226,10 @@ fn upload_checksums(
     listed: &[CompletedPart],
     sent: [Option<String>; 5],
 ) -> S3Result<Vec<(String, String)>> {
-    let extra = upload.create.meta.extra();
-    let (Some(algorithm), Some(kind)) = (
-        extra.and_then(|e| e.checksum_algorithm.clone()),
-        extra.and_then(|e| e.checksum_type),
-    ) else {
+    let Some((algorithm, kind)) = upload.create.meta.checksum_kind() else {
         return Ok(Vec::new());
     };
+    let algorithm = algorithm.to_string();
     let mut values = Vec::with_capacity(listed.len());
     for part in listed {
         let number = part.part_number.unwrap_or(0).max(0) as u32;
@@ -346,8 +340,8 @@ pub(crate) async fn complete(
         expiration: expiration(&config, &input.key, &entry),
         checksum_type: entry
             .meta
-            .extra()
-            .and_then(|e| e.checksum_type)
+            .checksum_kind()
+            .map(|(_, kind)| kind)
             .filter(|_| !entry.meta.checksums.is_empty())
             .map(checksum_type_dto),
         ..Default::default()
@@ -384,8 +378,8 @@ pub(crate) async fn list_parts(
         .collect();
     let truncated = after.len() > max;
     let shown = &after[..after.len().min(max)];
-    let extra = upload.create.meta.extra();
-    let algorithm = extra.and_then(|e| e.checksum_algorithm.clone());
+    let kind = upload.create.meta.checksum_kind();
+    let algorithm = kind.map(|(algorithm, _)| algorithm.to_string());
     let parts = shown
         .iter()
         .map(|p| {
@@ -417,7 +411,7 @@ pub(crate) async fn list_parts(
         is_truncated: Some(truncated),
         parts: Some(parts),
         checksum_algorithm: algorithm.clone().map(ChecksumAlgorithm::from),
-        checksum_type: extra.and_then(|e| e.checksum_type).map(checksum_type_dto),
+        checksum_type: kind.map(|(_, kind)| checksum_type_dto(kind)),
         ..Default::default()
     }))
 }

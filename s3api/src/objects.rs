@@ -49,11 +49,9 @@ pub(crate) fn add_write_extras(
     let tags = tags_from_header(tagging)?;
     let (retention, held) =
         lock_from_headers(config.object_lock.is_some(), mode, until, legal_hold)?;
-    let extra = meta.extra_mut();
-    extra.tags = tags;
-    extra.retention = retention;
-    extra.legal_hold = held;
-    meta.tidy();
+    meta.set_tags(tags);
+    meta.set_retention(retention);
+    meta.set_legal_hold(held);
     Ok(())
 }
 
@@ -384,15 +382,16 @@ pub(crate) async fn copy_object(
     )?;
     // What the source carries over: its tags unless replaced, and the
     // layout of its parts and its checksum's kind (they describe its bytes).
-    if let Some(extra) = source.meta.extra() {
-        let copied = meta.extra_mut();
-        if !replace_tags {
-            copied.tags = extra.tags.clone();
-        }
-        copied.parts = extra.parts.clone();
-        copied.checksum_type = extra.checksum_type;
-        meta.tidy();
+    if !replace_tags {
+        meta.set_tags(source.meta.tags().to_vec());
     }
+    meta.set_parts(source.meta.parts().to_vec());
+    meta.set_checksum_kind(
+        source
+            .meta
+            .checksum_kind()
+            .map(|(algorithm, kind)| (algorithm.to_string(), kind)),
+    );
     let entry = store
         .copy_object(&source, &input.bucket, &input.key, meta, condition.clone())
         .await

@@ -97,12 +97,11 @@ fn checksums_for(
 ) -> (Vec<(String, String)>, Option<ChecksumType>) {
     let meta = &entry.meta;
     let kind = meta
-        .extra()
-        .and_then(|e| e.checksum_type)
-        .unwrap_or(StoredChecksumType::FullObject);
+        .checksum_kind()
+        .map_or(StoredChecksumType::FullObject, |(_, kind)| kind);
     match selection.part {
         Some(i) if !meta.parts().is_empty() => {
-            let algorithm = meta.extra().and_then(|e| e.checksum_algorithm.clone());
+            let algorithm = meta.checksum_kind().map(|(a, _)| a.to_string());
             let value = meta.parts().get(i).and_then(|p| p.checksum.clone());
             match (algorithm, value) {
                 (Some(a), Some(v)) => (vec![(a, v)], Some(checksum_type_name(kind))),
@@ -353,7 +352,7 @@ pub(crate) async fn get_object_attributes(
     if wanted(ObjectAttributes::OBJECT_PARTS) && !meta.parts().is_empty() {
         let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
         let marker = input.part_number_marker.unwrap_or(0).max(0) as u32;
-        let algorithm = meta.extra().and_then(|e| e.checksum_algorithm.clone());
+        let algorithm = meta.checksum_kind().map(|(a, _)| a.to_string());
         let after: Vec<_> = meta.parts().iter().filter(|p| p.number > marker).collect();
         let shown = &after[..after.len().min(max)];
         let truncated = after.len() > shown.len();

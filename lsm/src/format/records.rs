@@ -37,25 +37,42 @@ pub struct ObjectMeta {
     /// Set by `strata fsck --repair` on a version whose data is damaged:
     /// why. Such a version lists but every read of it is an error.
     pub quarantined: Option<String>,
-    /// What few objects have, behind one pointer so that the rest pay 8
-    /// bytes for all of it.
-    pub extra: Option<Box<MetaExtra>>,
+    /// What few versions have, behind one pointer so that the rest pay 8
+    /// bytes for all of it; see `MetaItem`.
+    pub extra: Option<Box<Vec<MetaItem>>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MetaExtra {
+/// One thing a version may carry, each kind at most once, kept in the
+/// order of the kinds. A list of tagged items rather than a struct: bincode
+/// cannot skip a field it does not know, but a later format can add kinds
+/// while every item this one wrote still decodes as it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaItem {
     /// Sorted by key.
-    pub tags: Vec<(String, String)>,
-    pub retention: Option<Retention>,
-    pub legal_hold: bool,
+    Tags(Vec<(String, String)>),
+    Retention(Retention),
+    LegalHold,
     /// A multipart object's parts in order (GET ?partNumber, attributes).
-    pub parts: Vec<PartSummary>,
-    /// The checksum algorithm an upload was created with, e.g. "SHA256".
-    pub checksum_algorithm: Option<String>,
-    pub checksum_type: Option<ChecksumType>,
+    Parts(Vec<PartSummary>),
+    /// The checksum algorithm an upload was created with, e.g. "SHA256",
+    /// and how its object's checksum is made.
+    Checksum(String, ChecksumType),
     /// The upload a multipart object came from: a repeated Complete of it
     /// is answered from this version.
-    pub upload_id: Option<String>,
+    UploadId(String),
+}
+
+impl MetaItem {
+    fn rank(&self) -> u8 {
+        match self {
+            MetaItem::Tags(_) => 0,
+            MetaItem::Retention(_) => 1,
+            MetaItem::LegalHold => 2,
+            MetaItem::Parts(_) => 3,
+            MetaItem::Checksum(..) => 4,
+            MetaItem::UploadId(_) => 5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,35 +104,102 @@ pub struct Retention {
 }
 
 impl ObjectMeta {
-    pub fn extra(&self) -> Option<&MetaExtra> {
-        self.extra.as_deref()
+    fn items(&self) -> &[MetaItem] {
+        self.extra.as_deref().map_or(&[], |v| v.as_slice())
     }
 
-    pub fn extra_mut(&mut self) -> &mut MetaExtra {
-        self.extra.get_or_insert_with(Default::default)
+    fn find<'a, T>(&'a self, pick: impl FnMut(&'a MetaItem) -> Option<T>) -> Option<T> {
+        self.items().iter().find_map(pick)
+    }
+
+    /// Replaces the item of `item`'s kind (or, with `None`, removes the
+    /// items `same` picks), keeping the kinds in order and no empty list.
+    fn put(&mut self, item: Option<MetaItem>, same: fn(&MetaItem) -> bool) {
+        let items = self.extra.get_or_insert_with(Default::default);
+        items.retain(|i| !same(i));
+        if let Some(item) = item {
+            items.push(item);
+            items.sort_by_key(MetaItem::rank);
+        }
+        if items.is_empty() {
+            self.extra = None;
+        }
     }
 
     pub fn tags(&self) -> &[(String, String)] {
-        self.extra().map_or(&[], |e| &e.tags)
+        self.find(|i| match i {
+            MetaItem::Tags(t) => Some(t.as_slice()),
+            _ => None,
+        })
+        .unwrap_or(&[])
+    }
+
+    pub fn set_tags(&mut self, tags: Vec<(String, String)>) {
+        let item = (!tags.is_empty()).then_some(MetaItem::Tags(tags));
+        self.put(item, |i| matches!(i, MetaItem::Tags(_)));
     }
 
     pub fn retention(&self) -> Option<Retention> {
-        self.extra().and_then(|e| e.retention)
+        self.find(|i| match i {
+            MetaItem::Retention(r) => Some(*r),
+            _ => None,
+        })
+    }
+
+    pub fn set_retention(&mut self, retention: Option<Retention>) {
+        self.put(retention.map(MetaItem::Retention), |i| {
+            matches!(i, MetaItem::Retention(_))
+        });
     }
 
     pub fn legal_hold(&self) -> bool {
-        self.extra().is_some_and(|e| e.legal_hold)
+        self.items().contains(&MetaItem::LegalHold)
+    }
+
+    pub fn set_legal_hold(&mut self, on: bool) {
+        self.put(on.then_some(MetaItem::LegalHold), |i| {
+            matches!(i, MetaItem::LegalHold)
+        });
     }
 
     pub fn parts(&self) -> &[PartSummary] {
-        self.extra().map_or(&[], |e| &e.parts)
+        self.find(|i| match i {
+            MetaItem::Parts(p) => Some(p.as_slice()),
+            _ => None,
+        })
+        .unwrap_or(&[])
     }
 
-    /// Drops an empty `extra`, so that equal metadata encodes equally.
-    pub fn tidy(&mut self) {
-        if self.extra.as_deref() == Some(&MetaExtra::default()) {
-            self.extra = None;
-        }
+    pub fn set_parts(&mut self, parts: Vec<PartSummary>) {
+        let item = (!parts.is_empty()).then_some(MetaItem::Parts(parts));
+        self.put(item, |i| matches!(i, MetaItem::Parts(_)));
+    }
+
+    /// The checksum algorithm an upload was created with, and its type.
+    pub fn checksum_kind(&self) -> Option<(&str, ChecksumType)> {
+        self.find(|i| match i {
+            MetaItem::Checksum(a, t) => Some((a.as_str(), *t)),
+            _ => None,
+        })
+    }
+
+    pub fn set_checksum_kind(&mut self, kind: Option<(String, ChecksumType)>) {
+        self.put(kind.map(|(a, t)| MetaItem::Checksum(a, t)), |i| {
+            matches!(i, MetaItem::Checksum(..))
+        });
+    }
+
+    pub fn upload_id(&self) -> Option<&str> {
+        self.find(|i| match i {
+            MetaItem::UploadId(id) => Some(id.as_str()),
+            _ => None,
+        })
+    }
+
+    pub fn set_upload_id(&mut self, id: Option<String>) {
+        self.put(id.map(MetaItem::UploadId), |i| {
+            matches!(i, MetaItem::UploadId(_))
+        });
     }
 }
 
@@ -225,13 +309,14 @@ pub struct Delete {
     pub condition: DeleteCondition,
 }
 
-/// A bucket and the settings it is born with, in one record.
+/// A bucket and the settings it is born with, in one record, so that a
+/// crash never leaves half of it. Object lock from birth turns versioning
+/// on first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketCreate {
     pub bucket: String,
     pub at_ms: u64,
-    /// Object lock from birth (which turns versioning on).
-    pub object_lock: bool,
+    pub settings: Vec<BucketSetting>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -143,7 +143,7 @@ pub(super) fn decode(kind: RecordKind, payload: &[u8]) -> Result<Record> {
             Record::BucketCreate(BucketCreate {
                 bucket: op.bucket,
                 at_ms: op.at_ms,
-                object_lock: false,
+                settings: Vec::new(),
             })
         }
         RecordKind::MultipartCreateV5 => {
