@@ -11,13 +11,15 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::bucket_config::BucketConfig;
 use crate::error::{Error, Result};
 use crate::format::{
     decode_chunk_payload, version_id, BucketConfigChange, BucketCreate, BucketSetting, ChunkRef,
     Condition, Delete, DeleteCondition, ETagMatch, Location, MultipartCreate, MultipartPart,
-    ObjectLockConfig, ObjectMeta, ObjectPut, Record, Retention, VersionChange, VersionRef,
-    VersionUpdate, VersioningState,
+    ObjectMeta, ObjectPut, Record, Retention, VersionChange, VersionRef, VersionUpdate,
+    VersioningState,
 };
+use crate::iam::IamState;
 use crate::lifecycle::LifecycleConfig;
 use crate::object_lock::{may_change_retention, may_remove};
 use crate::space::SpaceMap;
@@ -31,6 +33,8 @@ pub struct Index {
     pub applied_lsn: u64,
     /// Just past the newest applied record: where a replay resumes.
     pub tail: Option<LogPosition>,
+    /// Format 7: accounts, users, keys, policies.
+    pub iam: IamState,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,49 +49,6 @@ pub struct Bucket {
     pub created_ms: u64,
     pub config: BucketConfig,
     pub(crate) objects: BTreeMap<String, Versions>,
-}
-
-/// A bucket's settings; each changes by one `BucketConfig` record.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct BucketConfig {
-    pub versioning: VersioningState,
-    /// Present once object lock is on (it never goes off).
-    pub object_lock: Option<ObjectLockConfig>,
-    pub tags: Option<Vec<(String, String)>>,
-    pub lifecycle: Option<Arc<LifecycleConfig>>,
-}
-
-impl BucketConfig {
-    /// Changes one setting, if the bucket's state allows it.
-    fn set(&mut self, setting: &BucketSetting) -> Result<()> {
-        let config = self;
-        match setting {
-            BucketSetting::Versioning(state) => {
-                if *state != VersioningState::Enabled && config.object_lock.is_some() {
-                    return Err(Error::InvalidBucketState(
-                        "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed".into(),
-                    ));
-                }
-                if *state == VersioningState::Unversioned {
-                    return Err(Error::InvalidBucketState(
-                        "versioning can be enabled or suspended, never removed".into(),
-                    ));
-                }
-                config.versioning = *state;
-            }
-            BucketSetting::ObjectLock(lock) => {
-                if config.versioning != VersioningState::Enabled {
-                    return Err(Error::InvalidBucketState(
-                        "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration".into(),
-                    ));
-                }
-                config.object_lock = Some(lock.clone());
-            }
-            BucketSetting::Tags(tags) => config.tags = tags.clone(),
-            BucketSetting::Lifecycle(rules) => config.lifecycle = rules.clone().map(Arc::new),
-        }
-        Ok(())
-    }
 }
 
 /// One version of a key: an object, or a delete marker.
@@ -129,6 +90,8 @@ pub struct Catalog {
 impl Catalog {
     /// Starts from a recovered index, recounting every reference.
     pub fn new(index: Index) -> Catalog {
+        let mut index = index;
+        index.iam.reindex();
         let space = SpaceMap::recount(&index);
         Catalog { index, space }
     }
@@ -235,6 +198,22 @@ pub(crate) type RestoredBucket = (String, u64, Vec<(String, ObjectEntry)>);
 
 impl Index {
     /// An index rebuilt from an older format's checkpoint (`format::v5`).
+    /// An index from an earlier format's checkpoint, taken apart.
+    pub(crate) fn from_parts(
+        buckets: BTreeMap<String, Bucket>,
+        uploads: BTreeMap<String, Arc<Upload>>,
+        applied_lsn: u64,
+        tail: Option<LogPosition>,
+    ) -> Index {
+        Index {
+            buckets,
+            uploads,
+            applied_lsn,
+            tail,
+            iam: IamState::default(),
+        }
+    }
+
     pub(crate) fn restored(
         buckets: Vec<RestoredBucket>,
         uploads: Vec<Upload>,
@@ -265,6 +244,7 @@ impl Index {
             uploads,
             applied_lsn,
             tail,
+            iam: IamState::default(),
         }
     }
 
@@ -283,6 +263,10 @@ impl Index {
         self.applied_lsn = self.applied_lsn.max(lsn);
         match record {
             Record::Chunk { .. } | Record::Checkpoint(_) => Ok(None),
+            Record::Iam(update) => {
+                self.iam.apply(&update.change);
+                Ok(None)
+            }
             Record::Object(put) => self.put_version(lsn, location, put, space).map(Some),
             Record::Delete(delete) => self.delete(lsn, location, delete, space),
             Record::BucketCreate(create) => self.create_bucket(create).map(|()| None),
@@ -564,6 +548,7 @@ impl Index {
             }
             VersionChange::Tags(tags) => Arc::make_mut(entry).meta.set_tags(tags.clone()),
             VersionChange::LegalHold(on) => Arc::make_mut(entry).meta.set_legal_hold(*on),
+            VersionChange::Acl(acl) => Arc::make_mut(entry).meta.set_acl(acl.clone()),
             VersionChange::Quarantine(reason) => {
                 let e = Arc::make_mut(entry);
                 e.meta.quarantined = Some(reason.clone());

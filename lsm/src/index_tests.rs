@@ -3,7 +3,9 @@
 //! keep.
 
 use super::*;
-use crate::format::{BucketOp, DefaultRetention, LockMode, MultipartAbort, MultipartComplete};
+use crate::format::{
+    BucketOp, DefaultRetention, LockMode, MultipartAbort, MultipartComplete, ObjectLockConfig,
+};
 
 const LOC: Location = Location {
     segment: 0,

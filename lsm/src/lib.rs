@@ -3,6 +3,7 @@
 //! It must not know about HTTP (that is s3api) nor rebuild itself from the
 //! device (that is recovery); it talks to the device only through blockdev.
 
+mod bucket_config;
 pub mod cache;
 pub mod checkpoint;
 pub mod chunk;
@@ -10,6 +11,7 @@ pub mod compactor;
 pub mod error;
 pub mod expirer;
 pub mod format;
+pub mod iam;
 pub mod index;
 pub mod lifecycle;
 pub mod listing;
@@ -24,6 +26,7 @@ pub mod superblock;
 mod versions;
 pub mod writer;
 
+pub use bucket_config::BucketConfig;
 pub use checkpoint::CheckpointReport;
 pub use chunk::Compression;
 pub use compactor::{CompactionPolicy, CompactionTriggers, RoundReport, SpaceReport};
@@ -34,7 +37,8 @@ pub use format::{
     DefaultRetention, DeleteCondition, ETagMatch, Location, LockMode, MetaItem, ObjectLockConfig,
     ObjectMeta, PartSummary, Retention, VersionChange, VersionRef, VersioningState,
 };
-pub use index::{BucketConfig, BucketInfo, Catalog, Index, LogPosition, ObjectEntry, Upload};
+pub use iam::{IamState, KeyHolder};
+pub use index::{BucketInfo, Catalog, Index, LogPosition, ObjectEntry, Upload};
 pub use listing::{ListPage, ListQuery, ListedVersion, VersionPage, VersionQuery};
 pub use object_writer::ObjectWriter;
 pub use space::SpaceMap;

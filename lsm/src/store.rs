@@ -16,9 +16,10 @@ use crate::cache::ChunkCache;
 use crate::chunk::Compression;
 use crate::error::{Error, Result};
 use crate::format::{
-    BucketConfigChange, BucketCreate, BucketOp, BucketSetting, ChunkRef, Location, Record,
-    Superblock, VersionRef, FORMAT_VERSION,
+    BucketConfigChange, BucketCreate, BucketOp, BucketSetting, ChunkRef, IamChange, IamUpdate,
+    Location, Record, Superblock, VersionRef, FORMAT_VERSION,
 };
+use crate::iam::IamState;
 use crate::index::{BucketConfig, BucketInfo, Catalog, Index, LogPosition, ObjectEntry};
 use crate::listing::{ListPage, ListQuery, VersionPage, VersionQuery};
 use crate::writer::{Committed, LogWriter, PendingRecord, PinGuard, WriterStart, WriterStats};
@@ -295,13 +296,23 @@ impl Store {
     // ------------------------------------------------------------ buckets
 
     pub async fn create_bucket(&self, bucket: &str, object_lock: bool) -> Result<()> {
-        if self.bucket_exists(bucket) {
-            return Err(Error::BucketExists);
-        }
         let settings = match object_lock {
             true => vec![BucketSetting::ObjectLock(Default::default())],
             false => Vec::new(),
         };
+        self.create_bucket_with(bucket, settings).await
+    }
+
+    /// A bucket born with these settings (owner, object lock, ACL...), in
+    /// one record.
+    pub async fn create_bucket_with(
+        &self,
+        bucket: &str,
+        settings: Vec<BucketSetting>,
+    ) -> Result<()> {
+        if self.bucket_exists(bucket) {
+            return Err(Error::BucketExists);
+        }
         let create = BucketCreate {
             bucket: bucket.to_string(),
             at_ms: now_ms(),
@@ -346,6 +357,23 @@ impl Store {
         self.append_one(Record::BucketConfig(change))
             .await
             .map(|_| ())
+    }
+
+    // ------------------------------------------------------------ accounts
+
+    /// One change to accounts, users, keys or policies, durable before it
+    /// returns.
+    pub async fn change_iam(&self, change: IamChange) -> Result<()> {
+        let update = IamUpdate {
+            at_ms: now_ms(),
+            change,
+        };
+        self.append_one(Record::Iam(update)).await.map(|_| ())
+    }
+
+    /// Reads accounts, users, keys and policies under the index's lock.
+    pub fn with_iam<R>(&self, read: impl FnOnce(&IamState) -> R) -> R {
+        read(&self.inner.catalog.read().index.iam)
     }
 
     // ------------------------------------------------------------ objects

@@ -69,6 +69,8 @@ pub fn load_checkpoint(
     let index = match sb.format_version {
         5 => lsm::format::v5::decode_index(&encoded)
             .map_err(|e| RecoveryError::CheckpointUnreadable(e.to_string()))?,
+        6 => lsm::format::v6::decode_index(&encoded)
+            .map_err(|e| RecoveryError::CheckpointUnreadable(e.to_string()))?,
         _ => bincode::deserialize::<Index>(&encoded)
             .map_err(|e| RecoveryError::CheckpointUnreadable(e.to_string()))?,
     };

@@ -91,6 +91,23 @@ enum Op {
     },
     Checkpoint,
     Compact,
+    /// Puts a user (replacing it whole) with one access key.
+    User {
+        user: u8,
+        enabled: bool,
+        key: u8,
+    },
+    RemoveUser(u8),
+    /// A bucket policy (None removes it).
+    BucketPolicy {
+        bucket: u8,
+        policy: Option<u8>,
+    },
+    /// A public-read ACL, or none.
+    BucketAcl {
+        bucket: u8,
+        public: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -112,6 +129,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..4u8).prop_map(|upload| Op::UploadAbort { upload }),
         1 => Just(Op::Checkpoint),
         2 => Just(Op::Compact),
+        1 => (0..3u8, any::<bool>(), 0..3u8).prop_map(|(user, enabled, key)| Op::User { user, enabled, key }),
+        1 => (0..3u8).prop_map(Op::RemoveUser),
+        1 => (0..3u8, proptest::option::of(0..3u8)).prop_map(|(bucket, policy)| Op::BucketPolicy { bucket, policy }),
+        1 => (0..3u8, any::<bool>()).prop_map(|(bucket, public)| Op::BucketAcl { bucket, public }),
     ]
 }
 
@@ -133,6 +154,8 @@ struct Version {
 struct Bucket {
     versioning: VersioningState,
     locked: bool,
+    policy: Option<String>,
+    public: bool,
     /// key -> versions, newest first.
     keys: BTreeMap<String, Vec<Version>>,
 }
@@ -144,6 +167,8 @@ type ModelUpload = (String, String, BTreeMap<u32, Vec<u8>>);
 struct Model {
     buckets: BTreeMap<String, Bucket>,
     uploads: BTreeMap<String, ModelUpload>,
+    /// name -> (enabled, its one access key).
+    users: BTreeMap<String, (bool, String)>,
 }
 
 fn bucket_name(b: u8) -> String {
@@ -370,6 +395,7 @@ async fn run(
                             },
                             locked: *lock,
                             keys: BTreeMap::new(),
+                            ..Bucket::default()
                         },
                     );
                     Ok(())
@@ -665,6 +691,64 @@ async fn run(
             };
             (Ok(()), store.compact_round(&policy).await.map(|_| None))
         }
+        Op::User { user, enabled, key } => {
+            let name = format!("user-{user}");
+            let access_key = format!("AK{user}{key}");
+            after
+                .users
+                .insert(name.clone(), (*enabled, access_key.clone()));
+            let change = lsm::format::IamChange::User(lsm::format::User {
+                account: lsm::format::FIRST_ACCOUNT_ID.into(),
+                name,
+                enabled: *enabled,
+                policies: vec!["readwrite".into()],
+                keys: vec![lsm::format::AccessKey {
+                    access_key,
+                    sealed_secret: vec![*user, *key],
+                    enabled: *enabled,
+                    created_ms: 1,
+                }],
+                created_ms: 1,
+            });
+            (Ok(()), store.change_iam(change).await.map(|()| None))
+        }
+        Op::RemoveUser(user) => {
+            let name = format!("user-{user}");
+            after.users.remove(&name);
+            let change = lsm::format::IamChange::UserRemove {
+                account: lsm::format::FIRST_ACCOUNT_ID.into(),
+                name,
+            };
+            (Ok(()), store.change_iam(change).await.map(|()| None))
+        }
+        Op::BucketPolicy { bucket, policy } => {
+            let b = bucket_name(*bucket);
+            let policy = policy.map(|p| format!("{{\"policy\": {p}}}"));
+            let expected = after.bucket(&b).map(|bucket| {
+                bucket.policy = policy.clone();
+            });
+            let result = store
+                .configure_bucket(&b, lsm::BucketSetting::Policy(policy))
+                .await;
+            (expected, result.map(|()| None))
+        }
+        Op::BucketAcl { bucket, public } => {
+            let b = bucket_name(*bucket);
+            let expected = after.bucket(&b).map(|bucket| {
+                bucket.public = *public;
+            });
+            let grants = match public {
+                true => vec![lsm::format::Grant {
+                    grantee: lsm::format::Grantee::AllUsers,
+                    permission: lsm::format::Permission::Read,
+                }],
+                false => Vec::new(),
+            };
+            let result = store
+                .configure_bucket(&b, lsm::BucketSetting::Acl(grants))
+                .await;
+            (expected, result.map(|()| None))
+        }
     };
     if expected.is_err() {
         after = model.clone();
@@ -781,10 +865,30 @@ fn observe(store: &lsm::Store) -> Model {
             Bucket {
                 versioning: config.versioning,
                 locked: config.object_lock.is_some(),
+                policy: config.policy.as_deref().map(str::to_string),
+                public: !config.acl.is_empty(),
                 keys,
             },
         );
     }
+    store.with_iam(|iam| {
+        for user in iam.users(lsm::format::FIRST_ACCOUNT_ID) {
+            let key = &user.keys[0];
+            // The lookup by access key agrees with the user it names.
+            let (holder, found) = iam.key(&key.access_key).expect("key lookup");
+            assert_eq!(
+                holder,
+                lsm::KeyHolder::User {
+                    account: user.account.clone(),
+                    name: user.name.clone()
+                }
+            );
+            assert_eq!(found.enabled, user.enabled);
+            model
+                .users
+                .insert(user.name.clone(), (user.enabled, key.access_key.clone()));
+        }
+    });
     model
 }
 
@@ -884,8 +988,8 @@ fn summary(m: &Model) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (b, bucket) in &m.buckets {
         out.push(format!(
-            "bucket {b} {:?} locked {}",
-            bucket.versioning, bucket.locked
+            "bucket {b} {:?} locked {} policy {:?} public {}",
+            bucket.versioning, bucket.locked, bucket.policy, bucket.public
         ));
         for (k, versions) in &bucket.keys {
             for v in versions {
@@ -916,6 +1020,11 @@ fn summary(m: &Model) -> Vec<String> {
         })
         .collect();
     out.extend(uploads);
+    out.extend(
+        m.users
+            .iter()
+            .map(|(name, (enabled, key))| format!("user {name} enabled {enabled} key {key}")),
+    );
     out
 }
 

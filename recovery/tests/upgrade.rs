@@ -1,10 +1,12 @@
-//! A device written by the previous release opens with all its data: the
-//! image in tests/fixtures was written by format version 5's `strata`
+//! A device written by an earlier release opens with all its data: each
+//! image in tests/fixtures was written by that format version's `strata`
 //! (tests/fixtures/make_image.py) and holds a checkpoint, records after
 //! it, inline, chunked and deduplicated objects, overwrites, deletes, a
-//! completed multipart upload and one still open. Every object must come
-//! back byte for byte, as must the open upload; the device must then take
-//! writes in the new format, move to it, and open again.
+//! completed multipart upload and one still open; version 6's also holds
+//! versions, delete markers, tags, object lock and bucket settings. Every
+//! object and version must come back byte for byte, as must the open
+//! upload; the device must then take writes in the new format, move to it,
+//! and open again.
 
 mod common;
 
@@ -22,8 +24,8 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn image() -> Vec<u8> {
-    let compressed = std::fs::read(fixture("format-v5.img.zst")).expect("fixture image");
+fn image(name: &str) -> Vec<u8> {
+    let compressed = std::fs::read(fixture(&format!("{name}.img.zst"))).expect("fixture image");
     let mut out = Vec::new();
     zstd::stream::Decoder::new(&compressed[..])
         .expect("zstd")
@@ -32,20 +34,24 @@ fn image() -> Vec<u8> {
     out
 }
 
-fn expected() -> serde_json::Value {
-    let text = std::fs::read_to_string(fixture("format-v5.json")).expect("fixture manifest");
+fn expected(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture(&format!("{name}.json"))).expect("fixture manifest");
     serde_json::from_str(&text).expect("manifest json")
 }
 
 /// Every object the manifest names, and nothing else, with its bytes
 /// (MD5), ETag, content type and metadata; and the open upload's parts.
-fn assert_holds_the_fixture(store: &lsm::Store) {
-    let want = expected();
+fn assert_holds_the_fixture(store: &lsm::Store, name: &str) {
+    let want = expected(name);
     let buckets = want["buckets"].as_object().expect("buckets");
+    let versioned = want["versions"].as_object().cloned().unwrap_or_default();
     let names: Vec<String> = store.list_buckets().into_iter().map(|b| b.name).collect();
-    let mut want_names: Vec<&String> = buckets.keys().collect();
-    want_names.sort();
-    assert_eq!(names.iter().collect::<Vec<_>>(), want_names);
+    let want_names: std::collections::BTreeSet<&String> =
+        buckets.keys().chain(versioned.keys()).collect();
+    assert_eq!(
+        names.iter().collect::<std::collections::BTreeSet<_>>(),
+        want_names
+    );
     for (bucket, objects) in buckets {
         let objects = objects.as_object().expect("objects");
         assert_eq!(
@@ -105,7 +111,118 @@ fn assert_holds_the_fixture(store: &lsm::Store) {
             assert_eq!(hex::encode(md5_of(&bytes)), part.etag);
         }
     }
+    for (bucket, listed) in &versioned {
+        assert_holds_the_versions(store, bucket, listed.as_array().expect("versions"));
+    }
+    if let Some(settings) = want["settings"].as_object() {
+        assert_holds_the_settings(store, settings);
+    }
     assert_eq!(store.space_recount(), Vec::<String>::new());
+}
+
+/// Every version of a bucket, newest first within a key, with its bytes,
+/// tags, retention mode and legal hold.
+fn assert_holds_the_versions(store: &lsm::Store, bucket: &str, want: &[serde_json::Value]) {
+    let page = store
+        .list_versions(
+            bucket,
+            &lsm::VersionQuery {
+                max_keys: usize::MAX,
+                ..Default::default()
+            },
+        )
+        .expect("list versions");
+    assert_eq!(page.versions.len(), want.len(), "{bucket}");
+    for (listed, v) in page.versions.iter().zip(want) {
+        let e = &listed.entry;
+        let id = if e.null_version {
+            "null".to_string()
+        } else {
+            format!("{:016x}", e.lsn)
+        };
+        let what = format!("{bucket}/{} {id}", listed.key);
+        assert_eq!(listed.key, v["key"].as_str().unwrap(), "{what}");
+        assert_eq!(id, v["version_id"].as_str().unwrap(), "{what}");
+        assert_eq!(
+            e.delete_marker,
+            v["delete_marker"].as_bool().unwrap(),
+            "{what}"
+        );
+        if !e.delete_marker {
+            let mut bytes = Vec::new();
+            for chunk in &e.chunks {
+                bytes.extend(store.read_chunk(chunk).expect("version readable"));
+            }
+            assert_eq!(bytes.len() as u64, v["size"].as_u64().unwrap(), "{what}");
+            assert_eq!(
+                hex::encode(md5_of(&bytes)),
+                v["md5"].as_str().unwrap(),
+                "{what}"
+            );
+        }
+        let tags: BTreeMap<String, String> = e.meta.tags().iter().cloned().collect();
+        let want_tags: BTreeMap<String, String> = v["tags"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(tags, want_tags, "{what}");
+        let mode = e.meta.retention().map(|r| match r.mode {
+            lsm::LockMode::Governance => "GOVERNANCE",
+            lsm::LockMode::Compliance => "COMPLIANCE",
+        });
+        assert_eq!(mode, v["retention"].as_str(), "{what}");
+        assert_eq!(
+            e.meta.legal_hold(),
+            v["legal_hold"].as_bool().unwrap(),
+            "{what}"
+        );
+    }
+}
+
+fn assert_holds_the_settings(
+    store: &lsm::Store,
+    settings: &serde_json::Map<String, serde_json::Value>,
+) {
+    for (bucket, want) in settings {
+        let config = store.bucket_config(bucket).expect("bucket config");
+        let versioning = match config.versioning {
+            lsm::VersioningState::Unversioned => "Unversioned",
+            lsm::VersioningState::Enabled => "Enabled",
+            lsm::VersioningState::Suspended => "Suspended",
+        };
+        assert_eq!(versioning, want["versioning"].as_str().unwrap(), "{bucket}");
+        if let Some(tags) = want["tags"].as_object() {
+            let have: BTreeMap<String, String> = config
+                .tags
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            let want: BTreeMap<String, String> = tags
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            assert_eq!(have, want, "{bucket}");
+        }
+        if let Some(rules) = want["lifecycle_rules"].as_u64() {
+            let lifecycle = config.lifecycle.as_ref().expect("lifecycle rules");
+            assert_eq!(lifecycle.rules.len() as u64, rules, "{bucket}");
+        }
+        if let Some(mode) = want["default_retention"].as_str() {
+            let default = config
+                .object_lock
+                .as_ref()
+                .and_then(|l| l.default_retention)
+                .expect("default retention");
+            let have = match default.mode {
+                lsm::LockMode::Governance => "GOVERNANCE",
+                lsm::LockMode::Compliance => "COMPLIANCE",
+            };
+            assert_eq!(have, mode, "{bucket}");
+        }
+    }
 }
 
 fn md5_of(data: &[u8]) -> [u8; 16] {
@@ -114,8 +231,8 @@ fn md5_of(data: &[u8]) -> [u8; 16] {
 }
 
 #[test]
-fn a_version_5_device_opens_with_all_its_data_and_moves_to_version_6() {
-    let bytes = image();
+fn a_version_5_device_opens_with_all_its_data_and_moves_to_the_current_format() {
+    let bytes = image("format-v5");
     let dev = Arc::new(FaultyDevice::from_image(
         bytes.clone(),
         FaultConfig::default(),
@@ -131,7 +248,7 @@ fn a_version_5_device_opens_with_all_its_data_and_moves_to_version_6() {
         report.scan.records_applied > 0,
         "records after it replay: {report:?}"
     );
-    assert_holds_the_fixture(&store);
+    assert_holds_the_fixture(&store, "format-v5");
 
     let rt = runtime();
     // It takes writes of the new format at once, and its upgrade is a
@@ -198,9 +315,59 @@ fn a_version_5_device_opens_with_all_its_data_and_moves_to_version_6() {
 /// fsck reads a version 5 device as it is, without changing it.
 #[test]
 fn fsck_checks_a_version_5_device() {
-    let dev = FaultyDevice::from_image(image(), FaultConfig::default());
+    let dev = FaultyDevice::from_image(image("format-v5"), FaultConfig::default());
     let report = recovery::fsck::check(&dev, &()).expect("fsck");
     assert!(report.clean(), "{report:?}");
     assert_eq!(report.objects_checked, 9);
     assert_eq!(lsm::read_superblock(&dev).unwrap().format_version, 5);
+}
+
+#[test]
+fn a_version_6_device_opens_with_all_its_versions_and_moves_to_the_current_format() {
+    let dev = Arc::new(FaultyDevice::from_image(
+        image("format-v6"),
+        FaultConfig::default(),
+    ));
+    let sb = lsm::read_superblock(dev.as_ref()).expect("superblock");
+    assert_eq!(sb.format_version, 6, "the fixture is a version 6 device");
+    let (store, report) = open(dev.clone());
+    assert!(
+        report.checkpoint_used,
+        "the version 6 checkpoint loads: {report:?}"
+    );
+    assert!(
+        report.scan.records_applied > 0,
+        "records after it replay: {report:?}"
+    );
+    assert_holds_the_fixture(&store, "format-v6");
+    let rt = runtime();
+    rt.block_on(async {
+        put(&store, "gamma", "written-after-upgrade", b"new format")
+            .await
+            .unwrap();
+        assert_eq!(store.upgrade_format().await.unwrap(), Some(6));
+    });
+    store.shutdown();
+    drop(store);
+    let sb = lsm::read_superblock(dev.as_ref()).expect("superblock");
+    assert_eq!(sb.format_version, lsm::format::FORMAT_VERSION);
+    let (again, report) = open(dev.clone() as Arc<dyn BlockDevice>);
+    assert!(report.checkpoint_used);
+    assert_eq!(
+        read_all(&again, "gamma", "written-after-upgrade").unwrap(),
+        b"new format"
+    );
+    again.shutdown();
+    drop(again);
+    let fsck = recovery::fsck::check(dev.as_ref(), &()).expect("fsck");
+    assert!(fsck.clean(), "{fsck:?}");
+}
+
+/// fsck reads a version 6 device as it is, without changing it.
+#[test]
+fn fsck_checks_a_version_6_device() {
+    let dev = FaultyDevice::from_image(image("format-v6"), FaultConfig::default());
+    let report = recovery::fsck::check(&dev, &()).expect("fsck");
+    assert!(report.clean(), "{report:?}");
+    assert_eq!(lsm::read_superblock(&dev).unwrap().format_version, 6);
 }

@@ -14,19 +14,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod access;
 mod records;
 pub mod v5;
+pub mod v6;
 
+pub use access::*;
 pub use records::*;
 
-/// Version 6: versions, delete markers, object lock, tags, lifecycle and
+/// Version 7: accounts, users, keys and policies (record kind 18), and a
+/// bucket's owner, policy, ACL, CORS, ownership and public access block
+/// (new `BucketSetting` variants), an object's ACL (a new `MetaItem`); the
+/// checkpoint's bucket configuration grew those fields (`v6.rs` reads the
+/// previous one). Version 6: versions, delete markers, object lock, tags, lifecycle and
 /// conditional writes (record kinds 11 to 17; see DESIGN.md). Version 5: a record's crc covers the device's uuid, so that a record
 /// left by an earlier format of the device never passes for one of this
 /// store's (it kept a valid crc and numbers of its own). Version 4: segment
 /// headers say which head wrote them (log or compaction). Version 3 gave
 /// chunk references the chunk's content hash (dedup, relocation); version 2
 /// added inline data to object records.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 /// The oldest format this build opens: a device written by the previous
 /// release opens with all its data.
 pub const OLDEST_READABLE_VERSION: u32 = 5;
@@ -270,6 +277,7 @@ pub enum RecordKind {
     VersionUpdate = 15,
     BucketConfig = 16,
     BucketCreate = 17,
+    Iam = 18,
 }
 
 impl RecordKind {
@@ -293,6 +301,7 @@ impl RecordKind {
             15 => VersionUpdate,
             16 => BucketConfig,
             17 => BucketCreate,
+            18 => Iam,
             _ => return None,
         })
     }
@@ -440,6 +449,7 @@ pub enum Record {
     MultipartComplete(MultipartComplete),
     MultipartAbort(MultipartAbort),
     Checkpoint(CheckpointPart),
+    Iam(IamUpdate),
 }
 
 impl Record {
@@ -457,6 +467,7 @@ impl Record {
             Record::MultipartComplete(_) => RecordKind::MultipartComplete,
             Record::MultipartAbort(_) => RecordKind::MultipartAbort,
             Record::Checkpoint(_) => RecordKind::Checkpoint,
+            Record::Iam(_) => RecordKind::Iam,
         }
     }
 
@@ -478,6 +489,7 @@ impl Record {
             Record::MultipartComplete(r) => bincode::serialize(r),
             Record::MultipartAbort(r) => bincode::serialize(r),
             Record::Checkpoint(r) => bincode::serialize(r),
+            Record::Iam(r) => bincode::serialize(r),
         };
         // Serialising plain structs into a Vec cannot fail.
         encoded.unwrap_or_default()
@@ -507,6 +519,7 @@ impl Record {
             K::MultipartComplete => Record::MultipartComplete(decode_bincode(payload)?),
             K::MultipartAbort => Record::MultipartAbort(decode_bincode(payload)?),
             K::Checkpoint => Record::Checkpoint(decode_bincode(payload)?),
+            K::Iam => Record::Iam(decode_bincode(payload)?),
             K::ObjectPutV5
             | K::TombstoneV5
             | K::BucketCreateV5

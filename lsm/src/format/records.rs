@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Location;
+use super::{CorsRule, Grant, Location, ObjectAcl, ObjectOwnership, PublicAccessBlock};
 use crate::lifecycle::LifecycleConfig;
 
 /// A reference from an object to one stored chunk. The hash names the
@@ -60,6 +60,8 @@ pub enum MetaItem {
     /// The upload a multipart object came from: a repeated Complete of it
     /// is answered from this version.
     UploadId(String),
+    /// Format 7: an owner or grants other than the default.
+    Acl(ObjectAcl),
 }
 
 impl MetaItem {
@@ -71,6 +73,7 @@ impl MetaItem {
             MetaItem::Parts(_) => 3,
             MetaItem::Checksum(..) => 4,
             MetaItem::UploadId(_) => 5,
+            MetaItem::Acl(_) => 6,
         }
     }
 }
@@ -200,6 +203,18 @@ impl ObjectMeta {
         self.put(id.map(MetaItem::UploadId), |i| {
             matches!(i, MetaItem::UploadId(_))
         });
+    }
+
+    /// The version's owner and grants, when not the default.
+    pub fn acl(&self) -> Option<&ObjectAcl> {
+        self.find(|i| match i {
+            MetaItem::Acl(acl) => Some(acl),
+            _ => None,
+        })
+    }
+
+    pub fn set_acl(&mut self, acl: Option<ObjectAcl>) {
+        self.put(acl.map(MetaItem::Acl), |i| matches!(i, MetaItem::Acl(_)));
     }
 }
 
@@ -354,13 +369,22 @@ impl DefaultRetention {
     }
 }
 
-/// One bucket setting, replaced whole.
+/// One bucket setting, replaced whole. Format 7 added the variants from
+/// `Owner` on (bincode numbers variants, so earlier ones decode as before).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BucketSetting {
     Versioning(VersioningState),
     ObjectLock(ObjectLockConfig),
     Tags(Option<Vec<(String, String)>>),
     Lifecycle(Option<LifecycleConfig>),
+    /// The owning account's id (given at create).
+    Owner(String),
+    /// The bucket policy (IAM JSON, as given and validated by the server).
+    Policy(Option<String>),
+    Acl(Vec<Grant>),
+    Cors(Option<Vec<CorsRule>>),
+    Ownership(Option<ObjectOwnership>),
+    PublicAccessBlock(Option<PublicAccessBlock>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -383,6 +407,8 @@ pub enum VersionChange {
     LegalHold(bool),
     /// fsck --repair: the version's data is damaged; its chunks are let go.
     Quarantine(String),
+    /// Format 7: PutObjectAcl (None: back to the default).
+    Acl(Option<ObjectAcl>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -98,6 +98,27 @@ fn locked_meta() -> ObjectMeta {
 /// Pins the encoding of every record kind written today. If this fails,
 /// the on-disk format changed: bump FORMAT_VERSION, keep the old kinds
 /// readable, and update the strings on purpose.
+fn bucket_setting(setting: BucketSetting) -> Record {
+    Record::BucketConfig(BucketConfigChange {
+        bucket: "b".into(),
+        at_ms: 9,
+        setting,
+    })
+}
+
+fn iam(change: IamChange) -> Record {
+    Record::Iam(IamUpdate { at_ms: 9, change })
+}
+
+fn access_key() -> AccessKey {
+    AccessKey {
+        access_key: "a".into(),
+        sealed_secret: vec![5, 6],
+        enabled: true,
+        created_ms: 3,
+    }
+}
+
 #[test]
 fn golden_record_bytes() {
     let header = "43525453";
@@ -309,6 +330,112 @@ fn golden_record_bytes() {
             }),
             "0001000000010000000000000007",
         ),
+        // Format 7.
+        (bucket_setting(BucketSetting::Owner("1".into())), "010000000000000062090000000000000004000000010000000000000031"),
+        (bucket_setting(BucketSetting::Policy(Some("{}".into()))), "0100000000000000620900000000000000050000000102000000000000007b7d"),
+        (
+            bucket_setting(BucketSetting::Acl(vec![
+                Grant {
+                    grantee: Grantee::Account("1".into()),
+                    permission: Permission::WriteAcp,
+                },
+                Grant {
+                    grantee: Grantee::AllUsers,
+                    permission: Permission::Read,
+                },
+            ])),
+            "0100000000000000620900000000000000060000000200000000000000000000000100000000000000310400000001000000
+             01000000",
+        ),
+        (
+            bucket_setting(BucketSetting::Cors(Some(vec![CorsRule {
+                id: Some("i".into()),
+                allowed_origins: vec!["o".into()],
+                allowed_methods: vec!["PUT".into()],
+                allowed_headers: vec!["h".into()],
+                expose_headers: vec!["x".into()],
+                max_age_s: Some(5),
+            }]))),
+            "0100000000000000620900000000000000070000000101000000000000000101000000000000006901000000000000000100
+             0000000000006f01000000000000000300000000000000505554010000000000000001000000000000006801000000000000
+             000100000000000000780105000000",
+        ),
+        (
+            bucket_setting(BucketSetting::Ownership(Some(
+                ObjectOwnership::BucketOwnerPreferred,
+            ))),
+            "0100000000000000620900000000000000080000000101000000",
+        ),
+        (
+            bucket_setting(BucketSetting::PublicAccessBlock(Some(PublicAccessBlock {
+                block_public_acls: true,
+                ignore_public_acls: false,
+                block_public_policy: true,
+                restrict_public_buckets: false,
+            }))),
+            "0100000000000000620900000000000000090000000101000100",
+        ),
+        (
+            Record::VersionUpdate(VersionUpdate {
+                bucket: "b".into(),
+                key: "k".into(),
+                version: VersionRef::Lsn(3),
+                at_ms: 9,
+                change: VersionChange::Acl(Some(ObjectAcl {
+                    owner: "1".into(),
+                    grants: vec![Grant {
+                        grantee: Grantee::AuthenticatedUsers,
+                        permission: Permission::FullControl,
+                    }],
+                })),
+            }),
+            "01000000000000006201000000000000006b0200000003000000000000000900000000000000040000000101000000000000
+             003101000000000000000200000000000000",
+        ),
+        (
+            iam(IamChange::Account(Account {
+                id: "1".into(),
+                name: "n".into(),
+                created_ms: 2,
+                root_keys: vec![access_key()],
+            })),
+            "09000000000000000000000001000000000000003101000000000000006e0200000000000000010000000000000001000000
+             000000006102000000000000000506010300000000000000",
+        ),
+        (
+            iam(IamChange::User(User {
+                account: "1".into(),
+                name: "u".into(),
+                enabled: false,
+                policies: vec!["p".into()],
+                keys: vec![access_key()],
+                created_ms: 2,
+            })),
+            "0900000000000000010000000100000000000000310100000000000000750001000000000000000100000000000000700100
+             000000000000010000000000000061020000000000000005060103000000000000000200000000000000",
+        ),
+        (
+            iam(IamChange::UserRemove {
+                account: "1".into(),
+                name: "u".into(),
+            }),
+            "090000000000000002000000010000000000000031010000000000000075",
+        ),
+        (
+            iam(IamChange::Policy {
+                account: "1".into(),
+                name: "p".into(),
+                document: "{}".into(),
+            }),
+            "09000000000000000300000001000000000000003101000000000000007002000000000000007b7d",
+        ),
+        (
+            iam(IamChange::PolicyRemove {
+                account: "1".into(),
+                name: "p".into(),
+            }),
+            "090000000000000004000000010000000000000031010000000000000070",
+        ),
     ];
     let mut mismatches = Vec::new();
     for (record, payload_hex) in cases {
@@ -436,11 +563,19 @@ fn superblock_and_segment_header_round_trip_and_pin() {
     let bytes = sb.encode();
     assert_eq!(
         hex::encode(&bytes[..61]),
-        "53545241544153420600000001010101010101010101010101010101000040000000000003000000050000000000000001020000000020000064000000"
+        "53545241544153420700000001010101010101010101010101010101000040000000000003000000050000000000000001020000000020000064000000"
     );
     assert_eq!(Superblock::decode(&bytes), Ok(sb.clone()));
     // The previous release's superblock opens, and says so.
     let crc_at = bytes.len() - 8;
+    let v6 = with_version(bytes.clone(), 6, crc_at);
+    assert_eq!(
+        Superblock::decode(&v6),
+        Ok(Superblock {
+            format_version: 6,
+            ..sb.clone()
+        })
+    );
     let v5 = with_version(bytes.clone(), 5, crc_at);
     assert_eq!(
         Superblock::decode(&v5),
@@ -471,7 +606,7 @@ fn superblock_and_segment_header_round_trip_and_pin() {
     let enc = sh.encode();
     assert_eq!(
         hex::encode(&enc[..48]),
-        "535452415441534706000000010000000101010101010101010101010101010109000000000000004d00000000000000"
+        "535452415441534707000000010000000101010101010101010101010101010109000000000000004d00000000000000"
     );
     assert_eq!(SegmentHeader::decode(&enc, &[1; 16]), Some(sh));
     let crc_at = enc.len() - 8;
