@@ -528,7 +528,13 @@ struct Template {
 fn router_for(store: &lsm::Store) -> axum::Router {
     let state = s3api::AppState::new("us-east-1");
     let _ = state.store.set(store.clone());
-    s3api::router(state, ACCESS_KEY.into(), SECRET_KEY.into(), &limits())
+    let keyring = std::sync::Arc::new(s3api::Keyring::new(
+        state.store.clone(),
+        ACCESS_KEY.into(),
+        SECRET_KEY.into(),
+        None,
+    ));
+    s3api::router(state, keyring, &limits())
 }
 
 /// Opens a store on `image` through recovery (template setup only).

@@ -10,13 +10,6 @@ use crate::convert::*;
 use crate::errors::to_s3;
 use crate::service::Strata;
 
-pub(crate) fn owner() -> Owner {
-    Owner {
-        display_name: Some("strata".into()),
-        id: Some("strata".into()),
-    }
-}
-
 /// S3 lists at most 10,000 buckets a page.
 const MAX_BUCKETS: usize = 10_000;
 
@@ -26,6 +19,8 @@ pub(crate) async fn list_buckets(
 ) -> S3Result<S3Response<ListBucketsOutput>> {
     let store = s.store()?;
     let input = &req.input;
+    let caller = crate::authz::caller_of(&req.extensions);
+    let account = crate::authz::account_of(&caller).to_string();
     let after = match &input.continuation_token {
         Some(token) => Some(decode_token(token)?),
         None => None,
@@ -45,6 +40,12 @@ pub(crate) async fn list_buckets(
         .list_buckets()
         .into_iter()
         .filter(|b| b.name.starts_with(prefix))
+        // An account lists its own buckets, as in S3.
+        .filter(|b| {
+            store
+                .bucket_config(&b.name)
+                .is_ok_and(|c| c.owner() == account)
+        })
         .filter(|b| after.as_ref().is_none_or(|a| b.name.as_str() > a.as_str()));
     let page: Vec<_> = matching.by_ref().take(max).collect();
     // A token only when another bucket follows.
@@ -62,7 +63,7 @@ pub(crate) async fn list_buckets(
         .collect();
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
-        owner: Some(owner()),
+        owner: Some(crate::acl::owner_dto(&store, &account)),
         continuation_token: next,
         prefix: input.prefix.clone(),
     }))
@@ -87,8 +88,36 @@ pub(crate) async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let store = s.store()?;
-    let object_lock = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
-    match store.create_bucket(&req.input.bucket, object_lock).await {
+    let input = &req.input;
+    let caller = crate::authz::caller_of(&req.extensions);
+    let account = crate::authz::account_of(&caller).to_string();
+    if let Ok(existing) = store.bucket_config(&input.bucket) {
+        if existing.owner() != account {
+            return Err(s3_error!(BucketAlreadyExists));
+        }
+    }
+    let mut settings = vec![lsm::BucketSetting::Owner(account.clone())];
+    if input.object_lock_enabled_for_bucket.unwrap_or(false) {
+        settings.push(lsm::BucketSetting::ObjectLock(Default::default()));
+    }
+    let ownership = match &input.object_ownership {
+        Some(o) => Some(crate::bucket_access::ownership_from(o.as_str())?),
+        None => None,
+    };
+    let mut born = lsm::BucketConfig {
+        owner: Some(account.clone()),
+        ownership,
+        ..Default::default()
+    };
+    if let Some(grants) = crate::acl::requested(&req.headers, &account)? {
+        born.acl = grants.clone();
+        crate::acl::check_allowed(&born, &grants)?;
+        settings.push(lsm::BucketSetting::Acl(grants));
+    }
+    if let Some(ownership) = born.ownership {
+        settings.push(lsm::BucketSetting::Ownership(Some(ownership)));
+    }
+    match store.create_bucket_with(&input.bucket, settings).await {
         // us-east-1 answers 200 to the owner re-creating a bucket (AWS's
         // legacy behaviour there); other regions BucketAlreadyOwnedByYou.
         Err(lsm::Error::BucketExists) if s.region() == "us-east-1" => {}

@@ -20,7 +20,9 @@ use axum::Router;
 use parking_lot::Mutex;
 use s3s::service::S3ServiceBuilder;
 
-use crate::service::{StaticAuth, Strata};
+use crate::authz::{Access, AccessCheck};
+use crate::identity::{Keyring, KeyringAuth};
+use crate::service::Strata;
 
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
@@ -100,6 +102,9 @@ pub struct Metrics {
     shed: Mutex<BTreeMap<&'static str, u64>>,
     /// Idle connections closed to make room at the connection cap.
     evicted: AtomicU64,
+    /// Requests refused AccessDenied, by reason: explicit_deny,
+    /// not_allowed, anonymous.
+    denied: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -113,6 +118,10 @@ impl Metrics {
 
     pub fn connection_refused(&self, reason: &'static str) {
         *self.refused.lock().entry(reason).or_default() += 1;
+    }
+
+    pub(crate) fn access_denied(&self, reason: &'static str) {
+        *self.denied.lock().entry(reason).or_default() += 1;
     }
 
     fn request_shed(&self, reason: &'static str) {
@@ -184,6 +193,7 @@ impl Metrics {
             ("strata_timeouts_total", "stage", &self.timeouts),
             ("strata_connections_refused_total", "reason", &self.refused),
             ("strata_requests_shed_total", "reason", &self.shed),
+            ("strata_access_denied_total", "reason", &self.denied),
         ] {
             let _ = writeln!(out, "# TYPE {name} counter");
             for (label, n) in counts.lock().iter() {
@@ -460,19 +470,22 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// The whole HTTP application.
-pub fn router(
-    state: AppState,
-    access_key: String,
-    secret_key: String,
-    limits: &HttpLimits,
-) -> Router {
+pub fn router(state: AppState, keyring: Arc<Keyring>, limits: &HttpLimits) -> Router {
+    let access = Arc::new(Access::new(
+        keyring.clone(),
+        state.store.clone(),
+        state.metrics.clone(),
+    ));
     let mut builder = S3ServiceBuilder::new(Strata::new(
         state.store.clone(),
         &state.region,
         limits.body_timeout,
         state.metrics.clone(),
+        access.clone(),
     ));
-    builder.set_auth(StaticAuth::new(access_key, secret_key));
+    builder.set_auth(KeyringAuth(keyring));
+    builder.set_access(AccessCheck(access.clone()));
+    builder.set_route(crate::admin::AdminRoute { access });
     let mut config = s3s::config::S3Config::default();
     config.xml_max_body_size = limits.max_xml_bytes;
     config.post_object_max_file_size = 0;

@@ -3,19 +3,27 @@
 //! aws-chunked), with our handlers on top of lsm. It never touches the
 //! device; store errors become S3 errors in `errors.rs` only.
 
+mod acl;
+mod admin;
+mod authz;
 mod body;
+mod bucket_access;
 mod bucket_config;
 mod buckets;
 mod checksums;
 mod convert;
 mod errors;
 mod http;
+mod identity;
 mod listings;
 mod multipart;
 mod object_config;
 mod objects;
 mod reads;
+mod secrets;
 mod service;
 
+pub use authz::ClientInfo;
 pub use http::{router, AppState, HttpLimits, Metrics};
-pub use service::{StaticAuth, Strata};
+pub use identity::Keyring;
+pub use service::Strata;

@@ -5,7 +5,7 @@ use base64::Engine;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use crate::buckets::{decode_token, owner};
+use crate::buckets::decode_token;
 use crate::convert::*;
 use crate::errors::to_s3;
 use crate::service::Strata;
@@ -33,7 +33,13 @@ fn list(
     url: bool,
     with_owner: bool,
 ) -> S3Result<Listed> {
-    let page = s.store()?.list_objects(bucket, query).map_err(to_s3)?;
+    let store = s.store()?;
+    let page = store.list_objects(bucket, query).map_err(to_s3)?;
+    let bucket_owner = store
+        .bucket_config(bucket)
+        .map_err(to_s3)?
+        .owner()
+        .to_string();
     let enc = |k: &str| if url { url_encode(k) } else { k.to_string() };
     let contents = page
         .objects
@@ -46,7 +52,10 @@ fn list(
             storage_class: Some(ObjectStorageClass::from_static(
                 ObjectStorageClass::STANDARD,
             )),
-            owner: with_owner.then(owner),
+            owner: with_owner.then(|| {
+                let owner = entry.meta.acl().map_or(bucket_owner.as_str(), |a| &a.owner);
+                crate::acl::owner_dto(&store, owner)
+            }),
             ..Default::default()
         })
         .collect();
@@ -207,6 +216,14 @@ pub(crate) async fn list_object_versions(
         max_keys: max,
     };
     let page = store.list_versions(&input.bucket, &query).map_err(to_s3)?;
+    let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
+    let owner_of = |entry: &lsm::ObjectEntry| {
+        let owner = entry
+            .meta
+            .acl()
+            .map_or(config.owner(), |a| a.owner.as_str());
+        crate::acl::owner_dto(&store, owner)
+    };
     let mut versions = Vec::new();
     let mut markers = Vec::new();
     for listed in &page.versions {
@@ -217,7 +234,7 @@ pub(crate) async fn list_object_versions(
                 version_id: Some(entry.version_id()),
                 is_latest: Some(listed.is_latest),
                 last_modified: Some(timestamp_ms(entry.meta.last_modified_ms)),
-                owner: Some(owner()),
+                owner: Some(owner_of(entry)),
             });
         } else {
             versions.push(ObjectVersion {
@@ -230,7 +247,7 @@ pub(crate) async fn list_object_versions(
                 storage_class: Some(ObjectVersionStorageClass::from_static(
                     ObjectVersionStorageClass::STANDARD,
                 )),
-                owner: Some(owner()),
+                owner: Some(owner_of(entry)),
                 ..Default::default()
             });
         }

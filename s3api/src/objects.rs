@@ -104,6 +104,12 @@ pub(crate) async fn put_object(
         input.object_lock_retain_until_date.as_ref(),
         input.object_lock_legal_hold_status.as_ref(),
     )?;
+    let writer = crate::authz::caller_of(&req.extensions);
+    meta.set_acl(crate::acl::for_new_object(
+        &config,
+        crate::authz::account_of(&writer),
+        &req.headers,
+    )?);
     let body = ingest_upload!(
         &store,
         input,
@@ -205,6 +211,13 @@ pub(crate) async fn delete_objects(
     let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
     let bypass = input.bypass_governance_retention.unwrap_or(false);
     let quiet = input.delete.quiet.unwrap_or(false);
+    // Each key is authorised as its own DeleteObject would be.
+    let caller = crate::authz::caller_of(&req.extensions);
+    let context = req
+        .extensions
+        .get::<policy::Context>()
+        .cloned()
+        .unwrap_or_default();
     let mut done = Vec::new();
     let mut errors = Vec::new();
     for object in &input.delete.objects {
@@ -220,7 +233,18 @@ pub(crate) async fn delete_objects(
                 .map(|t| timestamp_to_ms(t) / 1000),
             current_lsn: None,
         };
-        let outcome = match version_ref(object.version_id.as_deref()) {
+        let allowed = s.access().authorize(&crate::authz::Ask {
+            caller: &caller,
+            action: match object.version_id {
+                Some(_) => "s3:DeleteObjectVersion",
+                None => "s3:DeleteObject",
+            },
+            bucket: Some(&input.bucket),
+            key: Some(&object.key),
+            version: object.version_id.as_deref(),
+            context: &context,
+        });
+        let outcome = match allowed.and_then(|()| version_ref(object.version_id.as_deref())) {
             Ok(version) => store
                 .delete(&input.bucket, &object.key, version, bypass, condition)
                 .await
@@ -380,6 +404,12 @@ pub(crate) async fn copy_object(
         input.object_lock_retain_until_date.as_ref(),
         input.object_lock_legal_hold_status.as_ref(),
     )?;
+    let writer = crate::authz::caller_of(&req.extensions);
+    meta.set_acl(crate::acl::for_new_object(
+        &config,
+        crate::authz::account_of(&writer),
+        &req.headers,
+    )?);
     // What the source carries over: its tags unless replaced, and the
     // layout of its parts and its checksum's kind (they describe its bytes).
     if !replace_tags {

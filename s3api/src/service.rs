@@ -3,11 +3,12 @@
 
 use std::sync::{Arc, OnceLock};
 
-use s3s::auth::{S3Auth, SecretKey};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
-use crate::{bucket_config, buckets, listings, multipart, object_config, objects, reads};
+use crate::{
+    acl, bucket_access, bucket_config, buckets, listings, multipart, object_config, objects, reads,
+};
 
 /// The S3 service. The store is set once recovery has finished; until then
 /// every request answers 503 (and readiness is false).
@@ -16,6 +17,7 @@ pub struct Strata {
     store: Arc<OnceLock<lsm::Store>>,
     region: String,
     body_deadline: BodyDeadline,
+    access: Arc<crate::authz::Access>,
 }
 
 /// How long a request body may send nothing, and where its timeouts are
@@ -32,6 +34,7 @@ impl Strata {
         region: &str,
         body_timeout: std::time::Duration,
         metrics: Arc<crate::Metrics>,
+        access: Arc<crate::authz::Access>,
     ) -> Self {
         Strata {
             store,
@@ -40,7 +43,12 @@ impl Strata {
                 stall: body_timeout,
                 metrics,
             },
+            access,
         }
+    }
+
+    pub(crate) fn access(&self) -> &crate::authz::Access {
+        &self.access
     }
 
     pub(crate) fn region(&self) -> &str {
@@ -57,35 +65,6 @@ impl Strata {
             .get()
             .cloned()
             .ok_or_else(|| s3_error!(ServiceUnavailable, "recovery is still running"))
-    }
-}
-
-/// One access key and its secret.
-pub struct StaticAuth {
-    access_key: String,
-    secret_key: String,
-}
-
-impl StaticAuth {
-    pub fn new(access_key: String, secret_key: String) -> Self {
-        StaticAuth {
-            access_key,
-            secret_key,
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl S3Auth for StaticAuth {
-    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        if access_key == self.access_key {
-            Ok(SecretKey::from(self.secret_key.clone()))
-        } else {
-            Err(s3_error!(
-                InvalidAccessKeyId,
-                "The AWS Access Key Id you provided does not exist in our records."
-            ))
-        }
     }
 }
 
@@ -150,4 +129,21 @@ s3_operations! {
     abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput => multipart::abort;
     list_parts(ListPartsInput) -> ListPartsOutput => multipart::list_parts;
     list_multipart_uploads(ListMultipartUploadsInput) -> ListMultipartUploadsOutput => multipart::list_uploads;
+    get_bucket_acl(GetBucketAclInput) -> GetBucketAclOutput => acl::get_bucket_acl;
+    put_bucket_acl(PutBucketAclInput) -> PutBucketAclOutput => acl::put_bucket_acl;
+    get_object_acl(GetObjectAclInput) -> GetObjectAclOutput => acl::get_object_acl;
+    put_object_acl(PutObjectAclInput) -> PutObjectAclOutput => acl::put_object_acl;
+    put_bucket_policy(PutBucketPolicyInput) -> PutBucketPolicyOutput => bucket_access::put_policy;
+    get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput => bucket_access::get_policy;
+    delete_bucket_policy(DeleteBucketPolicyInput) -> DeleteBucketPolicyOutput => bucket_access::delete_policy;
+    get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput => bucket_access::get_policy_status;
+    put_bucket_ownership_controls(PutBucketOwnershipControlsInput) -> PutBucketOwnershipControlsOutput => bucket_access::put_ownership;
+    get_bucket_ownership_controls(GetBucketOwnershipControlsInput) -> GetBucketOwnershipControlsOutput => bucket_access::get_ownership;
+    delete_bucket_ownership_controls(DeleteBucketOwnershipControlsInput) -> DeleteBucketOwnershipControlsOutput => bucket_access::delete_ownership;
+    put_public_access_block(PutPublicAccessBlockInput) -> PutPublicAccessBlockOutput => bucket_access::put_public_access_block;
+    get_public_access_block(GetPublicAccessBlockInput) -> GetPublicAccessBlockOutput => bucket_access::get_public_access_block;
+    delete_public_access_block(DeletePublicAccessBlockInput) -> DeletePublicAccessBlockOutput => bucket_access::delete_public_access_block;
+    put_bucket_cors(PutBucketCorsInput) -> PutBucketCorsOutput => bucket_access::put_cors;
+    get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput => bucket_access::get_cors;
+    delete_bucket_cors(DeleteBucketCorsInput) -> DeleteBucketCorsOutput => bucket_access::delete_cors;
 }

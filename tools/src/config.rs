@@ -155,6 +155,9 @@ pub struct ServeConfig {
     pub lifecycle_interval_ms: u64,
     pub access_key: String,
     pub secret_key: String,
+    /// The root secret before a rotation: stored secrets sealed under it
+    /// are sealed again under the current one at start.
+    pub previous_secret_key: Option<String>,
 }
 
 fn env_pair(user: &str, password: &str) -> Option<(String, String)> {
@@ -162,6 +165,14 @@ fn env_pair(user: &str, password: &str) -> Option<(String, String)> {
         (Ok(u), Ok(p)) if !u.is_empty() && !p.is_empty() => Some((u, p)),
         _ => None,
     }
+}
+
+/// The key pair from the environment, as `serve` and `admin` read it.
+pub fn credentials_from_env() -> Option<(String, String)> {
+    env_pair("STRATA_ACCESS_KEY", "STRATA_SECRET_KEY")
+        .or_else(|| env_pair("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"))
+        .or_else(|| env_pair("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"))
+        .or_else(|| env_pair("RUSTFS_ACCESS_KEY", "RUSTFS_SECRET_KEY"))
 }
 
 impl ServeArgs {
@@ -178,14 +189,10 @@ impl ServeArgs {
             .address
             .or(file.address)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000)));
-        let credentials = env_pair("STRATA_ACCESS_KEY", "STRATA_SECRET_KEY")
-            .or_else(|| env_pair("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"))
-            .or_else(|| env_pair("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"))
-            .or_else(|| env_pair("RUSTFS_ACCESS_KEY", "RUSTFS_SECRET_KEY"))
-            .or(match (file.access_key, file.secret_key) {
-                (Some(a), Some(s)) => Some((a, s)),
-                _ => None,
-            });
+        let credentials = credentials_from_env().or(match (file.access_key, file.secret_key) {
+            (Some(a), Some(s)) => Some((a, s)),
+            _ => None,
+        });
         let (access_key, secret_key) = match credentials {
             Some(pair) => pair,
             None => (WELL_KNOWN_PAIR.0.to_string(), WELL_KNOWN_PAIR.1.to_string()),
@@ -304,6 +311,9 @@ impl ServeArgs {
             },
             access_key,
             secret_key,
+            previous_secret_key: std::env::var("STRATA_PREVIOUS_SECRET_KEY")
+                .ok()
+                .filter(|s| !s.is_empty()),
         })
     }
 }

@@ -418,7 +418,11 @@ pub async fn serve(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let service = connection_service(app.clone(), state.clone(), slot.probe);
+        let client = s3api::ClientInfo {
+            addr: peer.ip(),
+            tls: tls.is_some(),
+        };
+        let service = connection_service(app.clone(), state.clone(), slot.probe, client);
         let (limits, metrics, tls) = (limits.clone(), metrics.clone(), tls.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
@@ -484,6 +488,7 @@ fn connection_service(
     app: axum::Router,
     state: Arc<ConnState>,
     probe: bool,
+    client: s3api::ClientInfo,
 ) -> impl hyper::service::Service<
     Request<hyper::body::Incoming>,
     Response = Response<Tracked>,
@@ -501,7 +506,9 @@ fn connection_service(
                 )
                     .into_response()
             } else {
-                match app.oneshot(req.map(Body::new)).await {
+                let mut req = req.map(Body::new);
+                req.extensions_mut().insert(client);
+                match app.oneshot(req).await {
                     Ok(response) => response,
                     Err(never) => match never {},
                 }

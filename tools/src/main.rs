@@ -2,6 +2,7 @@
 //! prepares a device, `fsck`, `compact` and `inspect` work on a device no
 //! server holds. It wires the crates together and owns no storage logic.
 
+mod admin;
 mod compact;
 mod config;
 mod connections;
@@ -57,6 +58,8 @@ enum Command {
         #[arg(long)]
         object: Option<String>,
     },
+    /// Manage accounts, users, keys and policies of a running server.
+    Admin(Box<admin::AdminArgs>),
     /// Write fresh superblocks to a device or file, erasing what it held.
     Format {
         device: PathBuf,
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         } => compact::run(&device, target_space_amp, json),
         Command::Inspect { device, object } => inspect::run(&device, object.as_deref()),
         Command::Serve(args) => serve::run(*args),
+        Command::Admin(args) => admin::run(*args),
         Command::Format {
             device,
             segment_size_bytes,

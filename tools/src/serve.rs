@@ -4,6 +4,7 @@
 //! accepting, finish in-flight requests, checkpoint, exit 0.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{ServeArgs, ServeConfig};
@@ -114,10 +115,15 @@ fn raise_open_files_limit() {
 async fn serve(config: ServeConfig) -> Result<(), String> {
     raise_open_files_limit();
     let state = s3api::AppState::new(&config.region);
-    let app = s3api::router(
-        state.clone(),
+    let keyring = Arc::new(s3api::Keyring::new(
+        state.store.clone(),
         config.access_key.clone(),
         config.secret_key.clone(),
+        config.previous_secret_key.as_deref(),
+    ));
+    let app = s3api::router(
+        state.clone(),
+        keyring.clone(),
         &s3api::HttpLimits {
             max_concurrent_requests: config.max_requests,
             max_in_flight_bytes: config.max_in_flight_bytes,
@@ -170,6 +176,16 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         .upgrade_format()
         .await
         .map_err(|e| format!("cannot upgrade the device's format: {e}"))?;
+    // Secrets sealed under a rotated root secret are sealed again before
+    // anything is served, so none is stranded once the old one is gone.
+    match keyring.reseal_stale(&store).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            keys = n,
+            "stored secrets sealed again under the new root secret"
+        ),
+        Err(e) => return Err(format!("cannot re-seal stored secrets: {e}")),
+    }
     let _ = state.store.set(store.clone());
     tracing::info!(objects = report.objects, seconds = report.seconds, "ready");
     let checkpoints = tokio::spawn(checkpoint_loop(

@@ -1,0 +1,303 @@
+"""Who may do what, against the real server with real keys: accounts and
+users made by `strata admin`, each a boto3 client of its own. Isolation
+both ways between accounts, read-only and write-only users, a bucket
+policy granting one prefix to another account, an explicit Deny over an
+Allow, aws:SourceIp, public-read by ACL and by policy fetched with no
+signature, the public access block turning them off, presigned expiry
+limits, and users, keys and policies surviving a kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import make_boto3_client, unique_bucket_name
+
+
+def admin(srv, *args, keys=None):
+    """Runs `strata admin --json ...` against `srv` as `keys` (root by default)."""
+    access, secret = keys or (srv.access_key, srv.secret_key)
+    env = dict(os.environ, STRATA_ACCESS_KEY=access, STRATA_SECRET_KEY=secret)
+    done = subprocess.run(
+        [srv.binary, "admin", "--endpoint", srv.endpoint_url, "--json", *args],
+        env=env, capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise RuntimeError(f"strata admin {' '.join(args)}: {done.stderr.strip()}")
+    return json.loads(done.stdout) if done.stdout.strip() else None
+
+
+def client_for(srv, keys):
+    return make_boto3_client(srv, access_key=keys["access_key"], secret_key=keys["secret_key"])
+
+
+def denied(call, *args, **kwargs):
+    with pytest.raises(ClientError) as e:
+        call(*args, **kwargs)
+    code = e.value.response["Error"]["Code"]
+    assert code == "AccessDenied", e.value.response
+    return e.value
+
+
+def anonymous_get(srv, bucket, key):
+    try:
+        with urllib.request.urlopen(f"{srv.endpoint_url}/{bucket}/{key}", timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+@pytest.fixture(scope="module")
+def tenants(server):
+    """A second account with its own root, and users of the first."""
+    suffix = unique_bucket_name("acct")
+    other = admin(server, "account", "add", f"tenant-{suffix}")
+    reader = admin(server, "user", "add", f"reader-{suffix}", "--policy", "readonly")
+    writer = admin(server, "user", "add", f"writer-{suffix}", "--policy", "writeonly")
+    nothing = admin(server, "user", "add", f"nothing-{suffix}")
+    return {"other": other, "reader": reader, "writer": writer, "nothing": nothing,
+            "reader_name": f"reader-{suffix}", "suffix": suffix}
+
+
+def test_accounts_are_isolated_both_ways(server, s3, tenants, bucket):
+    other = client_for(server, tenants["other"])
+    s3.put_object(Bucket=bucket, Key="mine", Body=b"first account")
+    denied(other.get_object, Bucket=bucket, Key="mine")
+    denied(other.put_object, Bucket=bucket, Key="theirs", Body=b"x")
+    denied(other.list_objects_v2, Bucket=bucket)
+    theirs = unique_bucket_name("theirs")
+    other.create_bucket(Bucket=theirs)
+    try:
+        other.put_object(Bucket=theirs, Key="k", Body=b"second account")
+        # The first account's root owns nothing in the second account.
+        denied(s3.get_object, Bucket=theirs, Key="k")
+        names = [b["Name"] for b in other.list_buckets()["Buckets"]]
+        assert names == [theirs]
+        assert theirs not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+        # Another account's bucket name is taken.
+        with pytest.raises(ClientError) as e:
+            s3.create_bucket(Bucket=theirs)
+        assert e.value.response["Error"]["Code"] == "BucketAlreadyExists"
+    finally:
+        other.delete_object(Bucket=theirs, Key="k")
+        other.delete_bucket(Bucket=theirs)
+
+
+def test_read_only_and_write_only_users(server, s3, tenants, bucket):
+    reader = client_for(server, tenants["reader"])
+    writer = client_for(server, tenants["writer"])
+    nothing = client_for(server, tenants["nothing"])
+    s3.put_object(Bucket=bucket, Key="doc", Body=b"readable")
+    assert reader.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"readable"
+    denied(reader.put_object, Bucket=bucket, Key="doc", Body=b"overwritten")
+    denied(reader.delete_object, Bucket=bucket, Key="doc")
+    writer.put_object(Bucket=bucket, Key="dropped", Body=b"from the writer")
+    denied(writer.get_object, Bucket=bucket, Key="dropped")
+    denied(nothing.get_object, Bucket=bucket, Key="doc")
+    # Nothing refused changed anything.
+    assert s3.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"readable"
+    assert s3.get_object(Bucket=bucket, Key="dropped")["Body"].read() == b"from the writer"
+
+
+def test_bucket_policy_grants_a_prefix_to_another_account_and_deny_wins(server, s3, tenants, bucket):
+    other = client_for(server, tenants["other"])
+    account = tenants["other"]["account_id"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+             "Action": ["s3:GetObject", "s3:PutObject"],
+             "Resource": f"arn:aws:s3:::{bucket}/shared/*"},
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+             "Resource": f"arn:aws:s3:::{bucket}/shared/secret*"},
+        ],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]) == policy
+    s3.put_object(Bucket=bucket, Key="shared/a", Body=b"shared")
+    s3.put_object(Bucket=bucket, Key="shared/secret-1", Body=b"denied to all")
+    s3.put_object(Bucket=bucket, Key="private", Body=b"not shared")
+    assert other.get_object(Bucket=bucket, Key="shared/a")["Body"].read() == b"shared"
+    other.put_object(Bucket=bucket, Key="shared/b", Body=b"from the tenant")
+    denied(other.get_object, Bucket=bucket, Key="private")
+    denied(other.get_object, Bucket=bucket, Key="shared/secret-1")
+    # The explicit Deny binds the owner's root too...
+    denied(s3.get_object, Bucket=bucket, Key="shared/secret-1")
+    # ...which can still read and remove the policy: no lock-out.
+    s3.get_bucket_policy(Bucket=bucket)
+    s3.delete_bucket_policy(Bucket=bucket)
+    assert s3.get_object(Bucket=bucket, Key="shared/secret-1")["Body"].read() == b"denied to all"
+    denied(other.get_object, Bucket=bucket, Key="shared/a")
+
+
+def test_a_policy_naming_an_unknown_condition_is_refused(s3, bucket):
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+        "Condition": {"StringEquals": {"s3:no-such-key": "x"}}}]}
+    with pytest.raises(ClientError) as e:
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    assert e.value.response["Error"]["Code"] == "MalformedPolicy"
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_policy(Bucket=bucket)
+    assert e.value.response["Error"]["Code"] == "NoSuchBucketPolicy"
+
+
+def test_deny_by_source_ip(server, s3, tenants, bucket):
+    reader = client_for(server, tenants["reader"])
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+        "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}}]}
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    denied(reader.get_object, Bucket=bucket, Key="k")
+    policy["Statement"][0]["Condition"] = {"IpAddress": {"aws:SourceIp": "10.9.0.0/16"}}
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    assert reader.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
+
+
+def test_public_read_without_a_signature_and_the_public_access_block(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="open.txt", Body=b"public bytes")
+    assert anonymous_get(server, bucket, "open.txt")[0] == 403
+    # By ACL.
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    s3.put_object(Bucket=bucket, Key="acl.txt", Body=b"acl bytes", ACL="public-read")
+    assert anonymous_get(server, bucket, "acl.txt") == (200, b"acl bytes")
+    grants = s3.get_object_acl(Bucket=bucket, Key="acl.txt")["Grants"]
+    assert any(g["Grantee"].get("URI", "").endswith("AllUsers") and g["Permission"] == "READ"
+               for g in grants)
+    # By policy.
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    assert anonymous_get(server, bucket, "open.txt") == (200, b"public bytes")
+    assert s3.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]["IsPublic"] is True
+    # The block turns both off, and refuses new public grants.
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    assert anonymous_get(server, bucket, "open.txt")[0] == 403
+    assert anonymous_get(server, bucket, "acl.txt")[0] == 403
+    denied(s3.put_object, Bucket=bucket, Key="more.txt", Body=b"x", ACL="public-read")
+    denied(s3.put_bucket_policy, Bucket=bucket, Policy=json.dumps(policy))
+    s3.delete_public_access_block(Bucket=bucket)
+    s3.delete_bucket_policy(Bucket=bucket)
+
+
+def test_presigned_expiry_limits(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="p", Body=b"presigned")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "p"},
+                                    ExpiresIn=600)
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.read() == b"presigned"
+    too_long = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "p"},
+                                         ExpiresIn=604801)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(too_long, timeout=10)
+    assert e.value.code in (400, 403)
+    assert b"AuthorizationQueryParametersError" in e.value.read()
+
+
+def test_custom_policies_disabled_users_and_rotated_keys(server, s3, tenants, bucket):
+    suffix = tenants["suffix"]
+    doc = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+        "Resource": f"arn:aws:s3:::{bucket}/home/${{aws:username}}/*"}]}
+    path = os.path.join(server.workdir, "home.json")
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    admin(server, "policy", "add", f"home-{suffix}", path)
+    assert f"home-{suffix}" in admin(server, "policy", "list")
+    name = f"homer-{suffix}"
+    keys = admin(server, "user", "add", name, "--policy", f"home-{suffix}")
+    homer = client_for(server, keys)
+    homer.put_object(Bucket=bucket, Key=f"home/{name}/notes", Body=b"mine")
+    denied(homer.put_object, Bucket=bucket, Key="home/someone-else/notes", Body=b"x")
+    # A second key, then the first rotated: the old secret stops working.
+    second = admin(server, "key", "add", name)
+    assert client_for(server, second).get_object(
+        Bucket=bucket, Key=f"home/{name}/notes")["Body"].read() == b"mine"
+    rotated = admin(server, "key", "rotate", name, keys["access_key"])
+    assert rotated["access_key"] == keys["access_key"]
+    with pytest.raises(ClientError) as e:
+        homer.get_object(Bucket=bucket, Key=f"home/{name}/notes")
+    assert e.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    assert client_for(server, rotated).get_object(
+        Bucket=bucket, Key=f"home/{name}/notes")["Body"].read() == b"mine"
+    # Disabled: no key of the user signs anything.
+    admin(server, "user", "disable", name)
+    with pytest.raises(ClientError) as e:
+        client_for(server, second).get_object(Bucket=bucket, Key=f"home/{name}/notes")
+    assert e.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+    users = {u["name"]: u for u in admin(server, "user", "list")}
+    assert users[name]["enabled"] is False
+    # Secrets appear nowhere but in the answers that made them.
+    assert "secret_key" not in json.dumps(users)
+    # A user without admin rights cannot manage users.
+    with pytest.raises(RuntimeError, match="AccessDenied"):
+        admin(server, "user", "add", f"sneaky-{suffix}",
+              keys=(tenants["reader"]["access_key"], tenants["reader"]["secret_key"]))
+
+
+def test_users_keys_and_policies_survive_a_crash(server_factory):
+    srv = server_factory("iam-crash")
+    s3 = make_boto3_client(srv)
+    bucket = unique_bucket_name("crash")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"kept")
+    active = admin(srv, "user", "add", "active", "--policy", "readonly")
+    disabled = admin(srv, "user", "add", "disabled", "--policy", "readonly")
+    admin(srv, "user", "disable", "disabled")
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    s3.put_bucket_acl(Bucket=bucket, ACL="authenticated-read")
+    srv.restart(kill9=True)
+    s3 = make_boto3_client(srv)
+    assert client_for(srv, active).get_object(Bucket=bucket, Key="k")["Body"].read() == b"kept"
+    with pytest.raises(ClientError) as e:
+        client_for(srv, disabled).get_object(Bucket=bucket, Key="k")
+    assert e.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+    assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]) == policy
+    denied(s3.delete_object, Bucket=bucket, Key="k")
+    grants = s3.get_bucket_acl(Bucket=bucket)["Grants"]
+    assert any(g["Grantee"].get("URI", "").endswith("AuthenticatedUsers") for g in grants)
+    # The device holds no secret in the clear.
+    srv.stop()
+    secrets = [keys["secret_key"].encode() for keys in (active, disabled)]
+    scanned = 0
+    for block in written_regions(srv.data_path):
+        scanned += len(block)
+        for secret in secrets:
+            assert secret not in block
+    assert scanned > 0
+
+
+def written_regions(path, piece=64 << 20):
+    """The data regions of a sparse file, skipping its holes (SEEK_DATA)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        end = os.fstat(fd).st_size
+        at = 0
+        while at < end:
+            try:
+                start = os.lseek(fd, at, os.SEEK_DATA)
+            except OSError:
+                return
+            stop = os.lseek(fd, start, os.SEEK_HOLE)
+            while start < stop:
+                # Overlap pieces so a secret across a boundary is seen.
+                n = min(piece, stop - start)
+                yield os.pread(fd, n + 64, start)
+                start += n
+            at = stop
+    finally:
+        os.close(fd)
