@@ -37,6 +37,10 @@ pub struct HttpLimits {
     /// A request body that sends nothing for this long fails with
     /// RequestTimeout; what it had written is discarded.
     pub body_timeout: Duration,
+    /// Largest file of a browser POST upload: s3s holds it in memory
+    /// whole, so it is bounded well below S3's 5 GB (larger uploads from
+    /// a browser use multipart).
+    pub max_post_object_bytes: u64,
 }
 
 impl Default for HttpLimits {
@@ -46,6 +50,7 @@ impl Default for HttpLimits {
             max_in_flight_bytes: 2 << 30,
             max_xml_bytes: 4 << 20,
             body_timeout: Duration::from_secs(30),
+            max_post_object_bytes: 64 << 20,
         }
     }
 }
@@ -321,19 +326,6 @@ fn content_length(headers: &axum::http::HeaderMap) -> u64 {
 }
 
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let is_form_post = req.method() == Method::POST
-        && req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("multipart/form-data"));
-    if is_form_post {
-        return (
-            StatusCode::NOT_IMPLEMENTED,
-            "browser POST uploads are not supported",
-        )
-            .into_response();
-    }
     let operation = operation(&req);
     let bytes_in = content_length(req.headers());
     // hyper sends no "100 Continue" for an empty body and answers at once;
@@ -488,7 +480,7 @@ pub fn router(state: AppState, keyring: Arc<Keyring>, limits: &HttpLimits) -> Ro
     builder.set_route(crate::admin::AdminRoute { access });
     let mut config = s3s::config::S3Config::default();
     config.xml_max_body_size = limits.max_xml_bytes;
-    config.post_object_max_file_size = 0;
+    config.post_object_max_file_size = limits.max_post_object_bytes;
     builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
         config,
     ))));
@@ -513,6 +505,10 @@ pub fn router(state: AppState, keyring: Arc<Keyring>, limits: &HttpLimits) -> Ro
         .route("/minio/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .fallback(s3_fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::cors::cors,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::middleware::from_fn_with_state(
             Load {

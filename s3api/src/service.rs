@@ -7,7 +7,8 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
 use crate::{
-    acl, bucket_access, bucket_config, buckets, listings, multipart, object_config, objects, reads,
+    acl, bucket_access, bucket_config, buckets, listings, multipart, object_config, objects,
+    post_object, reads,
 };
 
 /// The S3 service. The store is set once recovery has finished; until then
@@ -79,12 +80,7 @@ macro_rules! s3_operations {
                     $handler(self, req).await
                 }
             )*
-            async fn post_object(
-                &self,
-                _req: S3Request<PostObjectInput>,
-            ) -> S3Result<S3Response<PostObjectOutput>> {
-                Err(s3_error!(NotImplemented, "browser POST uploads are not supported"))
-            }
+
         }
     };
 }
@@ -146,4 +142,5 @@ s3_operations! {
     put_bucket_cors(PutBucketCorsInput) -> PutBucketCorsOutput => bucket_access::put_cors;
     get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput => bucket_access::get_cors;
     delete_bucket_cors(DeleteBucketCorsInput) -> DeleteBucketCorsOutput => bucket_access::delete_cors;
+    post_object(PostObjectInput) -> PostObjectOutput => post_object::post_object;
 }

@@ -301,3 +301,79 @@ def written_regions(path, piece=64 << 20):
             at = stop
     finally:
         os.close(fd)
+
+
+def raw(method, url, headers=None, body=None):
+    req = urllib.request.Request(url, method=method, headers=headers or {}, data=body)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def test_cors_preflight_and_headers_follow_the_bucket_rules(server, s3, bucket):
+    url = f"{server.endpoint_url}/{bucket}/upload.txt"
+    preflight = {"Origin": "http://app.example", "Access-Control-Request-Method": "PUT",
+                 "Access-Control-Request-Headers": "x-amz-meta-note, content-type"}
+    # No rules: the browser is told no.
+    assert raw("OPTIONS", url, preflight)[0] == 403
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
+        "AllowedOrigins": ["http://app.example"], "AllowedMethods": ["PUT", "GET"],
+        "AllowedHeaders": ["x-amz-*", "content-type"], "ExposeHeaders": ["ETag"],
+        "MaxAgeSeconds": 60}]})
+    assert s3.get_bucket_cors(Bucket=bucket)["CORSRules"][0]["MaxAgeSeconds"] == 60
+    status, headers, _ = raw("OPTIONS", url, preflight)
+    assert status == 200
+    assert headers["Access-Control-Allow-Origin"] == "http://app.example"
+    assert "PUT" in headers["Access-Control-Allow-Methods"]
+    assert headers["Access-Control-Max-Age"] == "60"
+    # Another origin, or a header no rule allows, is refused.
+    assert raw("OPTIONS", url, {**preflight, "Origin": "http://evil.example"})[0] == 403
+    assert raw("OPTIONS", url, {**preflight, "Access-Control-Request-Headers": "x-other"})[0] == 403
+    # An ordinary answer to a matching origin carries the CORS headers.
+    s3.put_object(Bucket=bucket, Key="upload.txt", Body=b"cors")
+    presigned = s3.generate_presigned_url("get_object",
+                                          Params={"Bucket": bucket, "Key": "upload.txt"})
+    status, headers, body = raw("GET", presigned, {"Origin": "http://app.example"})
+    assert (status, body) == (200, b"cors")
+    assert headers["Access-Control-Allow-Origin"] == "http://app.example"
+    assert headers["Access-Control-Expose-Headers"] == "ETag"
+    s3.delete_bucket_cors(Bucket=bucket)
+    assert raw("OPTIONS", url, preflight)[0] == 403
+
+
+def post_form(url, fields, file_bytes):
+    """A multipart/form-data POST as a browser's form sends it."""
+    boundary = "----strata-form-boundary"
+    parts = []
+    for k, v in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+                     .encode())
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                 f'filename="f.txt"\r\nContent-Type: text/plain\r\n\r\n'.encode())
+    parts.append(file_bytes + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return raw("POST", url, {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+               b"".join(parts))
+
+
+def test_post_object_enforces_its_policy(server, s3, bucket):
+    post = s3.generate_presigned_post(
+        bucket, "uploads/${filename}",
+        Fields={"success_action_status": "201"},
+        Conditions=[["starts-with", "$key", "uploads/"], ["content-length-range", 1, 100],
+                    {"success_action_status": "201"}],
+        ExpiresIn=300)
+    url = post["url"]
+    fields = dict(post["fields"], key="uploads/ok.txt")
+    status, _, body = post_form(url, fields, b"from a form")
+    assert status == 201, body
+    assert s3.get_object(Bucket=bucket, Key="uploads/ok.txt")["Body"].read() == b"from a form"
+    # Over the length range, and outside the key prefix: refused, nothing stored.
+    status, _, _ = post_form(url, dict(post["fields"], key="uploads/big.txt"), b"x" * 200)
+    assert status in (400, 403)
+    status, _, _ = post_form(url, dict(post["fields"], key="elsewhere/k.txt"), b"small")
+    assert status in (400, 403)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == ["uploads/ok.txt"]
