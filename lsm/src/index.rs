@@ -197,7 +197,6 @@ impl Bucket {
 pub(crate) type RestoredBucket = (String, u64, Vec<(String, ObjectEntry)>);
 
 impl Index {
-    /// An index rebuilt from an older format's checkpoint (`format::v5`).
     /// An index from an earlier format's checkpoint, taken apart.
     pub(crate) fn from_parts(
         buckets: BTreeMap<String, Bucket>,
@@ -214,6 +213,7 @@ impl Index {
         }
     }
 
+    /// An index rebuilt from an older format's checkpoint (`format::v5`).
     pub(crate) fn restored(
         buckets: Vec<RestoredBucket>,
         uploads: Vec<Upload>,
@@ -239,13 +239,7 @@ impl Index {
             .into_iter()
             .map(|u| (u.create.upload_id.clone(), Arc::new(u)))
             .collect();
-        Index {
-            buckets,
-            uploads,
-            applied_lsn,
-            tail,
-            iam: IamState::default(),
-        }
+        Index::from_parts(buckets, uploads, applied_lsn, tail)
     }
 
     /// Applies one durable record, keeping `space`'s reference counts in

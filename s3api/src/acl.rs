@@ -146,9 +146,20 @@ pub(crate) fn check_allowed(config: &lsm::BucketConfig, grants: &[Grant]) -> S3R
     Ok(())
 }
 
+/// The owner and grants of a version a request writes (PUT, copy,
+/// multipart create), from its caller and headers.
+pub(crate) fn for_request(
+    config: &lsm::BucketConfig,
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+) -> S3Result<Option<ObjectAcl>> {
+    let writer = crate::authz::caller_of(extensions);
+    for_new_object(config, crate::authz::account_of(&writer), headers)
+}
+
 /// What an object version written by `writer` carries: its owner and
 /// grants when not the default, as the bucket's ownership setting says.
-pub(crate) fn for_new_object(
+fn for_new_object(
     config: &lsm::BucketConfig,
     writer: &str,
     headers: &axum::http::HeaderMap,
@@ -311,17 +322,32 @@ pub(crate) async fn put_bucket_acl(
     Ok(S3Response::new(dto::PutBucketAclOutput::default()))
 }
 
+fn bucket_and_version(
+    store: &lsm::Store,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> S3Result<(lsm::BucketConfig, std::sync::Arc<lsm::ObjectEntry>)> {
+    let config = store.bucket_config(bucket).map_err(to_s3)?;
+    let version = crate::convert::version_ref(version_id)?;
+    let entry = store
+        .version(bucket, key, version)
+        .map_err(|e| crate::errors::read_error(e, version_id.is_some()))?;
+    Ok((config, entry))
+}
+
 pub(crate) async fn get_object_acl(
     s: &Strata,
     req: S3Request<dto::GetObjectAclInput>,
 ) -> S3Result<S3Response<dto::GetObjectAclOutput>> {
     let store = s.store()?;
     let input = &req.input;
-    let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
-    let version = crate::convert::version_ref(input.version_id.as_deref())?;
-    let entry = store
-        .version(&input.bucket, &input.key, version)
-        .map_err(|e| crate::errors::read_error(e, input.version_id.is_some()))?;
+    let (config, entry) = bucket_and_version(
+        &store,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+    )?;
     let (owner, grants) = match entry.meta.acl() {
         Some(acl) => to_dto(&store, &acl.owner, &acl.grants),
         None => to_dto(&store, config.owner(), &[]),
@@ -339,11 +365,12 @@ pub(crate) async fn put_object_acl(
 ) -> S3Result<S3Response<dto::PutObjectAclOutput>> {
     let store = s.store()?;
     let input = &req.input;
-    let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
-    let version = crate::convert::version_ref(input.version_id.as_deref())?;
-    let entry = store
-        .version(&input.bucket, &input.key, version)
-        .map_err(|e| crate::errors::read_error(e, input.version_id.is_some()))?;
+    let (config, entry) = bucket_and_version(
+        &store,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+    )?;
     let grants = put_grants(
         &req.headers,
         input.access_control_policy.as_ref(),

@@ -10,19 +10,8 @@ use policy::{Policy, PolicyKind};
 use s3s::dto;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use crate::errors::to_s3;
+use crate::bucket_config::{config, set};
 use crate::service::Strata;
-
-async fn set(s: &Strata, bucket: &str, setting: BucketSetting) -> S3Result<()> {
-    s.store()?
-        .configure_bucket(bucket, setting)
-        .await
-        .map_err(to_s3)
-}
-
-fn config(s: &Strata, bucket: &str) -> S3Result<lsm::BucketConfig> {
-    s.store()?.bucket_config(bucket).map_err(to_s3)
-}
 
 /// A bucket policy must parse, and every resource it names must be this
 /// bucket or inside it.

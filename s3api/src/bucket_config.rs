@@ -17,14 +17,14 @@ use crate::object_config::{
 };
 use crate::service::Strata;
 
-async fn set(s: &Strata, bucket: &str, setting: BucketSetting) -> S3Result<()> {
+pub(crate) async fn set(s: &Strata, bucket: &str, setting: BucketSetting) -> S3Result<()> {
     s.store()?
         .configure_bucket(bucket, setting)
         .await
         .map_err(to_s3)
 }
 
-fn config(s: &Strata, bucket: &str) -> S3Result<lsm::BucketConfig> {
+pub(crate) fn config(s: &Strata, bucket: &str) -> S3Result<lsm::BucketConfig> {
     s.store()?.bucket_config(bucket).map_err(to_s3)
 }
 

@@ -61,10 +61,9 @@ pub(crate) async fn create(
         input.object_lock_retain_until_date.as_ref(),
         input.object_lock_legal_hold_status.as_ref(),
     )?;
-    let writer = crate::authz::caller_of(&req.extensions);
-    meta.set_acl(crate::acl::for_new_object(
+    meta.set_acl(crate::acl::for_request(
         &config,
-        crate::authz::account_of(&writer),
+        &req.extensions,
         &req.headers,
     )?);
     let algorithm = input

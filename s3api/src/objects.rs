@@ -104,10 +104,9 @@ pub(crate) async fn put_object(
         input.object_lock_retain_until_date.as_ref(),
         input.object_lock_legal_hold_status.as_ref(),
     )?;
-    let writer = crate::authz::caller_of(&req.extensions);
-    meta.set_acl(crate::acl::for_new_object(
+    meta.set_acl(crate::acl::for_request(
         &config,
-        crate::authz::account_of(&writer),
+        &req.extensions,
         &req.headers,
     )?);
     let body = ingest_upload!(
@@ -404,10 +403,9 @@ pub(crate) async fn copy_object(
         input.object_lock_retain_until_date.as_ref(),
         input.object_lock_legal_hold_status.as_ref(),
     )?;
-    let writer = crate::authz::caller_of(&req.extensions);
-    meta.set_acl(crate::acl::for_new_object(
+    meta.set_acl(crate::acl::for_request(
         &config,
-        crate::authz::account_of(&writer),
+        &req.extensions,
         &req.headers,
     )?);
     // What the source carries over: its tags unless replaced, and the
