@@ -107,6 +107,19 @@ done
 kill -0 "$server" 2>/dev/null && [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/minio/health/ready")" == 200 ]] \
     || { echo "s3-tests.sh: strata not ready after 30 s:" >&2; tail -30 "$out/strata.log" >&2; exit 3; }
 
+# --- the second account ----------------------------------------------------
+# s3-tests' [s3 alt] is a real second account, made through the admin API,
+# unless keys are given.
+main_id=000000000000
+alt_id=alt
+if [[ -z "${STRATA_S3TESTS_ALT_ACCESS_KEY:-}" ]]; then
+    alt_json="$(STRATA_ACCESS_KEY="$access_key" STRATA_SECRET_KEY="$secret_key" \
+        "$bin" admin --endpoint "http://127.0.0.1:$port" --json account add s3tests-alt)"
+    STRATA_S3TESTS_ALT_ACCESS_KEY="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["access_key"])' "$alt_json")"
+    STRATA_S3TESTS_ALT_SECRET_KEY="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["secret_key"])' "$alt_json")"
+    alt_id="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["account_id"])' "$alt_json")"
+fi
+
 # --- the config and the run -------------------------------------------------
 cat > "$out/s3tests.conf" <<EOF
 [DEFAULT]
@@ -119,9 +132,9 @@ ssl_verify = False
 bucket prefix = s3t-{random}-
 
 [s3 main]
-# Strata's one account; user_id and display_name are what it reports as Owner
+# The first account: user_id is its id, which Strata reports as Owner ID
 display_name = strata
-user_id = strata
+user_id = $main_id
 email = main@example.com
 api_name = us-east-1
 access_key = $access_key
@@ -129,8 +142,8 @@ secret_key = $secret_key
 lc_debug_interval = $lc_interval
 
 [s3 alt]
-display_name = alt
-user_id = alt
+display_name = s3tests-alt
+user_id = $alt_id
 email = alt@example.com
 access_key = ${STRATA_S3TESTS_ALT_ACCESS_KEY:-$access_key}
 secret_key = ${STRATA_S3TESTS_ALT_SECRET_KEY:-$secret_key}
