@@ -102,11 +102,21 @@ pub(crate) async fn create_bucket(
     }
     let ownership = match &input.object_ownership {
         Some(o) => Some(crate::bucket_access::ownership_from(o.as_str())?),
+        None if s.aws_bucket_defaults() => Some(lsm::format::ObjectOwnership::BucketOwnerEnforced),
         None => None,
     };
+    let public_access_block = s
+        .aws_bucket_defaults()
+        .then_some(lsm::format::PublicAccessBlock {
+            block_public_acls: true,
+            ignore_public_acls: true,
+            block_public_policy: true,
+            restrict_public_buckets: true,
+        });
     let mut born = lsm::BucketConfig {
         owner: Some(account.clone()),
         ownership,
+        public_access_block,
         ..Default::default()
     };
     if let Some(grants) = crate::acl::requested(&req.headers, &account)? {
@@ -116,6 +126,9 @@ pub(crate) async fn create_bucket(
     }
     if let Some(ownership) = born.ownership {
         settings.push(lsm::BucketSetting::Ownership(Some(ownership)));
+    }
+    if let Some(block) = born.public_access_block {
+        settings.push(lsm::BucketSetting::PublicAccessBlock(Some(block)));
     }
     match store.create_bucket_with(&input.bucket, settings).await {
         // us-east-1 answers 200 to the owner re-creating a bucket (AWS's

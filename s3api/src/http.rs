@@ -67,6 +67,9 @@ pub struct AppState {
     /// The region this server answers for (CreateBucket of a bucket one
     /// owns answers as AWS does there).
     pub region: String,
+    /// New buckets start with ACLs off and public access blocked, as on
+    /// AWS since 2023 (otherwise as MinIO and Ceph RGW: ACLs on, no block).
+    pub aws_bucket_defaults: bool,
 }
 
 impl AppState {
@@ -75,6 +78,7 @@ impl AppState {
             store: Arc::new(OnceLock::new()),
             metrics: Arc::new(Metrics::default()),
             region: region.to_string(),
+            aws_bucket_defaults: false,
         }
     }
 }
@@ -474,6 +478,7 @@ pub fn router(state: AppState, keyring: Arc<Keyring>, limits: &HttpLimits) -> Ro
         limits.body_timeout,
         state.metrics.clone(),
         access.clone(),
+        state.aws_bucket_defaults,
     ));
     builder.set_auth(KeyringAuth(keyring));
     builder.set_access(AccessCheck(access.clone()));

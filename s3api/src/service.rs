@@ -19,6 +19,7 @@ pub struct Strata {
     region: String,
     body_deadline: BodyDeadline,
     access: Arc<crate::authz::Access>,
+    aws_bucket_defaults: bool,
 }
 
 /// How long a request body may send nothing, and where its timeouts are
@@ -36,6 +37,7 @@ impl Strata {
         body_timeout: std::time::Duration,
         metrics: Arc<crate::Metrics>,
         access: Arc<crate::authz::Access>,
+        aws_bucket_defaults: bool,
     ) -> Self {
         Strata {
             store,
@@ -45,7 +47,13 @@ impl Strata {
                 metrics,
             },
             access,
+            aws_bucket_defaults,
         }
+    }
+
+    /// Whether new buckets start with AWS's 2023 defaults.
+    pub(crate) fn aws_bucket_defaults(&self) -> bool {
+        self.aws_bucket_defaults
     }
 
     pub(crate) fn access(&self) -> &crate::authz::Access {

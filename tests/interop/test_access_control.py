@@ -377,3 +377,24 @@ def test_post_object_enforces_its_policy(server, s3, bucket):
     assert status in (400, 403)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert keys == ["uploads/ok.txt"]
+
+
+def test_aws_bucket_defaults_turn_acls_off_and_block_public_access(server_factory):
+    srv = server_factory("aws-defaults", extra_args=["--aws-bucket-defaults", "true"])
+    s3 = make_boto3_client(srv)
+    bucket = unique_bucket_name("awsdef")
+    s3.create_bucket(Bucket=bucket)
+    rules = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"]
+    assert rules == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"x", ACL="public-read")
+    assert e.value.response["Error"]["Code"] in ("AccessControlListNotSupported", "AccessDenied")
+    s3.put_object(Bucket=bucket, Key="k", Body=b"private")
+    assert anonymous_get(srv, bucket, "k")[0] == 403
+    # An explicit choice at create still wins over the default.
+    other = unique_bucket_name("awsdef")
+    s3.create_bucket(Bucket=other, ObjectOwnership="ObjectWriter")
+    rules = s3.get_bucket_ownership_controls(Bucket=other)["OwnershipControls"]["Rules"]
+    assert rules == [{"ObjectOwnership": "ObjectWriter"}]

@@ -83,6 +83,11 @@ pub struct ServeArgs {
     /// Start with background compaction paused (SIGUSR1 toggles it).
     #[arg(long, env = "STRATA_COMPACTION_PAUSED")]
     pub compaction_paused: Option<bool>,
+    /// New buckets get AWS's 2023 defaults (ACLs off: BucketOwnerEnforced,
+    /// and every public access block on) instead of MinIO's (ACLs on, no
+    /// block).
+    #[arg(long, env = "STRATA_AWS_BUCKET_DEFAULTS")]
+    pub aws_bucket_defaults: Option<bool>,
     /// Seconds in a lifecycle day (86400; shorter only to test lifecycle rules).
     #[arg(long, env = "STRATA_LIFECYCLE_DAY_S")]
     pub lifecycle_day_s: Option<u64>,
@@ -121,6 +126,7 @@ struct FileConfig {
     compaction_rate_bytes_per_s: Option<u64>,
     compaction_interval_ms: Option<u64>,
     compaction_paused: Option<bool>,
+    aws_bucket_defaults: Option<bool>,
     lifecycle_day_s: Option<u64>,
     lifecycle_interval_ms: Option<u64>,
     access_key: Option<String>,
@@ -151,6 +157,7 @@ pub struct ServeConfig {
     pub compaction_rate_bytes_per_s: u64,
     pub compaction_interval_ms: u64,
     pub compaction_paused: bool,
+    pub aws_bucket_defaults: bool,
     pub lifecycle_day_s: u64,
     pub lifecycle_interval_ms: u64,
     pub access_key: String,
@@ -300,6 +307,10 @@ impl ServeArgs {
             compaction_paused: self
                 .compaction_paused
                 .or(file.compaction_paused)
+                .unwrap_or(false),
+            aws_bucket_defaults: self
+                .aws_bucket_defaults
+                .or(file.aws_bucket_defaults)
                 .unwrap_or(false),
             tls: match (
                 self.tls_cert.or(file.tls_cert),

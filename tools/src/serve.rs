@@ -114,7 +114,8 @@ fn raise_open_files_limit() {
 
 async fn serve(config: ServeConfig) -> Result<(), String> {
     raise_open_files_limit();
-    let state = s3api::AppState::new(&config.region);
+    let mut state = s3api::AppState::new(&config.region);
+    state.aws_bucket_defaults = config.aws_bucket_defaults;
     let keyring = Arc::new(s3api::Keyring::new(
         state.store.clone(),
         config.access_key.clone(),
