@@ -1,7 +1,8 @@
 //! The checks behind `strata fsck`: superblocks, every segment header, every
 //! record's crc (a scan of the whole log and of every compaction segment), that the checkpoint loads and
 //! fits the log, that every live object's chunks read back with their
-//! hashes, and that reference counts agree with a recount. Read-only.
+//! hashes, that reference counts agree with a recount, and that accounts,
+//! users, keys and policies fit together (`access_check.rs`). Read-only.
 
 use blockdev::BlockDevice;
 use lsm::format::SegmentKind;
@@ -74,6 +75,8 @@ pub struct FsckReport {
     pub checkpoint: String,
     /// Reference counts or liveness that differ from a recount.
     pub space_differences: Vec<String>,
+    /// Accounts, users, keys and policies that no longer fit together.
+    pub access_problems: Vec<String>,
 }
 
 impl FsckReport {
@@ -83,6 +86,7 @@ impl FsckReport {
         self.damaged_ranges.iter().all(|d| d.torn_tail || d.unused)
             && self.unreadable_objects.is_empty()
             && self.space_differences.is_empty()
+            && self.access_problems.is_empty()
             && (self.checkpoint == "none" || self.checkpoint == "agrees")
     }
 }
@@ -197,6 +201,7 @@ pub fn check(
         unreadable_objects: unreadable,
         checkpoint,
         space_differences,
+        access_problems: crate::access_check::access_problems(index),
     })
 }
 

@@ -3,6 +3,7 @@
 //! which segments are free; and fsck. It decides what the device says; the store (lsm)
 //! decides what a record means.
 
+mod access_check;
 pub mod checkpoint;
 mod error;
 pub mod fsck;

@@ -96,6 +96,9 @@ pub fn run(device: &Path, json: bool, repair: bool) -> ExitCode {
         for difference in &report.space_differences {
             println!("  REFERENCE COUNT {difference}");
         }
+        for problem in &report.access_problems {
+            println!("  ACCESS {problem}");
+        }
         println!(
             "{}",
             if report.clean() {
