@@ -515,6 +515,10 @@ impl S3Access for AccessCheck {
         check_presigned_expiry(cx.uri())?;
         let caller = self.caller(cx);
         let client = cx.extensions_mut().get::<ClientInfo>().copied();
+        let request_id = cx
+            .extensions_mut()
+            .get::<crate::http::RequestId>()
+            .map(|id| id.0.clone());
         let op = cx.s3_op().name();
         let context = request_context(&caller, cx.uri(), cx.headers(), client);
         let (bucket, key) = match cx.s3_path() {
@@ -537,14 +541,22 @@ impl S3Access for AccessCheck {
             "CreateBucket" => None,
             _ => bucket.as_deref(),
         };
-        self.0.authorize(&Ask {
-            caller: &caller,
-            action,
-            bucket: on_bucket,
-            key: key.as_deref(),
-            version: version.as_deref(),
-            context: &context,
-        })?;
+        let with_id = |mut e: S3Error| {
+            if let Some(id) = &request_id {
+                e.set_request_id(id.clone());
+            }
+            e
+        };
+        self.0
+            .authorize(&Ask {
+                caller: &caller,
+                action,
+                bucket: on_bucket,
+                key: key.as_deref(),
+                version: version.as_deref(),
+                context: &context,
+            })
+            .map_err(with_id)?;
         // A copy also reads its source.
         if let Some(source) = cx
             .headers()
@@ -563,14 +575,16 @@ impl S3Access for AccessCheck {
                         Some(_) => "s3:GetObjectVersion",
                         None => "s3:GetObject",
                     };
-                    self.0.authorize(&Ask {
-                        caller: &caller,
-                        action,
-                        bucket: Some(b),
-                        key: Some(k),
-                        version: source_version.as_deref(),
-                        context: &context,
-                    })?;
+                    self.0
+                        .authorize(&Ask {
+                            caller: &caller,
+                            action,
+                            bucket: Some(b),
+                            key: Some(k),
+                            version: source_version.as_deref(),
+                            context: &context,
+                        })
+                        .map_err(with_id)?;
                 }
             }
         }

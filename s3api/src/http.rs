@@ -329,7 +329,24 @@ fn content_length(headers: &axum::http::HeaderMap) -> u64 {
         .unwrap_or(0)
 }
 
-async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The id a request is known by in its answer (`x-amz-request-id`, and
+/// RequestId in an access denial), and in the server's log.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub String);
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn next_request_id() -> RequestId {
+    // The process start in the high bits keeps ids unique across restarts.
+    static STARTED_S: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let started = *STARTED_S.get_or_init(|| lsm::now_ms() / 1000);
+    let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
+    RequestId(format!("{:08X}{:08X}", started as u32, n as u32))
+}
+
+async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let request_id = next_request_id();
+    req.extensions_mut().insert(request_id.clone());
     let operation = operation(&req);
     let bytes_in = content_length(req.headers());
     // hyper sends no "100 Continue" for an empty body and answers at once;
@@ -343,6 +360,9 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let started = Instant::now();
     let mut response = next.run(req).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&request_id.0) {
+        response.headers_mut().insert("x-amz-request-id", value);
+    }
     if operation == "GetObjectAttributes" && response.status() == StatusCode::OK {
         response = unquote_etag(response).await;
     }

@@ -41,6 +41,8 @@ def denied(call, *args, **kwargs):
         call(*args, **kwargs)
     code = e.value.response["Error"]["Code"]
     assert code == "AccessDenied", e.value.response
+    # Every denial names its request.
+    assert e.value.response["ResponseMetadata"].get("RequestId"), e.value.response
     return e.value
 
 
@@ -99,6 +101,11 @@ def test_read_only_and_write_only_users(server, s3, tenants, bucket):
     writer.put_object(Bucket=bucket, Key="dropped", Body=b"from the writer")
     denied(writer.get_object, Bucket=bucket, Key="dropped")
     denied(nothing.get_object, Bucket=bucket, Key="doc")
+    # A key that does not exist is refused the same way: a denial does not
+    # tell whether the object is there.
+    missing = denied(nothing.get_object, Bucket=bucket, Key="no-such-doc")
+    present = denied(nothing.get_object, Bucket=bucket, Key="doc")
+    assert missing.response["Error"]["Message"] == present.response["Error"]["Message"]
     # Nothing refused changed anything.
     assert s3.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"readable"
     assert s3.get_object(Bucket=bucket, Key="dropped")["Body"].read() == b"from the writer"
