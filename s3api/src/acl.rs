@@ -229,8 +229,12 @@ fn to_dto(store: &lsm::Store, owner: &str, grants: &[Grant]) -> (dto::Owner, dto
         grantee: Grantee::Account(owner.to_string()),
         permission: Permission::FullControl,
     };
-    let shown = std::iter::once(&owner_grant)
-        .chain(grants.iter().filter(|g| **g != owner_grant))
+    // The owner's full control comes after the stored grants, as S3 and
+    // RGW list them.
+    let shown = grants
+        .iter()
+        .filter(|g| **g != owner_grant)
+        .chain(std::iter::once(&owner_grant))
         .map(|g| {
             let grantee = match &g.grantee {
                 Grantee::Account(id) => dto::Grantee {

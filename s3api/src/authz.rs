@@ -117,6 +117,24 @@ impl Access {
             return Err(s3_error!(ServiceUnavailable, "recovery is still running"));
         };
         let config = ask.bucket.and_then(|b| store.bucket_config(b).ok());
+        // A bucket that does not exist is NoSuchBucket to anyone, as in S3:
+        // its handler says so. Only for reads and deletes, which a bucket
+        // made between this check and the handler cannot expose (it is
+        // empty); a write must pass on the bucket it lands in.
+        let harmless = matches!(
+            ask.action,
+            "s3:GetObject"
+                | "s3:GetObjectVersion"
+                | "s3:ListBucket"
+                | "s3:ListBucketVersions"
+                | "s3:GetBucketLocation"
+                | "s3:DeleteObject"
+                | "s3:DeleteObjectVersion"
+                | "s3:DeleteBucket"
+        );
+        if harmless && ask.bucket.is_some() && config.is_none() {
+            return Ok(());
+        }
         let resource = match (ask.bucket, ask.key) {
             (Some(b), Some(k)) => format!("arn:aws:s3:::{b}/{k}"),
             (Some(b), None) => format!("arn:aws:s3:::{b}"),
@@ -172,6 +190,24 @@ impl Access {
             Verdict::ExplicitDeny => {
                 self.metrics.access_denied("explicit_deny");
                 Err(s3_error!(AccessDenied, "Access Denied"))
+            }
+            // A missing object is NoSuchKey to a caller who may list the
+            // bucket (it could learn as much from a listing), as in S3;
+            // to anyone else it is AccessDenied, which reveals nothing.
+            Verdict::ImplicitDeny
+                if object.is_none()
+                    && ask.key.is_some()
+                    && matches!(ask.action, "s3:GetObject" | "s3:GetObjectVersion")
+                    && self
+                        .authorize(&Ask {
+                            action: "s3:ListBucket",
+                            key: None,
+                            version: None,
+                            ..*ask
+                        })
+                        .is_ok() =>
+            {
+                Ok(())
             }
             Verdict::ImplicitDeny => {
                 let reason = match ask.caller.principal {
@@ -382,6 +418,15 @@ pub(crate) fn request_context(
             "s3:x-amz-server-side-encryption-aws-kms-key-id",
             "x-amz-server-side-encryption-aws-kms-key-id",
         ),
+        (
+            "s3:x-amz-server-side-encryption-customer-algorithm",
+            "x-amz-server-side-encryption-customer-algorithm",
+        ),
+        ("s3:x-amz-grant-read", "x-amz-grant-read"),
+        ("s3:x-amz-grant-write", "x-amz-grant-write"),
+        ("s3:x-amz-grant-read-acp", "x-amz-grant-read-acp"),
+        ("s3:x-amz-grant-write-acp", "x-amz-grant-write-acp"),
+        ("s3:x-amz-grant-full-control", "x-amz-grant-full-control"),
         ("s3:x-amz-copy-source", "x-amz-copy-source"),
         ("s3:x-amz-metadata-directive", "x-amz-metadata-directive"),
         ("s3:object-lock-mode", "x-amz-object-lock-mode"),
@@ -477,7 +522,7 @@ fn check_presigned_expiry(uri: &http::Uri) -> S3Result<()> {
                         s3s::S3ErrorCode::Custom("AuthorizationQueryParametersError".into()),
                         "X-Amz-Expires must be between 1 and 604800 seconds",
                     );
-                    e.set_status_code(http::StatusCode::BAD_REQUEST);
+                    e.set_status_code(http::StatusCode::FORBIDDEN);
                     return Err(e);
                 }
             }

@@ -20,10 +20,18 @@ fn validated_policy(bucket: &str, text: &str) -> S3Result<Policy> {
         Policy::parse(text, PolicyKind::Resource).map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
     let own = format!("arn:aws:s3:::{bucket}");
     for resource in policy.resources() {
+        // What the pattern says before its first wildcard must lead to
+        // this bucket or inside it (`arn:aws:s3:::*` may, another
+        // bucket's name may not).
+        let literal = resource
+            .find(['*', '?'])
+            .map_or(resource, |at| &resource[..at]);
+        let wild = literal.len() < resource.len();
         let inside = resource == own
-            || resource
+            || literal
                 .strip_prefix(own.as_str())
-                .is_some_and(|rest| rest.starts_with('/'));
+                .is_some_and(|rest| rest.starts_with('/'))
+            || (wild && format!("{own}/").starts_with(literal));
         if !inside {
             return Err(s3_error!(
                 MalformedPolicy,

@@ -86,6 +86,21 @@ fn put_headers(out: &mut HeaderMap, rule: &CorsRule, origin: &str, preflight: Op
 }
 
 pub(crate) async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let is_preflight = req.method() == Method::OPTIONS;
+    if is_preflight
+        && (!req.headers().contains_key(header::ORIGIN)
+            || !req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD))
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/xml")],
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>BadRequest</Code>\
+             <Message>Insufficient information. Origin request header needed.</Message></Error>",
+        )
+            .into_response();
+    }
     let Some(origin) = req
         .headers()
         .get(header::ORIGIN)

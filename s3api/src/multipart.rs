@@ -368,12 +368,26 @@ pub(crate) async fn abort(
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 
+/// The account that created an upload owns what it makes (unless the
+/// bucket's ownership setting gave it to the bucket's owner).
+fn upload_owner(
+    store: &lsm::Store,
+    create: &lsm::format::MultipartCreate,
+    bucket_owner: &str,
+) -> Owner {
+    let by = create.meta.acl().map_or(bucket_owner, |a| &a.owner);
+    crate::acl::owner_dto(store, by)
+}
+
 pub(crate) async fn list_parts(
     s: &Strata,
     req: S3Request<ListPartsInput>,
 ) -> S3Result<S3Response<ListPartsOutput>> {
     let input = &req.input;
     let upload = upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
+    let store = s.store()?;
+    let bucket_owner = store.bucket_config(&input.bucket).map_err(to_s3)?;
+    let owner = upload_owner(&store, &upload.create, bucket_owner.owner());
     let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
     let marker = input.part_number_marker.unwrap_or(0).max(0) as u32;
     let after: Vec<_> = upload
@@ -417,6 +431,11 @@ pub(crate) async fn list_parts(
         parts: Some(parts),
         checksum_algorithm: algorithm.clone().map(ChecksumAlgorithm::from),
         checksum_type: kind.map(|(_, kind)| checksum_type_dto(kind)),
+        owner: Some(owner.clone()),
+        initiator: Some(Initiator {
+            display_name: owner.display_name,
+            id: owner.id,
+        }),
         ..Default::default()
     }))
 }
@@ -474,13 +493,26 @@ pub(crate) async fn list_uploads(
             None => shown.push(upload.clone()),
         }
     }
+    let bucket_owner = store
+        .bucket_config(&input.bucket)
+        .map_err(to_s3)?
+        .owner()
+        .to_string();
     let uploads = shown
         .iter()
-        .map(|u| MultipartUpload {
-            key: Some(enc(&u.create.key)),
-            upload_id: Some(u.create.upload_id.clone()),
-            initiated: Some(timestamp_ms(u.create.initiated_ms)),
-            ..Default::default()
+        .map(|u| {
+            let owner = upload_owner(&store, &u.create, &bucket_owner);
+            MultipartUpload {
+                key: Some(enc(&u.create.key)),
+                upload_id: Some(u.create.upload_id.clone()),
+                initiated: Some(timestamp_ms(u.create.initiated_ms)),
+                initiator: Some(Initiator {
+                    display_name: owner.display_name.clone(),
+                    id: owner.id.clone(),
+                }),
+                owner: Some(owner),
+                ..Default::default()
+            }
         })
         .collect();
     let common_prefixes = prefixes
