@@ -13,6 +13,8 @@ mod milvus;
 mod ops;
 #[path = "s3load/stats.rs"]
 mod stats;
+#[path = "s3load/woodpecker.rs"]
+mod woodpecker;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +43,10 @@ enum Mode {
     List,
     /// Insert, index, load and compaction phases of a vector database.
     Milvus,
+    /// Milvus 2.6's write-ahead log: --concurrency logs appending fragments
+    /// of up to --size bytes every 200 ms with If-None-Match: *, fences,
+    /// tail reads and listings, for --duration-s.
+    Woodpecker,
 }
 
 impl Mode {
@@ -51,6 +57,7 @@ impl Mode {
             Mode::Mixed => "mixed",
             Mode::List => "list",
             Mode::Milvus => "milvus",
+            Mode::Woodpecker => "woodpecker",
         }
     }
 }
@@ -463,6 +470,18 @@ async fn main() -> ExitCode {
             report.emit("list", 0, stats, start.elapsed());
         }
         Mode::Milvus => milvus::run(&ctx, &report, &milvus::Shape::new(&args)).await,
+        Mode::Woodpecker => {
+            let duration = Duration::from_secs_f64(args.duration_s.unwrap_or(10.0));
+            woodpecker::run(
+                &ctx,
+                &report,
+                report.concurrency(),
+                args.size,
+                args.seed,
+                duration,
+            )
+            .await
+        }
     }
     let errors = ctx.errors.summary();
     if !errors.is_empty() {
