@@ -7,10 +7,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    BucketSetting, CorsRule, Grant, ObjectLockConfig, ObjectOwnership, PublicAccessBlock,
-    VersioningState, FIRST_ACCOUNT_ID,
+    BucketSetting, CorsRule, Grant, Grantee, ObjectLockConfig, ObjectOwnership, Permission,
+    PublicAccessBlock, VersioningState, FIRST_ACCOUNT_ID,
 };
 use crate::lifecycle::LifecycleConfig;
+
+/// What every bucket and object starts with: its owner's full control.
+pub fn owner_full_control(owner: &str) -> Grant {
+    Grant {
+        grantee: Grantee::Account(owner.to_string()),
+        permission: Permission::FullControl,
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BucketConfig {
@@ -23,8 +31,9 @@ pub struct BucketConfig {
     /// belong to the first account.
     pub owner: Option<String>,
     pub policy: Option<Arc<str>>,
-    /// Grants beyond the owner's full control.
-    pub acl: Vec<Grant>,
+    /// The grants exactly as set; None until an ACL is set, which means
+    /// the owner's full control alone.
+    pub acl: Option<Vec<Grant>>,
     pub cors: Option<Arc<Vec<CorsRule>>>,
     pub ownership: Option<ObjectOwnership>,
     pub public_access_block: Option<PublicAccessBlock>,
@@ -33,6 +42,15 @@ pub struct BucketConfig {
 impl BucketConfig {
     pub fn owner(&self) -> &str {
         self.owner.as_deref().unwrap_or(FIRST_ACCOUNT_ID)
+    }
+
+    /// The bucket's grants as S3 shows them: as set, or the owner's full
+    /// control alone.
+    pub fn grants(&self) -> Vec<Grant> {
+        match &self.acl {
+            Some(grants) => grants.clone(),
+            None => vec![owner_full_control(self.owner())],
+        }
     }
 
     /// Changes one setting, if the bucket's state allows it.
@@ -64,7 +82,7 @@ impl BucketConfig {
             BucketSetting::Lifecycle(rules) => config.lifecycle = rules.clone().map(Arc::new),
             BucketSetting::Owner(account) => config.owner = Some(account.clone()),
             BucketSetting::Policy(policy) => config.policy = policy.as_deref().map(Arc::from),
-            BucketSetting::Acl(grants) => config.acl = grants.clone(),
+            BucketSetting::Acl(grants) => config.acl = Some(grants.clone()),
             BucketSetting::Cors(rules) => config.cors = rules.clone().map(Arc::new),
             BucketSetting::Ownership(ownership) => config.ownership = *ownership,
             BucketSetting::PublicAccessBlock(block) => config.public_access_block = *block,

@@ -26,7 +26,7 @@ pub mod superblock;
 mod versions;
 pub mod writer;
 
-pub use bucket_config::BucketConfig;
+pub use bucket_config::{owner_full_control, BucketConfig};
 pub use checkpoint::CheckpointReport;
 pub use chunk::Compression;
 pub use compactor::{CompactionPolicy, CompactionTriggers, RoundReport, SpaceReport};

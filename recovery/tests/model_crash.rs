@@ -866,7 +866,7 @@ fn observe(store: &lsm::Store) -> Model {
                 versioning: config.versioning,
                 locked: config.object_lock.is_some(),
                 policy: config.policy.as_deref().map(str::to_string),
-                public: !config.acl.is_empty(),
+                public: config.acl.as_ref().is_some_and(|g| !g.is_empty()),
                 keys,
             },
         );

@@ -1,11 +1,13 @@
 //! ACLs: canned ACLs and x-amz-grant-* headers on CreateBucket, PutObject,
 //! CreateMultipartUpload and CopyObject, and Get/Put of a bucket's and an
 //! object's ACL. Grants are stored as given; what they allow is decided in
-//! `authz.rs` with everything else. The owner's full control is implicit
-//! and never stored.
+//! `authz.rs` with everything else. Grants are kept exactly as set (a canned
+//! ACL includes the owner's full control, grant headers only what they
+//! name), and a bucket or object that never had one set shows its owner's
+//! full control alone.
 
 use lsm::format::{Grant, Grantee, ObjectAcl, ObjectOwnership, Permission};
-use lsm::{BucketSetting, VersionChange};
+use lsm::{owner_full_control, BucketSetting, VersionChange};
 use s3s::dto;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
@@ -26,29 +28,50 @@ pub(crate) fn owner_dto(store: &lsm::Store, account: &str) -> dto::Owner {
     }
 }
 
-fn canned(name: &str, bucket_owner: &str) -> S3Result<Vec<Grant>> {
+/// A canned ACL's grants for a resource owned by `owner` in a bucket owned
+/// by `bucket_owner`: the owner's full control and what the name adds.
+fn canned(name: &str, owner: &str, bucket_owner: &str) -> S3Result<Vec<Grant>> {
     let grant = |grantee, permission| Grant {
         grantee,
         permission,
     };
-    Ok(match name {
-        "private" | "aws-exec-read" => Vec::new(),
-        "public-read" => vec![grant(Grantee::AllUsers, Permission::Read)],
-        "public-read-write" => vec![
-            grant(Grantee::AllUsers, Permission::Read),
-            grant(Grantee::AllUsers, Permission::Write),
-        ],
-        "authenticated-read" => vec![grant(Grantee::AuthenticatedUsers, Permission::Read)],
-        "bucket-owner-read" => vec![grant(
+    let mut grants = Vec::new();
+    match name {
+        "private" | "aws-exec-read" => {}
+        "public-read" => grants.push(grant(Grantee::AllUsers, Permission::Read)),
+        "public-read-write" => {
+            grants.push(grant(Grantee::AllUsers, Permission::Read));
+            grants.push(grant(Grantee::AllUsers, Permission::Write));
+        }
+        "authenticated-read" => grants.push(grant(Grantee::AuthenticatedUsers, Permission::Read)),
+        "bucket-owner-read" if owner != bucket_owner => grants.push(grant(
             Grantee::Account(bucket_owner.to_string()),
             Permission::Read,
-        )],
-        "bucket-owner-full-control" => vec![grant(
-            Grantee::Account(bucket_owner.to_string()),
-            Permission::FullControl,
-        )],
+        )),
+        "bucket-owner-full-control" if owner != bucket_owner => {
+            grants.push(owner_full_control(bucket_owner))
+        }
+        "bucket-owner-read" | "bucket-owner-full-control" => {}
         other => return Err(s3_error!(InvalidArgument, "unknown canned ACL {other}")),
-    })
+    }
+    // The owner's full control comes last, as S3 and RGW list it.
+    grants.push(owner_full_control(owner));
+    Ok(grants)
+}
+
+/// Every account a grant names must exist (an unknown id is
+/// InvalidArgument, as S3 answers).
+pub(crate) fn check_grantees(store: &lsm::Store, grants: &[Grant]) -> S3Result<()> {
+    for g in grants {
+        if let Grantee::Account(id) = &g.grantee {
+            let known = id == lsm::format::FIRST_ACCOUNT_ID
+                || store.with_iam(|iam| iam.account(id).is_some());
+            if !known {
+                return Err(s3_error!(InvalidArgument, "Invalid id"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `id="123456789012", uri="http://acs.amazonaws.com/groups/global/AllUsers"`
@@ -80,10 +103,11 @@ fn grantee(kind: &str, who: &str) -> S3Result<Grantee> {
     }
 }
 
-/// The grants a request asks for: a canned ACL or grant headers (not
-/// both), or None when it names none.
+/// The grants a request asks for on a resource owned by `owner`: a canned
+/// ACL or grant headers (not both), or None when it names none.
 pub(crate) fn requested(
     headers: &axum::http::HeaderMap,
+    owner: &str,
     bucket_owner: &str,
 ) -> S3Result<Option<Vec<Grant>>> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -111,7 +135,7 @@ pub(crate) fn requested(
             InvalidRequest,
             "Specifying both Canned ACLs and Header Grants is not allowed"
         )),
-        (Some(name), false) => canned(name, bucket_owner).map(Some),
+        (Some(name), false) => canned(name, owner, bucket_owner).map(Some),
         (None, true) => Ok(Some(grants)),
         (None, false) => Ok(None),
     }
@@ -123,18 +147,46 @@ pub(crate) fn is_public(grants: &[Grant]) -> bool {
         .any(|g| matches!(g.grantee, Grantee::AllUsers | Grantee::AuthenticatedUsers))
 }
 
+fn acls_not_supported() -> s3s::S3Error {
+    s3_error!(
+        AccessControlListNotSupported,
+        "The bucket does not allow ACLs"
+    )
+}
+
+/// Under BucketOwnerEnforced a write may carry no ACL but
+/// bucket-owner-full-control, and no ACL may be set at all (S3's rules).
+fn refuse_if_enforced(
+    config: &lsm::BucketConfig,
+    headers: Option<&axum::http::HeaderMap>,
+) -> S3Result<()> {
+    if config.ownership != Some(ObjectOwnership::BucketOwnerEnforced) {
+        return Ok(());
+    }
+    let Some(headers) = headers else {
+        return Err(acls_not_supported());
+    };
+    let canned_ok = headers
+        .get("x-amz-acl")
+        .is_none_or(|v| v.as_bytes() == b"bucket-owner-full-control");
+    let grants = headers
+        .keys()
+        .any(|k| k.as_str().starts_with("x-amz-grant-"));
+    match canned_ok && !grants {
+        true => Ok(()),
+        false => Err(acls_not_supported()),
+    }
+}
+
 /// Refuses grants the bucket's settings forbid: any but the owner's under
 /// BucketOwnerEnforced, public ones under BlockPublicAcls.
 pub(crate) fn check_allowed(config: &lsm::BucketConfig, grants: &[Grant]) -> S3Result<()> {
     if config.ownership == Some(ObjectOwnership::BucketOwnerEnforced)
         && grants
             .iter()
-            .any(|g| g.grantee != Grantee::Account(config.owner().to_string()))
+            .any(|g| *g != owner_full_control(config.owner()))
     {
-        return Err(s3_error!(
-            AccessControlListNotSupported,
-            "The bucket does not allow ACLs"
-        ));
+        return Err(acls_not_supported());
     }
     if config
         .public_access_block
@@ -164,30 +216,42 @@ fn for_new_object(
     writer: &str,
     headers: &axum::http::HeaderMap,
 ) -> S3Result<Option<ObjectAcl>> {
-    let requested = requested(headers, config.owner())?;
-    let grants = requested.clone().unwrap_or_default();
-    check_allowed(config, &grants)?;
+    refuse_if_enforced(config, Some(headers))?;
+    let bucket_owner = config.owner();
+    let as_written = requested(headers, writer, bucket_owner)?;
     let owner = match config.ownership {
-        Some(ObjectOwnership::BucketOwnerEnforced) => config.owner(),
+        Some(ObjectOwnership::BucketOwnerEnforced) => bucket_owner,
         // BucketOwnerPreferred: the bucket owner takes objects written
         // with bucket-owner-full-control.
         Some(ObjectOwnership::BucketOwnerPreferred)
-            if grants.iter().any(|g| {
-                g.permission == Permission::FullControl
-                    && g.grantee == Grantee::Account(config.owner().to_string())
-            }) =>
+            if headers
+                .get("x-amz-acl")
+                .is_some_and(|v| v.as_bytes() == b"bucket-owner-full-control") =>
         {
-            config.owner()
+            bucket_owner
         }
         _ => writer,
     };
-    if owner == config.owner() && grants.is_empty() {
-        return Ok(None);
+    // A canned ACL names the owner; say it again for the owner chosen.
+    let grants = match (owner == writer, as_written) {
+        (true, grants) => grants,
+        (false, Some(_)) => requested(headers, owner, bucket_owner)?,
+        (false, None) => None,
+    };
+    if let Some(grants) = &grants {
+        check_allowed(config, grants)?;
     }
-    Ok(Some(ObjectAcl {
-        owner: owner.to_string(),
-        grants,
-    }))
+    Ok(match grants {
+        None if owner == bucket_owner => None,
+        None => Some(ObjectAcl {
+            owner: owner.to_string(),
+            grants: vec![owner_full_control(owner)],
+        }),
+        Some(grants) => Some(ObjectAcl {
+            owner: owner.to_string(),
+            grants,
+        }),
+    })
 }
 
 fn from_dto(policy: &dto::AccessControlPolicy) -> S3Result<Vec<Grant>> {
@@ -225,16 +289,16 @@ fn from_dto(policy: &dto::AccessControlPolicy) -> S3Result<Vec<Grant>> {
 }
 
 fn to_dto(store: &lsm::Store, owner: &str, grants: &[Grant]) -> (dto::Owner, dto::Grants) {
-    let owner_grant = Grant {
-        grantee: Grantee::Account(owner.to_string()),
-        permission: Permission::FullControl,
-    };
-    // The owner's full control comes after the stored grants, as S3 and
-    // RGW list them.
-    let shown = grants
+    // Group grants first, then accounts', each in the order set: as S3 and
+    // RGW list them (clients index the owner's grant after the groups').
+    let groups = grants
         .iter()
-        .filter(|g| **g != owner_grant)
-        .chain(std::iter::once(&owner_grant))
+        .filter(|g| !matches!(g.grantee, Grantee::Account(_)));
+    let accounts = grants
+        .iter()
+        .filter(|g| matches!(g.grantee, Grantee::Account(_)));
+    let shown = groups
+        .chain(accounts)
         .map(|g| {
             let grantee = match &g.grantee {
                 Grantee::Account(id) => dto::Grantee {
@@ -279,9 +343,10 @@ fn to_dto(store: &lsm::Store, owner: &str, grants: &[Grant]) -> (dto::Owner, dto
 fn put_grants(
     headers: &axum::http::HeaderMap,
     body: Option<&dto::AccessControlPolicy>,
+    owner: &str,
     bucket_owner: &str,
 ) -> S3Result<Vec<Grant>> {
-    match (requested(headers, bucket_owner)?, body) {
+    match (requested(headers, owner, bucket_owner)?, body) {
         (Some(grants), _) => Ok(grants),
         (None, Some(policy)) => from_dto(policy),
         (None, None) => Err(s3_error!(MissingSecurityHeader, "an ACL is required")),
@@ -294,7 +359,7 @@ pub(crate) async fn get_bucket_acl(
 ) -> S3Result<S3Response<dto::GetBucketAclOutput>> {
     let store = s.store()?;
     let config = store.bucket_config(&req.input.bucket).map_err(to_s3)?;
-    let (owner, grants) = to_dto(&store, config.owner(), &config.acl);
+    let (owner, grants) = to_dto(&store, config.owner(), &config.grants());
     Ok(S3Response::new(dto::GetBucketAclOutput {
         grants: Some(grants),
         owner: Some(owner),
@@ -308,16 +373,14 @@ pub(crate) async fn put_bucket_acl(
     let store = s.store()?;
     let input = &req.input;
     let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
+    refuse_if_enforced(&config, None)?;
     let grants = put_grants(
         &req.headers,
         input.access_control_policy.as_ref(),
         config.owner(),
+        config.owner(),
     )?;
-    let owner_grant = Grant {
-        grantee: Grantee::Account(config.owner().to_string()),
-        permission: Permission::FullControl,
-    };
-    let grants: Vec<Grant> = grants.into_iter().filter(|g| *g != owner_grant).collect();
+    check_grantees(&store, &grants)?;
     check_allowed(&config, &grants)?;
     store
         .configure_bucket(&input.bucket, BucketSetting::Acl(grants))
@@ -354,7 +417,11 @@ pub(crate) async fn get_object_acl(
     )?;
     let (owner, grants) = match entry.meta.acl() {
         Some(acl) => to_dto(&store, &acl.owner, &acl.grants),
-        None => to_dto(&store, config.owner(), &[]),
+        None => to_dto(
+            &store,
+            config.owner(),
+            &[owner_full_control(config.owner())],
+        ),
     };
     Ok(S3Response::new(dto::GetObjectAclOutput {
         grants: Some(grants),
@@ -375,24 +442,24 @@ pub(crate) async fn put_object_acl(
         &input.key,
         input.version_id.as_deref(),
     )?;
-    let grants = put_grants(
-        &req.headers,
-        input.access_control_policy.as_ref(),
-        config.owner(),
-    )?;
-    check_allowed(&config, &grants)?;
+    refuse_if_enforced(&config, None)?;
     let owner = entry
         .meta
         .acl()
         .map_or(config.owner(), |a| a.owner.as_str())
         .to_string();
-    let owner_grant = Grant {
-        grantee: Grantee::Account(owner.clone()),
-        permission: Permission::FullControl,
-    };
-    let grants: Vec<Grant> = grants.into_iter().filter(|g| *g != owner_grant).collect();
-    let acl =
-        (owner != config.owner() || !grants.is_empty()).then_some(ObjectAcl { owner, grants });
+    let grants = put_grants(
+        &req.headers,
+        input.access_control_policy.as_ref(),
+        &owner,
+        config.owner(),
+    )?;
+    check_grantees(&store, &grants)?;
+    check_allowed(&config, &grants)?;
+    // The default (the bucket owner's object, its full control alone) is
+    // kept as no ACL at all.
+    let default = owner == config.owner() && grants == [owner_full_control(&owner)];
+    let acl = (!default).then_some(ObjectAcl { owner, grants });
     store
         .update_version(
             &input.bucket,

@@ -266,13 +266,16 @@ fn acl_grants(
     let Some((needed, on_object)) = acl_permission(action) else {
         return false;
     };
-    let (owner, grants): (&str, &[lsm::format::Grant]) = match (on_object, object) {
+    let (owner, grants): (&str, Vec<lsm::format::Grant>) = match (on_object, object) {
         (true, Some(entry)) => match entry.meta.acl() {
-            Some(acl) => (&acl.owner, &acl.grants),
-            None => (config.owner(), &[]),
+            Some(acl) => (&acl.owner, acl.grants.clone()),
+            None => (
+                config.owner(),
+                vec![lsm::owner_full_control(config.owner())],
+            ),
         },
         (true, None) => return false,
-        (false, _) => (config.owner(), &config.acl),
+        (false, _) => (config.owner(), config.grants()),
     };
     let account = caller.principal.account();
     // An object's owner from another account holds full control of it;
@@ -280,9 +283,14 @@ fn acl_grants(
     if account == Some(owner) && on_object && owner != config.owner() {
         return true;
     }
+    // A grant to an account is the account's to delegate: its root holds
+    // it, and its users only through their own policies (which the
+    // evaluator asks for across accounts). Within the owning account the
+    // policies decide alone.
+    let delegated = account != Some(config.owner()) || caller.principal.is_root();
     grants.iter().any(|g| {
         let who = match &g.grantee {
-            Grantee::Account(id) => account == Some(id.as_str()),
+            Grantee::Account(id) => delegated && account == Some(id.as_str()),
             Grantee::AllUsers => !ignore_public,
             Grantee::AuthenticatedUsers => !ignore_public && account.is_some(),
         };

@@ -120,11 +120,22 @@ pub(crate) async fn put_ownership(
     req: S3Request<dto::PutBucketOwnershipControlsInput>,
 ) -> S3Result<S3Response<dto::PutBucketOwnershipControlsOutput>> {
     let input = &req.input;
-    config(s, &input.bucket)?;
     let [rule] = input.ownership_controls.rules.as_slice() else {
         return Err(s3_error!(MalformedXML, "ownership controls hold one rule"));
     };
     let ownership = ownership_from(rule.object_ownership.as_str())?;
+    // ACLs off while the bucket's ACL grants anyone but its owner would
+    // silently drop those grants: S3 refuses it.
+    let config = config(s, &input.bucket)?;
+    if ownership == ObjectOwnership::BucketOwnerEnforced
+        && config.grants() != [lsm::owner_full_control(config.owner())]
+    {
+        return Err(crate::errors::custom(
+            "InvalidBucketAclWithObjectOwnership",
+            http::StatusCode::BAD_REQUEST,
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+        ));
+    }
     set(s, &input.bucket, BucketSetting::Ownership(Some(ownership))).await?;
     Ok(S3Response::new(
         dto::PutBucketOwnershipControlsOutput::default(),

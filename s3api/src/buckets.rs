@@ -119,8 +119,9 @@ pub(crate) async fn create_bucket(
         public_access_block,
         ..Default::default()
     };
-    if let Some(grants) = crate::acl::requested(&req.headers, &account)? {
-        born.acl = grants.clone();
+    if let Some(grants) = crate::acl::requested(&req.headers, &account, &account)? {
+        crate::acl::check_grantees(&store, &grants)?;
+        born.acl = Some(grants.clone());
         crate::acl::check_allowed(&born, &grants)?;
         settings.push(lsm::BucketSetting::Acl(grants));
     }
