@@ -78,6 +78,8 @@ class StrataServer:
         self.log_path = self.workdir / "strata.log"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        # Added to the server's environment at each start.
+        self.extra_env: dict[str, str] = {}
 
     # -- addresses ---------------------------------------------------------
     @property
@@ -103,6 +105,7 @@ class StrataServer:
         env = dict(os.environ)
         env["STRATA_ACCESS_KEY"] = self.access_key
         env["STRATA_SECRET_KEY"] = self.secret_key
+        env.update(self.extra_env)
         env.setdefault("RUST_BACKTRACE", "1")
         env.setdefault("RUST_LOG", "info")
         env.setdefault("NO_COLOR", "1")  # plain log file

@@ -405,3 +405,34 @@ def test_aws_bucket_defaults_turn_acls_off_and_block_public_access(server_factor
     s3.create_bucket(Bucket=other, ObjectOwnership="ObjectWriter")
     rules = s3.get_bucket_ownership_controls(Bucket=other)["OwnershipControls"]["Rules"]
     assert rules == [{"ObjectOwnership": "ObjectWriter"}]
+
+
+def test_rotating_the_root_secret_reseals_stored_secrets(server_factory):
+    srv = server_factory("rotation")
+    s3 = make_boto3_client(srv)
+    bucket = unique_bucket_name("rotate")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"sealed")
+    user = admin(srv, "user", "add", "rotated", "--policy", "readonly")
+    old_secret = srv.secret_key
+    # Rotate: the new root secret, with the old one given once.
+    srv.secret_key = "a-brand-new-root-secret-0123456789abcdef"
+    srv.extra_env = {"STRATA_PREVIOUS_SECRET_KEY": old_secret}
+    srv.restart(kill9=False)
+    assert client_for(srv, user).get_object(Bucket=bucket, Key="k")["Body"].read() == b"sealed"
+    # The old secret is no longer needed: the stored secret was sealed again.
+    srv.extra_env = {}
+    srv.restart(kill9=False)
+    assert client_for(srv, user).get_object(Bucket=bucket, Key="k")["Body"].read() == b"sealed"
+    # Under a root secret it was never sealed with, the key does not sign,
+    # and the server still serves its root.
+    srv.secret_key = "yet-another-root-secret-0123456789abcdefg"
+    srv.restart(kill9=False)
+    with pytest.raises(ClientError) as e:
+        client_for(srv, user).get_object(Bucket=bucket, Key="k")
+    assert e.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+    assert make_boto3_client(srv).get_object(Bucket=bucket, Key="k")["Body"].read() == b"sealed"
+    # Given the right previous secret again, nothing was lost.
+    srv.extra_env = {"STRATA_PREVIOUS_SECRET_KEY": "a-brand-new-root-secret-0123456789abcdef"}
+    srv.restart(kill9=False)
+    assert client_for(srv, user).get_object(Bucket=bucket, Key="k")["Body"].read() == b"sealed"
