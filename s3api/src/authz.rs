@@ -494,26 +494,10 @@ fn form_pairs(s: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Percent-decoded; a malformed escape is kept as it came (a condition
+/// then simply does not match it).
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::object_config::urlencoding_decode(s).unwrap_or_else(|| s.to_string())
 }
 
 /// A presigned URL's lifetime must be 1 s to 7 days, as S3 requires.

@@ -64,7 +64,7 @@ pub(crate) fn tags_from_header(header: Option<&str>) -> S3Result<Vec<(String, St
 }
 
 /// Percent-decoding of a query component ('+' is a space).
-fn urlencoding_decode(s: &str) -> Option<String> {
+pub(crate) fn urlencoding_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -6,7 +6,9 @@
 
 use axum::http::HeaderValue;
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result};
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use crate::convert::url_encode;
 
 use crate::service::Strata;
 
@@ -15,6 +17,16 @@ pub(crate) async fn post_object(
     req: S3Request<PostObjectInput>,
 ) -> S3Result<S3Response<PostObjectOutput>> {
     let mut req = req.map_input(into_put);
+    // A form's tagging field is a Tagging document; a PUT's header is a
+    // query string, which the PUT path reads.
+    if let Some(xml) = req
+        .input
+        .tagging
+        .as_deref()
+        .filter(|t| t.trim_start().starts_with('<'))
+    {
+        req.input.tagging = Some(tagging_query(xml)?);
+    }
     // A canned ACL given as a form field counts as the header would.
     if let Some(acl) = &req.input.acl {
         if let Ok(value) = HeaderValue::from_str(acl.as_str()) {
@@ -23,6 +35,36 @@ pub(crate) async fn post_object(
     }
     let answer = crate::objects::put_object(s, req).await?;
     Ok(answer.map_output(into_post))
+}
+
+/// `<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag>...` as
+/// `k=v&...`. The field is small (the form's limits bound it); anything
+/// but that shape is MalformedXML.
+fn tagging_query(xml: &str) -> S3Result<String> {
+    let malformed = || s3_error!(MalformedXML, "the tagging field is not a Tagging document");
+    let between = |text: &'_ str, open: &str, close: &str| -> Option<String> {
+        let (_, rest) = text.split_once(open)?;
+        let (inner, _) = rest.split_once(close)?;
+        Some(unescape(inner))
+    };
+    let mut pairs = Vec::new();
+    let mut rest = xml;
+    while let Some((_, after)) = rest.split_once("<Tag>") {
+        let (tag, next) = after.split_once("</Tag>").ok_or_else(malformed)?;
+        let key = between(tag, "<Key>", "</Key>").ok_or_else(malformed)?;
+        let value = between(tag, "<Value>", "</Value>").unwrap_or_default();
+        pairs.push(format!("{}={}", url_encode(&key), url_encode(&value)));
+        rest = next;
+    }
+    Ok(pairs.join("&"))
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 fn into_put(x: PostObjectInput) -> PutObjectInput {
@@ -90,5 +132,22 @@ fn into_post(x: PutObjectOutput) -> PostObjectOutput {
         server_side_encryption: x.server_side_encryption,
         size: x.size,
         version_id: x.version_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tagging_document_becomes_the_header_form() {
+        let xml = "<Tagging><TagSet><Tag><Key>a b</Key><Value>x&amp;y</Value></Tag>\
+                   <Tag><Key>0</Key><Value></Value></Tag></TagSet></Tagging>";
+        assert_eq!(tagging_query(xml).unwrap(), "a%20b=x%26y&0=");
+        assert!(
+            tagging_query("<Tagging><TagSet><Tag><Value>v</Value></Tag></TagSet></Tagging>")
+                .is_err()
+        );
+        assert_eq!(tagging_query("<Tagging/>").unwrap(), "");
     }
 }
