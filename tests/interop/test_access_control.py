@@ -32,6 +32,14 @@ def admin(srv, *args, keys=None):
     return json.loads(done.stdout) if done.stdout.strip() else None
 
 
+def denials(srv):
+    """strata_access_denied_total, all reasons together."""
+    with urllib.request.urlopen(f"{srv.endpoint_url}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("strata_access_denied_total{"))
+
+
 def client_for(srv, keys):
     return make_boto3_client(srv, access_key=keys["access_key"], secret_key=keys["secret_key"])
 
@@ -103,9 +111,12 @@ def test_read_only_and_write_only_users(server, s3, tenants, bucket):
     denied(nothing.get_object, Bucket=bucket, Key="doc")
     # A key that does not exist is refused the same way: a denial does not
     # tell whether the object is there.
+    before = denials(server)
     missing = denied(nothing.get_object, Bucket=bucket, Key="no-such-doc")
     present = denied(nothing.get_object, Bucket=bucket, Key="doc")
     assert missing.response["Error"]["Message"] == present.response["Error"]["Message"]
+    # Denials are counted by reason.
+    assert denials(server) >= before + 2
     # Nothing refused changed anything.
     assert s3.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"readable"
     assert s3.get_object(Bucket=bucket, Key="dropped")["Body"].read() == b"from the writer"
