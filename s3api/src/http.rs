@@ -360,6 +360,9 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let started = Instant::now();
     let mut response = next.run(req).await;
+    if response.status().is_client_error() || response.status().is_server_error() {
+        response = with_request_id(response, &request_id.0).await;
+    }
     if let Ok(value) = axum::http::HeaderValue::from_str(&request_id.0) {
         response.headers_mut().insert("x-amz-request-id", value);
     }
@@ -385,6 +388,34 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
 
 /// GetObjectAttributes gives the ETag without quotes (s3s writes every
 /// ETag element quoted). The answer is a few hundred bytes of XML.
+/// An S3 error document names its request (RequestId), as the header
+/// does; s3s writes it only where the error carried one.
+async fn with_request_id(response: Response, request_id: &str) -> Response {
+    let is_xml = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/xml"));
+    if !is_xml {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Error documents are small; anything larger is passed on untouched.
+    let Ok(bytes) = axum::body::to_bytes(body, 64 << 10).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    if text.contains("<RequestId>") || !text.contains("</Error>") {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    let fixed = text.replacen(
+        "</Error>",
+        &format!("<RequestId>{request_id}</RequestId></Error>"),
+        1,
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(fixed))
+}
+
 async fn unquote_etag(response: Response) -> Response {
     let (mut parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
