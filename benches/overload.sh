@@ -3,7 +3,10 @@
 # clients than the server can serve, each client a connection of its own,
 # no retries. For each client count it prints the accepted requests' rate
 # and p50/p99, the share answered 503 SlowDown, and the server's peak RSS.
-#   benches/overload.sh [--duration-s S] [--clients "64 256 1024 4096"] [--dir DIR] [-- SERVE ARGS]
+#   benches/overload.sh [--duration-s S] [--clients "64 256 1024 4096"] [--dir DIR]
+#                       [--server-cpus LIST --client-cpus LIST] [-- SERVE ARGS]
+# --server-cpus/--client-cpus pin each side to its own CPUs (taskset), so the
+# load generator's scheduling does not count as the server's latency.
 # Release build, default server settings (--max-requests 256); a few
 # minutes. Not part of ./test.sh.
 set -euo pipefail
@@ -12,13 +15,17 @@ root=$PWD
 duration_s=20
 clients="64 256 1024 4096"
 dir=/tmp/overload
+server_pin=()
+client_pin=()
 while [[ $# -gt 0 ]]; do
     case $1 in
         --duration-s) duration_s=$2; shift ;;
         --clients) clients=$2; shift ;;
         --dir) dir=$2; shift ;;
+        --server-cpus) server_pin=(taskset -c "$2"); shift ;;
+        --client-cpus) client_pin=(taskset -c "$2"); shift ;;
         --) shift; break ;;
-        -h|--help) sed -n 2,8p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,11p "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -31,7 +38,7 @@ out=$root/target/bench/overload-$(date +%Y%m%d-%H%M%S).jsonl
 export AWS_ACCESS_KEY_ID=overload AWS_SECRET_ACCESS_KEY=overload-secret-$RANDOM$RANDOM
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 STRATA_ACCESS_KEY=$AWS_ACCESS_KEY_ID STRATA_SECRET_KEY=$AWS_SECRET_ACCESS_KEY STRATA_LOG=warn \
-    target/release/strata serve --address 127.0.0.1:$port --data "$dir/strata.img" \
+    "${server_pin[@]}" target/release/strata serve --address 127.0.0.1:$port --data "$dir/strata.img" \
     --size-bytes $((32 << 30)) --max-connections 8192 "$@" >"$dir/strata.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -f "$dir/strata.img"' EXIT
@@ -52,7 +59,7 @@ with_peak_rss() {
 }
 
 for n in $clients; do
-    with_peak_rss target/release/s3load --endpoint "http://127.0.0.1:$port" --bucket overload \
+    with_peak_rss "${client_pin[@]}" target/release/s3load --endpoint "http://127.0.0.1:$port" --bucket overload \
         --mode mixed --size 4096 --prefill 2000 --concurrency "$n" --duration-s "$duration_s" \
         --max-attempts 1 --label "clients-$n" >"$dir/run.json" 2>"$dir/run.err"
     python3 - "$n" "$(cat "$dir/peak_rss_kib")" "$dir/run.json" "$dir/run.err" >>"$out" <<'EOF'
