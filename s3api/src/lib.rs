@@ -22,6 +22,7 @@ mod object_config;
 mod objects;
 mod post_object;
 mod reads;
+mod request_conditions;
 mod secrets;
 mod service;
 
