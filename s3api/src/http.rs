@@ -389,7 +389,8 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
 /// GetObjectAttributes gives the ETag without quotes (s3s writes every
 /// ETag element quoted). The answer is a few hundred bytes of XML.
 /// An S3 error document names its request (RequestId), as the header
-/// does; s3s writes it only where the error carried one.
+/// does (s3s writes it only where the error carried one), and a refused
+/// POST policy is answered as S3 answers it.
 async fn with_request_id(response: Response, request_id: &str) -> Response {
     let is_xml = response
         .headers()
@@ -404,14 +405,35 @@ async fn with_request_id(response: Response, request_id: &str) -> Response {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let text = String::from_utf8_lossy(&bytes);
-    if text.contains("<RequestId>") || !text.contains("</Error>") {
+    if !text.contains("</Error>") {
         return Response::from_parts(parts, Body::from(bytes));
     }
-    let fixed = text.replacen(
-        "</Error>",
-        &format!("<RequestId>{request_id}</RequestId></Error>"),
-        1,
-    );
+    let mut fixed = text.into_owned();
+    // A browser upload that its POST policy does not allow is a refusal,
+    // as S3 answers it (403 AccessDenied), not a malformed request: s3s
+    // answers its failed conditions 400.
+    if parts.status == StatusCode::BAD_REQUEST {
+        let failed = |what: &str| {
+            fixed.contains(&format!(
+                "<Code>InvalidPolicyDocument</Code><Message>{what}"
+            ))
+        };
+        if failed("Policy condition") || failed("Bucket in form field") {
+            fixed = fixed.replacen(
+                "<Code>InvalidPolicyDocument</Code><Message>",
+                "<Code>AccessDenied</Code><Message>Invalid according to Policy: ",
+                1,
+            );
+            parts.status = StatusCode::FORBIDDEN;
+        }
+    }
+    if !fixed.contains("<RequestId>") {
+        fixed = fixed.replacen(
+            "</Error>",
+            &format!("<RequestId>{request_id}</RequestId></Error>"),
+            1,
+        );
+    }
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(fixed))
 }
