@@ -230,25 +230,29 @@ fn md5_of(data: &[u8]) -> [u8; 16] {
     md5::Md5::digest(data).into()
 }
 
-#[test]
-fn a_version_5_device_opens_with_all_its_data_and_moves_to_the_current_format() {
-    let bytes = image("format-v5");
+/// Opens a fixture image written by format `version`: its checkpoint loads,
+/// the records after it replay, and it holds everything its manifest names.
+fn open_fixture(bytes: &[u8], name: &str, version: u32) -> (Arc<FaultyDevice>, lsm::Store) {
     let dev = Arc::new(FaultyDevice::from_image(
-        bytes.clone(),
+        bytes.to_vec(),
         FaultConfig::default(),
     ));
     let sb = lsm::read_superblock(dev.as_ref()).expect("superblock");
-    assert_eq!(sb.format_version, 5, "the fixture is a version 5 device");
+    assert_eq!(sb.format_version, version, "the fixture's format");
     let (store, report) = open(dev.clone());
-    assert!(
-        report.checkpoint_used,
-        "the version 5 checkpoint loads: {report:?}"
-    );
+    assert!(report.checkpoint_used, "the checkpoint loads: {report:?}");
     assert!(
         report.scan.records_applied > 0,
         "records after it replay: {report:?}"
     );
-    assert_holds_the_fixture(&store, "format-v5");
+    assert_holds_the_fixture(&store, name);
+    (dev, store)
+}
+
+#[test]
+fn a_version_5_device_opens_with_all_its_data_and_moves_to_the_current_format() {
+    let bytes = image("format-v5");
+    let (dev, store) = open_fixture(&bytes, "format-v5", 5);
 
     let rt = runtime();
     // It takes writes of the new format at once, and its upgrade is a
@@ -324,22 +328,7 @@ fn fsck_checks_a_version_5_device() {
 
 #[test]
 fn a_version_6_device_opens_with_all_its_versions_and_moves_to_the_current_format() {
-    let dev = Arc::new(FaultyDevice::from_image(
-        image("format-v6"),
-        FaultConfig::default(),
-    ));
-    let sb = lsm::read_superblock(dev.as_ref()).expect("superblock");
-    assert_eq!(sb.format_version, 6, "the fixture is a version 6 device");
-    let (store, report) = open(dev.clone());
-    assert!(
-        report.checkpoint_used,
-        "the version 6 checkpoint loads: {report:?}"
-    );
-    assert!(
-        report.scan.records_applied > 0,
-        "records after it replay: {report:?}"
-    );
-    assert_holds_the_fixture(&store, "format-v6");
+    let (dev, store) = open_fixture(&image("format-v6"), "format-v6", 6);
     let rt = runtime();
     rt.block_on(async {
         put(&store, "gamma", "written-after-upgrade", b"new format")
