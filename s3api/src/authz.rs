@@ -111,6 +111,56 @@ impl Access {
             .collect()
     }
 
+    /// AWS's verdict on one request, given its bucket's settings and the
+    /// version it names (both looked up once by `authorize`).
+    fn verdict(
+        &self,
+        store: &lsm::Store,
+        ask: &Ask<'_>,
+        config: Option<&BucketConfig>,
+        object: Option<&ObjectEntry>,
+    ) -> Verdict {
+        let resource = match (ask.bucket, ask.key) {
+            (Some(b), Some(k)) => format!("arn:aws:s3:::{b}/{k}"),
+            (Some(b), None) => format!("arn:aws:s3:::{b}"),
+            _ => "*".to_string(),
+        };
+        let mut context = ask.context.clone();
+        if let Some(entry) = object {
+            for (k, v) in entry.meta.tags() {
+                context.add(&format!("s3:ExistingObjectTag/{k}"), v.clone());
+            }
+        }
+        let identity = self.identity_policies(store, ask.caller);
+        let identity: Vec<&Policy> = identity.iter().map(|p| p.as_ref()).collect();
+        let bucket_policy = config
+            .and_then(|c| c.policy.as_deref())
+            .and_then(|text| self.parsed(text, PolicyKind::Resource));
+        // RestrictPublicBuckets: a public bucket policy grants only to the
+        // owner's own account.
+        let restricted = config.is_some_and(|c| {
+            c.public_access_block
+                .is_some_and(|b| b.restrict_public_buckets)
+                && ask.caller.principal.account() != Some(c.owner())
+                && bucket_policy.as_deref().is_some_and(is_public)
+        });
+        let bucket_policy = bucket_policy.filter(|_| !restricted);
+        let acl_grants = config.is_some_and(|c| acl_grants(c, object, ask.caller, ask.action));
+        let request = Request {
+            principal: &ask.caller.principal,
+            action: ask.action,
+            resource: &resource,
+            context: &context,
+        };
+        policy::authorize(&policy::Authorization {
+            request: &request,
+            identity_policies: &identity,
+            resource_owner: config.map(|c| c.owner()),
+            bucket_policy: bucket_policy.as_deref(),
+            acl_grants,
+        })
+    }
+
     /// Allows or refuses one request; a refusal is AccessDenied, counted
     /// by why, and says nothing about whether the resource exists.
     pub(crate) fn authorize(&self, ask: &Ask<'_>) -> S3Result<()> {
@@ -136,11 +186,6 @@ impl Access {
         if harmless && ask.bucket.is_some() && config.is_none() {
             return Ok(());
         }
-        let resource = match (ask.bucket, ask.key) {
-            (Some(b), Some(k)) => format!("arn:aws:s3:::{b}/{k}"),
-            (Some(b), None) => format!("arn:aws:s3:::{b}"),
-            _ => "*".to_string(),
-        };
         let object = match (&config, ask.bucket, ask.key) {
             (Some(_), Some(b), Some(k)) => {
                 let version =
@@ -149,43 +194,14 @@ impl Access {
             }
             _ => None,
         };
-        let mut context = ask.context.clone();
-        if let Some(entry) = &object {
-            for (k, v) in entry.meta.tags() {
-                context.add(&format!("s3:ExistingObjectTag/{k}"), v.clone());
-            }
+        // Making tenants is the appliance's own account's business.
+        if ask.action == "admin:CreateAccount"
+            && ask.caller.principal.account() != Some(FIRST_ACCOUNT_ID)
+        {
+            self.metrics.access_denied("not_allowed");
+            return Err(s3_error!(AccessDenied, "Access Denied"));
         }
-        let identity = self.identity_policies(store, ask.caller);
-        let identity: Vec<&Policy> = identity.iter().map(|p| p.as_ref()).collect();
-        let bucket_policy = config
-            .as_ref()
-            .and_then(|c| c.policy.as_deref())
-            .and_then(|text| self.parsed(text, PolicyKind::Resource));
-        // RestrictPublicBuckets: a public bucket policy grants only to the
-        // owner's own account.
-        let restricted = config.as_ref().is_some_and(|c| {
-            c.public_access_block
-                .is_some_and(|b| b.restrict_public_buckets)
-                && ask.caller.principal.account() != Some(c.owner())
-                && bucket_policy.as_deref().is_some_and(is_public)
-        });
-        let bucket_policy = bucket_policy.filter(|_| !restricted);
-        let acl_grants = config
-            .as_ref()
-            .is_some_and(|c| acl_grants(c, object.as_deref(), ask.caller, ask.action));
-        let request = Request {
-            principal: &ask.caller.principal,
-            action: ask.action,
-            resource: &resource,
-            context: &context,
-        };
-        let verdict = policy::authorize(&policy::Authorization {
-            request: &request,
-            identity_policies: &identity,
-            resource_owner: config.as_ref().map(|c| c.owner()),
-            bucket_policy: bucket_policy.as_deref(),
-            acl_grants,
-        });
+        let verdict = self.verdict(store, ask, config.as_ref(), object.as_deref());
         match verdict {
             Verdict::Allowed => Ok(()),
             Verdict::ExplicitDeny => {
@@ -199,14 +215,17 @@ impl Access {
                 if object.is_none()
                     && ask.key.is_some()
                     && matches!(ask.action, "s3:GetObject" | "s3:GetObjectVersion")
-                    && self
-                        .authorize(&Ask {
+                    && self.verdict(
+                        store,
+                        &Ask {
                             action: "s3:ListBucket",
                             key: None,
                             version: None,
                             ..*ask
-                        })
-                        .is_ok() =>
+                        },
+                        config.as_ref(),
+                        None,
+                    ) == Verdict::Allowed =>
             {
                 Ok(())
             }
@@ -390,8 +409,8 @@ pub(crate) struct AccessCheck(pub Arc<Access>);
 impl AccessCheck {
     fn caller(&self, cx: &S3AccessContext<'_>) -> Caller {
         match cx.credentials() {
-            Some(credentials) => match self.0.keyring.resolve(&credentials.access_key) {
-                Some((caller, _)) => caller,
+            Some(credentials) => match self.0.keyring.caller(&credentials.access_key) {
+                Some(caller) => caller,
                 // A key removed after its request was verified.
                 None => anonymous(),
             },

@@ -47,18 +47,18 @@ impl Keyring {
         &self.sealer
     }
 
-    /// The principal holding `access_key`, with the key's secret, if the
-    /// key may sign requests now.
-    pub(crate) fn resolve(&self, access_key: &str) -> Option<(Caller, String)> {
+    /// The principal holding `access_key`, if the key may sign requests
+    /// now, and where its secret is: None for the server's own pair (whose
+    /// secret is in memory), else the sealed secret.
+    fn holder(&self, access_key: &str) -> Option<(Caller, Option<Vec<u8>>)> {
         if access_key == self.root_access_key {
             let caller = Caller {
                 principal: policy::Principal::root(FIRST_ACCOUNT_ID),
                 policies: Vec::new(),
             };
-            return Some((caller, self.root_secret.clone()));
+            return Some((caller, None));
         }
-        let store = self.store.get()?;
-        let (caller, sealed) = store.with_iam(|iam| {
+        self.store.get()?.with_iam(|iam| {
             let (holder, key) = iam.key(access_key)?;
             if !key.enabled {
                 return None;
@@ -79,14 +79,27 @@ impl Keyring {
                     }
                 }
             };
-            Some((caller, key.sealed_secret))
-        })?;
-        match self.sealer.open(&sealed) {
-            Ok(opened) => Some((caller, opened.secret)),
-            Err(e) => {
-                tracing::error!(access_key, error = %e, "a stored secret does not open");
-                None
-            }
+            Some((caller, Some(key.sealed_secret)))
+        })
+    }
+
+    /// Who holds `access_key`, for a request whose signature has been
+    /// checked already (the secret is not opened again).
+    pub(crate) fn caller(&self, access_key: &str) -> Option<Caller> {
+        self.holder(access_key).map(|(caller, _)| caller)
+    }
+
+    /// The secret of `access_key`, if the key may sign requests now.
+    fn secret(&self, access_key: &str) -> Option<String> {
+        match self.holder(access_key)?.1 {
+            None => Some(self.root_secret.clone()),
+            Some(sealed) => match self.sealer.open(&sealed) {
+                Ok(opened) => Some(opened.secret),
+                Err(e) => {
+                    tracing::error!(access_key, error = %e, "a stored secret does not open");
+                    None
+                }
+            },
         }
     }
 
@@ -148,8 +161,8 @@ pub(crate) struct KeyringAuth(pub Arc<Keyring>);
 #[async_trait::async_trait]
 impl S3Auth for KeyringAuth {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        match self.0.resolve(access_key) {
-            Some((_, secret)) => Ok(SecretKey::from(secret)),
+        match self.0.secret(access_key) {
+            Some(secret) => Ok(SecretKey::from(secret)),
             None => Err(s3_error!(
                 InvalidAccessKeyId,
                 "The AWS Access Key Id you provided does not exist in our records."

@@ -96,6 +96,10 @@ def test_accounts_are_isolated_both_ways(server, s3, tenants, bucket):
     finally:
         other.delete_object(Bucket=theirs, Key="k")
         other.delete_bucket(Bucket=theirs)
+    # A tenant's root makes users of its own, but never another tenant.
+    keys = (tenants["other"]["access_key"], tenants["other"]["secret_key"])
+    with pytest.raises(RuntimeError, match="AccessDenied"):
+        admin(server, "account", "add", f"nested-{tenants['suffix']}", keys=keys)
 
 
 def test_read_only_and_write_only_users(server, s3, tenants, bucket):
