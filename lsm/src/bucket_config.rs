@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    BucketSetting, CorsRule, Grant, Grantee, ObjectLockConfig, ObjectOwnership, Permission,
+    BucketEncryption, BucketSetting, CorsRule, Grant, Grantee, ObjectLockConfig, ObjectOwnership, Permission,
     PublicAccessBlock, VersioningState, FIRST_ACCOUNT_ID,
 };
 use crate::lifecycle::LifecycleConfig;
@@ -37,6 +37,8 @@ pub struct BucketConfig {
     pub cors: Option<Arc<Vec<CorsRule>>>,
     pub ownership: Option<ObjectOwnership>,
     pub public_access_block: Option<PublicAccessBlock>,
+    /// Format 8: the default encryption of writes without SSE headers.
+    pub encryption: Option<BucketEncryption>,
 }
 
 impl BucketConfig {
@@ -86,6 +88,7 @@ impl BucketConfig {
             BucketSetting::Cors(rules) => config.cors = rules.clone().map(Arc::new),
             BucketSetting::Ownership(ownership) => config.ownership = *ownership,
             BucketSetting::PublicAccessBlock(block) => config.public_access_block = *block,
+            BucketSetting::Encryption(default) => config.encryption = default.clone(),
         }
         Ok(())
     }

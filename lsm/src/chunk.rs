@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use crate::cipher::{DataKey, SEAL_OVERHEAD};
 use crate::error::{Error, Result};
 use crate::format::{
     chunk_payload_unhashed, decode_chunk_payload, encode_chunk_payload, fill_chunk_prefix, flags,
@@ -89,8 +90,10 @@ fn choose(data: &[u8], level: i32, shuffle: bool) -> Option<bool> {
 pub struct RawChunk(Vec<u8>);
 
 impl RawChunk {
+    /// Room for `bytes` and for sealing them, so that a sealed chunk is
+    /// not moved to grow by its tag and nonce.
     pub fn with_capacity(bytes: usize) -> RawChunk {
-        RawChunk(chunk_payload_unhashed(&[], bytes))
+        RawChunk(chunk_payload_unhashed(&[], bytes + SEAL_OVERHEAD))
     }
 
     pub fn extend(&mut self, data: &[u8]) {
@@ -118,34 +121,34 @@ impl RawChunk {
     }
 }
 
+/// The chunk's bytes compressed, with the flags that say how, where
+/// compression pays.
+fn compress(data: &[u8], compression: Compression) -> Option<(u8, Vec<u8>)> {
+    let level = compression.zstd_level?;
+    let shuffled = choose(data, level, compression.shuffle)?;
+    let input = if shuffled {
+        std::borrow::Cow::Owned(shuffle4(data))
+    } else {
+        std::borrow::Cow::Borrowed(data)
+    };
+    let compressed = zstd::bulk::compress(&input, level).ok()?;
+    let record_flags = match shuffled {
+        true => flags::ZSTD | flags::SHUFFLE4,
+        false => flags::ZSTD,
+    };
+    worth_it(data.len(), compressed.len()).then_some((record_flags, compressed))
+}
+
 /// Builds the record for `chunk` (whose content hash is `hash`), compressed
 /// where that pays.
 pub fn encode_chunk(chunk: RawChunk, hash: [u8; 32], compression: Compression) -> PendingRecord {
     let raw_len = chunk.bytes().len() as u32;
-    let mut record_flags = 0;
-    let compressed = compression.zstd_level.and_then(|level| {
-        let data = chunk.bytes();
-        let shuffled = choose(data, level, compression.shuffle)?;
-        let input = if shuffled {
-            std::borrow::Cow::Owned(shuffle4(data))
-        } else {
-            std::borrow::Cow::Borrowed(data)
-        };
-        let compressed = zstd::bulk::compress(&input, level).ok()?;
-        worth_it(data.len(), compressed.len()).then(|| {
-            record_flags |= flags::ZSTD;
-            if shuffled {
-                record_flags |= flags::SHUFFLE4;
-            }
-            compressed
-        })
-    });
-    let payload = match compressed {
-        Some(stored) => encode_chunk_payload(&hash, raw_len, &stored),
+    let (record_flags, payload) = match compress(chunk.bytes(), compression) {
+        Some((record_flags, stored)) => (record_flags, encode_chunk_payload(&hash, raw_len, &stored)),
         None => {
             let mut payload = chunk.0;
             fill_chunk_prefix(&mut payload, &hash, raw_len);
-            payload
+            (0, payload)
         }
     };
     PendingRecord {
@@ -156,13 +159,57 @@ pub fn encode_chunk(chunk: RawChunk, hash: [u8; 32], compression: Compression) -
     }
 }
 
+/// What a sealed chunk's tag also covers: its length and how it is stored,
+/// so that neither can be changed without the key.
+fn sealed_aad(raw_len: u32, record_flags: u8) -> [u8; 5] {
+    let mut aad = [0; 5];
+    aad[..4].copy_from_slice(&raw_len.to_le_bytes());
+    aad[4] = record_flags;
+    aad
+}
+
+/// Builds the record for `chunk` sealed under `key`: compressed first
+/// (ciphertext does not compress), then sealed. Its hash is of the stored
+/// bytes, so that nothing of the plaintext is kept in the clear and dedup
+/// never matches it.
+pub fn encode_sealed_chunk(
+    chunk: RawChunk,
+    compression: Compression,
+    key: &DataKey,
+) -> Result<PendingRecord> {
+    let raw_len = chunk.bytes().len() as u32;
+    let (record_flags, mut payload) = match compress(chunk.bytes(), compression) {
+        Some((record_flags, stored)) => (
+            record_flags | flags::ENCRYPTED,
+            chunk_payload_unhashed(&stored, stored.len() + SEAL_OVERHEAD),
+        ),
+        None => (flags::ENCRYPTED, chunk.0),
+    };
+    key.seal(
+        &mut payload,
+        CHUNK_PREFIX_BYTES,
+        &sealed_aad(raw_len, record_flags),
+    )
+    .map_err(|e| Error::Failed(format!("sealing a chunk: {e}")))?;
+    let hash = content_hash(&payload[CHUNK_PREFIX_BYTES..]);
+    fill_chunk_prefix(&mut payload, &hash, raw_len);
+    Ok(PendingRecord {
+        flags: record_flags,
+        payload,
+        record: Record::Chunk { hash, raw_len },
+        relocation: false,
+    })
+}
+
 /// Turns a verified chunk payload back into its raw bytes, checking that
-/// it is the chunk the reference names.
+/// it is the chunk the reference names. A sealed chunk needs its object's
+/// data key, and its tag must verify.
 pub fn decode_chunk(
     location: Location,
     record_flags: u8,
     payload: Bytes,
     expected_hash: &[u8; 32],
+    key: Option<&DataKey>,
 ) -> Result<Bytes> {
     let corrupt = |reason: &str| Error::Corruption {
         location,
@@ -178,14 +225,25 @@ pub fn decode_chunk(
     if raw_len > MAX_RECORD_BYTES {
         return Err(corrupt("chunk length beyond the record limit"));
     }
+    let opened = match record_flags & flags::ENCRYPTED != 0 {
+        true => Some(
+            key.ok_or(Error::Sealed)?
+                .open(chunk.stored, &sealed_aad(chunk.raw_len, record_flags))
+                .map_err(|e| corrupt(&e.to_string()))?,
+        ),
+        false => None,
+    };
+    let stored = opened.as_deref().unwrap_or(chunk.stored);
     let raw = if record_flags & flags::ZSTD != 0 {
-        let raw = zstd::bulk::decompress(chunk.stored, raw_len)
+        let raw = zstd::bulk::decompress(stored, raw_len)
             .map_err(|e| corrupt(&format!("zstd: {e}")))?;
         Bytes::from(if record_flags & flags::SHUFFLE4 != 0 {
             unshuffle4(&raw)
         } else {
             raw
         })
+    } else if let Some(opened) = opened {
+        Bytes::from(opened)
     } else {
         payload.slice_ref(chunk.stored)
     };
@@ -222,7 +280,8 @@ mod tests {
                 LOC,
                 rec.flags,
                 rec.payload.clone().into(),
-                &content_hash(&text)
+                &content_hash(&text),
+                None
             )
             .unwrap(),
             text
@@ -247,14 +306,15 @@ mod tests {
                 LOC,
                 rec.flags,
                 rec.payload.clone().into(),
-                &content_hash(&random)
+                &content_hash(&random),
+                None
             )
             .unwrap(),
             random
         );
         // Another chunk's hash: the reference does not name these bytes.
         assert!(matches!(
-            decode_chunk(LOC, rec.flags, rec.payload.clone().into(), &[0; 32]),
+            decode_chunk(LOC, rec.flags, rec.payload.clone().into(), &[0; 32], None),
             Err(Error::Moved(_))
         ));
 
@@ -278,7 +338,7 @@ mod tests {
         let stored = &rec.payload[crate::format::CHUNK_PREFIX_BYTES..];
         let lying = encode_chunk_payload(&hash, u32::MAX, stored);
         assert!(matches!(
-            decode_chunk(LOC, rec.flags, lying.into(), &hash),
+            decode_chunk(LOC, rec.flags, lying.into(), &hash, None),
             Err(Error::Corruption { .. })
         ));
     }
@@ -303,10 +363,65 @@ mod tests {
         let rec = encode_chunk(RawChunk::copy_of(&floats), hash, Compression::default());
         assert_eq!(rec.flags, flags::ZSTD | flags::SHUFFLE4);
         assert_eq!(
-            decode_chunk(LOC, rec.flags, rec.payload.clone().into(), &hash).unwrap(),
+            decode_chunk(LOC, rec.flags, rec.payload.clone().into(), &hash, None).unwrap(),
             floats
         );
         let odd = &floats[..1001];
         assert_eq!(unshuffle4(&shuffle4(odd)), odd);
+    }
+
+    /// A sealed chunk: compressed before sealing, its plaintext nowhere in
+    /// the record, its hash that of the stored bytes, readable only with
+    /// its key, and a flipped bit is an error, not other data.
+    #[test]
+    fn sealed_chunks_hide_their_plaintext_and_open_only_under_their_key() {
+        let text = "marker-7f3a text that compresses well ".repeat(3000).into_bytes();
+        let key = DataKey::generate().unwrap();
+        let rec = encode_sealed_chunk(RawChunk::copy_of(&text), Compression::default(), &key)
+            .unwrap();
+        assert_eq!(rec.flags, flags::ZSTD | flags::ENCRYPTED);
+        assert!(rec.payload.len() < text.len() / 4);
+        assert!(!rec.payload.windows(11).any(|w| w == b"marker-7f3a"));
+        let Record::Chunk { hash, raw_len } = rec.record else {
+            panic!("a chunk record")
+        };
+        assert_eq!(raw_len as usize, text.len());
+        assert_ne!(hash, content_hash(&text));
+        assert_eq!(hash, content_hash(&rec.payload[CHUNK_PREFIX_BYTES..]));
+        let payload: Bytes = rec.payload.clone().into();
+        let read = |key: Option<&DataKey>, payload: Bytes| {
+            decode_chunk(LOC, rec.flags, payload, &hash, key)
+        };
+        assert_eq!(read(Some(&key), payload.clone()).unwrap(), text);
+        assert!(matches!(read(None, payload.clone()), Err(Error::Sealed)));
+        let other = DataKey::generate().unwrap();
+        assert!(matches!(
+            read(Some(&other), payload.clone()),
+            Err(Error::Corruption { .. })
+        ));
+        let mut flipped = rec.payload.clone();
+        flipped[CHUNK_PREFIX_BYTES + 10] ^= 0x10;
+        assert!(matches!(
+            read(Some(&key), flipped.into()),
+            Err(Error::Corruption { .. })
+        ));
+
+        // Incompressible bytes are sealed where they lie; sealed twice,
+        // the same bytes differ.
+        let random: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let a = encode_sealed_chunk(RawChunk::copy_of(&random), Compression::default(), &key)
+            .unwrap();
+        let b = encode_sealed_chunk(RawChunk::copy_of(&random), Compression::default(), &key)
+            .unwrap();
+        assert_ne!(a.payload, b.payload);
+        let Record::Chunk { hash, .. } = a.record else {
+            panic!("a chunk record")
+        };
+        assert_eq!(
+            decode_chunk(LOC, a.flags, a.payload.into(), &hash, Some(&key)).unwrap(),
+            random
+        );
     }
 }

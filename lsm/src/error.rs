@@ -53,6 +53,9 @@ pub enum Error {
     TooLarge(String),
     #[error("the store is shutting down")]
     ShuttingDown,
+    /// An encrypted chunk was read without its object's data key.
+    #[error("the data is encrypted and no key was given")]
+    Sealed,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -543,6 +543,9 @@ impl Index {
             VersionChange::Tags(tags) => Arc::make_mut(entry).meta.set_tags(tags.clone()),
             VersionChange::LegalHold(on) => Arc::make_mut(entry).meta.set_legal_hold(*on),
             VersionChange::Acl(acl) => Arc::make_mut(entry).meta.set_acl(acl.clone()),
+            VersionChange::DataKey(wrapped) => Arc::make_mut(entry)
+                .meta
+                .set_encryption(Some(wrapped.clone())),
             VersionChange::Quarantine(reason) => {
                 let e = Arc::make_mut(entry);
                 e.meta.quarantined = Some(reason.clone());

@@ -7,6 +7,7 @@ mod bucket_config;
 pub mod cache;
 pub mod checkpoint;
 pub mod chunk;
+pub mod cipher;
 pub mod compactor;
 pub mod error;
 pub mod expirer;

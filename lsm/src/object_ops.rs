@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    Condition, Delete, DeleteCondition, ObjectMeta, ObjectPut, Record, VersionChange, VersionRef,
+    flags, Condition, Delete, DeleteCondition, ObjectMeta, ObjectPut, Record, VersionChange, VersionRef,
     VersionUpdate, VersioningState,
 };
 use crate::index::ObjectEntry;
@@ -33,7 +33,7 @@ impl Store {
             Some(chunk) => {
                 // A small body already stored whole is referenced, not stored again.
                 let hash = match &chunk.record {
-                    Record::Chunk { hash, .. } => Some(*hash),
+                    Record::Chunk { hash, .. } if chunk.flags & flags::ENCRYPTED == 0 => Some(*hash),
                     _ => None,
                 };
                 let existing = hash

@@ -4,8 +4,10 @@
 //! flight. A small body is kept whole to go inline into its object record.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
-use crate::chunk::{content_hash, encode_chunk, RawChunk};
+use crate::chunk::{content_hash, encode_chunk, encode_sealed_chunk, RawChunk};
+use crate::cipher::DataKey;
 use crate::error::{Error, Result};
 use crate::format::{ChunkRef, Location, Superblock};
 use crate::store::{Store, WrittenData, INLINE_MAX_BYTES};
@@ -22,21 +24,30 @@ impl Store {
             chunks: Vec::new(),
             in_flight: VecDeque::new(),
             pins: PinGuard::empty(self.catalog()),
+            key: None,
         }
     }
 
     /// Hashes a chunk and submits its record, unless the same content is
-    /// stored already (with dedup on).
-    fn store_chunk(&self, chunk: RawChunk) -> Encoded {
+    /// stored already (with dedup on). A chunk sealed under a data key is
+    /// never deduplicated: see DESIGN.md, "Encryption at rest".
+    fn store_chunk(&self, chunk: RawChunk, key: Option<&DataKey>) -> Result<Encoded> {
+        if let Some(key) = key {
+            let record = encode_sealed_chunk(chunk, self.config().compression, key)?;
+            let crate::format::Record::Chunk { hash, .. } = record.record else {
+                return Err(Error::Failed("a sealed chunk is a chunk record".into()));
+            };
+            return Ok(Encoded::Submitted(hash, self.writer().submit(vec![record])));
+        }
         let hash = content_hash(chunk.bytes());
         if self.config().dedup {
             let raw_len = chunk.bytes().len() as u32;
             if let Some((stored, pins)) = self.pin_existing(&hash, raw_len) {
-                return Encoded::Stored(stored, pins);
+                return Ok(Encoded::Stored(stored, pins));
             }
         }
         let record = encode_chunk(chunk, hash, self.config().compression);
-        Encoded::Submitted(hash, self.writer().submit(vec![record]))
+        Ok(Encoded::Submitted(hash, self.writer().submit(vec![record])))
     }
 }
 
@@ -56,6 +67,8 @@ pub struct ObjectWriter {
     chunks: Vec<ChunkRef>,
     in_flight: VecDeque<(usize, Encoding)>,
     pins: PinGuard,
+    /// The object's data key, when it is encrypted.
+    key: Option<Arc<DataKey>>,
 }
 
 /// A chunk found already stored, or handed to the writer.
@@ -67,7 +80,7 @@ enum Encoded {
 enum Encoding {
     Done(Encoded),
     /// On an encoder thread.
-    Offloaded(tokio::task::JoinHandle<Encoded>),
+    Offloaded(tokio::task::JoinHandle<Result<Encoded>>),
 }
 
 /// FastCDC's bounds around the average chunk size: a quarter of it at
@@ -81,6 +94,12 @@ fn chunk_bounds(average: usize, geometry: &Superblock) -> (usize, usize, usize) 
 }
 
 impl ObjectWriter {
+    /// Seals every chunk of the body under `key`.
+    pub fn sealed_with(mut self, key: Arc<DataKey>) -> ObjectWriter {
+        self.key = Some(key);
+        self
+    }
+
     pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
         let bounds = self.bounds();
         self.size += data.len() as u64;
@@ -194,12 +213,13 @@ impl ObjectWriter {
                 .await
                 .map_err(|_| Error::ShuttingDown)?;
             let store = self.store.clone();
+            let key = self.key.clone();
             Encoding::Offloaded(tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                store.store_chunk(chunk)
+                store.store_chunk(chunk, key.as_deref())
             }))
         } else {
-            Encoding::Done(self.store.store_chunk(chunk))
+            Encoding::Done(self.store.store_chunk(chunk, self.key.as_deref())?)
         };
         self.in_flight.push_back((slot, encoding));
         while self.in_flight.len() > self.store.config().write_window_chunks {
@@ -216,7 +236,7 @@ impl ObjectWriter {
             Encoding::Done(encoded) => encoded,
             Encoding::Offloaded(handle) => handle
                 .await
-                .map_err(|e| Error::Failed(format!("chunk encoder: {e}")))?,
+                .map_err(|e| Error::Failed(format!("chunk encoder: {e}")))??,
         };
         match encoded {
             Encoded::Stored(chunk, pins) => {
@@ -239,8 +259,14 @@ impl ObjectWriter {
         let bounds = self.bounds();
         let len = self.pending.bytes().len();
         if self.chunks.is_empty() && len <= INLINE_MAX_BYTES && len > 0 {
-            let hash = content_hash(self.pending.bytes());
-            let chunk = encode_chunk(self.pending, hash, self.store.config().compression);
+            let compression = self.store.config().compression;
+            let chunk = match &self.key {
+                Some(key) => encode_sealed_chunk(self.pending, compression, key)?,
+                None => {
+                    let hash = content_hash(self.pending.bytes());
+                    encode_chunk(self.pending, hash, compression)
+                }
+            };
             return Ok(WrittenData {
                 size: self.size,
                 chunks: Vec::new(),

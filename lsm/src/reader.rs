@@ -4,10 +4,12 @@
 use blockdev::{align_down, align_up, AlignedBuf, BlockDevice};
 use bytes::Bytes;
 
-use crate::chunk::decode_chunk;
+use crate::chunk::{content_hash, decode_chunk};
+use crate::cipher::{DataKey, SEAL_OVERHEAD};
 use crate::error::{Error, Result};
 use crate::format::{
-    ChunkRef, Location, Record, RecordHeader, RecordKind, Superblock, RECORD_HEADER_BYTES,
+    decode_chunk_payload, flags, ChunkRef, Location, Record, RecordHeader, RecordKind,
+    Superblock, RECORD_HEADER_BYTES,
 };
 
 /// Reads and verifies the record at `location`; returns its header and
@@ -54,33 +56,78 @@ pub fn read_record(
     Ok((header, payload))
 }
 
+/// The record flags and chunk payload (prefix and stored bytes) of the
+/// chunk a reference names: a chunk record's payload, or a small object's
+/// inline data.
+fn chunk_payload(
+    device: &dyn BlockDevice,
+    superblock: &Superblock,
+    chunk: &ChunkRef,
+) -> Result<(u8, Bytes)> {
+    let (header, payload) = read_record(device, superblock, chunk.location)?;
+    match header.kind {
+        RecordKind::Chunk => Ok((header.flags, payload)),
+        kind if kind.carries_inline_data() => match Record::decode(header.kind, &payload)? {
+            Record::Object(put) if !put.inline.is_empty() => {
+                Ok((put.inline_flags, put.inline.into()))
+            }
+            _ => Err(Error::Corruption {
+                location: chunk.location,
+                reason: "object record without inline data".into(),
+            }),
+        },
+        other => Err(Error::Corruption {
+            location: chunk.location,
+            reason: format!("expected a chunk, found {other:?}"),
+        }),
+    }
+}
+
 /// Reads and decodes one chunk: a chunk record, or a small object's data
-/// inline in its object record. Its content hash must be the reference's.
+/// inline in its object record. Its content hash must be the reference's;
+/// a sealed chunk needs its object's data key.
 pub fn read_chunk(
     device: &dyn BlockDevice,
     superblock: &Superblock,
     chunk: &ChunkRef,
+    key: Option<&DataKey>,
 ) -> Result<Bytes> {
-    let corrupt = |reason: String| Error::Corruption {
-        location: chunk.location,
-        reason,
-    };
-    let (header, payload) = read_record(device, superblock, chunk.location)?;
-    let raw = match header.kind {
-        RecordKind::Chunk => decode_chunk(chunk.location, header.flags, payload, &chunk.hash)?,
-        kind if kind.carries_inline_data() => match Record::decode(header.kind, &payload)? {
-            Record::Object(put) if !put.inline.is_empty() => decode_chunk(
-                chunk.location,
-                put.inline_flags,
-                put.inline.into(),
-                &chunk.hash,
-            )?,
-            _ => return Err(corrupt("object record without inline data".into())),
-        },
-        other => return Err(corrupt(format!("expected a chunk, found {other:?}"))),
-    };
+    let (flags, payload) = chunk_payload(device, superblock, chunk)?;
+    let raw = decode_chunk(chunk.location, flags, payload, &chunk.hash, key)?;
     if raw.len() != chunk.raw_len as usize {
-        return Err(corrupt("chunk length differs from the manifest".into()));
+        return Err(Error::Corruption {
+            location: chunk.location,
+            reason: "chunk length differs from the manifest".into(),
+        });
     }
     Ok(raw)
+}
+
+/// Checks a sealed chunk without its key (fsck): its crc, that it is the
+/// chunk the reference names, sealed, and that its hash (of the stored
+/// bytes) matches them. Only the key can check its tag.
+pub fn check_sealed_chunk(
+    device: &dyn BlockDevice,
+    superblock: &Superblock,
+    chunk: &ChunkRef,
+) -> Result<()> {
+    let corrupt = |reason: &str| Error::Corruption {
+        location: chunk.location,
+        reason: reason.to_string(),
+    };
+    let (record_flags, payload) = chunk_payload(device, superblock, chunk)?;
+    let decoded = decode_chunk_payload(&payload).ok_or_else(|| corrupt("chunk payload too short"))?;
+    if decoded.hash != chunk.hash {
+        return Err(Error::Moved(chunk.location));
+    }
+    if record_flags & flags::ENCRYPTED == 0 {
+        return Err(corrupt("an encrypted object's chunk is not sealed"));
+    }
+    if decoded.raw_len != chunk.raw_len || decoded.stored.len() < SEAL_OVERHEAD {
+        return Err(corrupt("sealed chunk length mismatch"));
+    }
+    if content_hash(decoded.stored) != chunk.hash {
+        return Err(corrupt("sealed chunk differs from its hash"));
+    }
+    Ok(())
 }

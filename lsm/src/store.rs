@@ -14,10 +14,11 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::cache::ChunkCache;
 use crate::chunk::Compression;
+use crate::cipher::DataKey;
 use crate::error::{Error, Result};
 use crate::format::{
     BucketConfigChange, BucketCreate, BucketOp, BucketSetting, ChunkRef, IamChange, IamUpdate,
-    Location, Record, Superblock, VersionRef, FORMAT_VERSION,
+    Location, ObjectEncryption, Record, Superblock, VersionRef, FORMAT_VERSION,
 };
 use crate::iam::IamState;
 use crate::index::{BucketConfig, BucketInfo, Catalog, Index, LogPosition, ObjectEntry};
@@ -437,6 +438,20 @@ impl Store {
             .version(bucket, key, version)
     }
 
+    /// (bucket, key, lsn, wrapped data key) of every encrypted version.
+    pub fn encrypted_versions(&self) -> Vec<(String, String, u64, ObjectEncryption)> {
+        self.inner
+            .catalog
+            .read()
+            .index
+            .all_versions()
+            .filter_map(|(bucket, key, entry)| {
+                let wrapped = entry.meta.encryption()?.clone();
+                Some((bucket.to_string(), key.to_string(), entry.lsn, wrapped))
+            })
+            .collect()
+    }
+
     /// Every version of a key, newest first.
     pub fn versions(&self, bucket: &str, key: &str) -> Result<Vec<Arc<ObjectEntry>>> {
         self.inner.catalog.read().index.versions(bucket, key)
@@ -481,11 +496,14 @@ impl Store {
     /// Reads one chunk's raw bytes, from the cache or the device (blocking
     /// I/O: call it off the async executor). A chunk that compaction moved
     /// after the caller looked its object up is found again by its hash.
-    pub fn read_chunk(&self, chunk: &ChunkRef) -> Result<Bytes> {
+    /// An encrypted object's chunks need its data key; the cache holds
+    /// them decrypted, so a caller checks the key it was given before it
+    /// reads (as S3 checks SSE-C keys).
+    pub fn read_chunk(&self, chunk: &ChunkRef, key: Option<&DataKey>) -> Result<Bytes> {
         if let Some(hit) = self.inner.cache.get(chunk) {
             return Ok(hit);
         }
-        let raw = match self.read_chunk_uncached(chunk) {
+        let raw = match self.read_chunk_uncached(chunk, key) {
             Ok(raw) => raw,
             Err(e) => {
                 let moved_to = {
@@ -496,7 +514,7 @@ impl Store {
                 match moved_to {
                     Some(location) if location != chunk.location => {
                         let moved = ChunkRef { location, ..*chunk };
-                        self.read_chunk_uncached(&moved)?
+                        self.read_chunk_uncached(&moved, key)?
                     }
                     _ => return Err(e),
                 }
@@ -507,7 +525,12 @@ impl Store {
     }
 
     /// Reads one chunk from the device, bypassing the cache (fsck, scrub).
-    pub fn read_chunk_uncached(&self, chunk: &ChunkRef) -> Result<Bytes> {
-        crate::reader::read_chunk(self.inner.device.as_ref(), &self.inner.geometry, chunk)
+    pub fn read_chunk_uncached(&self, chunk: &ChunkRef, key: Option<&DataKey>) -> Result<Bytes> {
+        crate::reader::read_chunk(
+            self.inner.device.as_ref(),
+            &self.inner.geometry,
+            chunk,
+            key,
+        )
     }
 }

@@ -71,6 +71,8 @@ pub fn load_checkpoint(
             .map_err(|e| RecoveryError::CheckpointUnreadable(e.to_string()))?,
         6 => lsm::format::v6::decode_index(&encoded)
             .map_err(|e| RecoveryError::CheckpointUnreadable(e.to_string()))?,
+        7 => lsm::format::v7::decode_index(&encoded)
+            .map_err(|e| RecoveryError::CheckpointUnreadable(e.to_string()))?,
         _ => bincode::deserialize::<Index>(&encoded)
             .map_err(|e| RecoveryError::CheckpointUnreadable(e.to_string()))?,
     };

@@ -828,7 +828,7 @@ fn observe(store: &lsm::Store) -> Model {
             let data = (!e.delete_marker).then(|| {
                 let mut bytes = Vec::with_capacity(e.meta.size as usize);
                 for chunk in &e.chunks {
-                    bytes.extend(store.read_chunk(chunk).expect("version unreadable"));
+                    bytes.extend(store.read_chunk(chunk, None).expect("version unreadable"));
                 }
                 bytes
             });
@@ -847,7 +847,7 @@ fn observe(store: &lsm::Store) -> Model {
             for (number, part) in &upload.parts {
                 let mut bytes = Vec::new();
                 for chunk in &part.chunks {
-                    bytes.extend(store.read_chunk(chunk).unwrap());
+                    bytes.extend(store.read_chunk(chunk, None).unwrap());
                 }
                 parts.insert(*number, bytes);
             }

@@ -106,7 +106,7 @@ fn assert_holds_the_fixture(store: &lsm::Store, name: &str) {
             assert_eq!(part.size, p["size"].as_u64().unwrap());
             let mut bytes = Vec::new();
             for chunk in &part.chunks {
-                bytes.extend(store.read_chunk(chunk).expect("part readable"));
+                bytes.extend(store.read_chunk(chunk, None).expect("part readable"));
             }
             assert_eq!(hex::encode(md5_of(&bytes)), part.etag);
         }
@@ -151,7 +151,7 @@ fn assert_holds_the_versions(store: &lsm::Store, bucket: &str, want: &[serde_jso
         if !e.delete_marker {
             let mut bytes = Vec::new();
             for chunk in &e.chunks {
-                bytes.extend(store.read_chunk(chunk).expect("version readable"));
+                bytes.extend(store.read_chunk(chunk, None).expect("version readable"));
             }
             assert_eq!(bytes.len() as u64, v["size"].as_u64().unwrap(), "{what}");
             assert_eq!(
@@ -359,4 +359,77 @@ fn fsck_checks_a_version_6_device() {
     let report = recovery::fsck::check(&dev, &()).expect("fsck");
     assert!(report.clean(), "{report:?}");
     assert_eq!(lsm::read_superblock(&dev).unwrap().format_version, 6);
+}
+
+/// A version 7 device keeps its accounts, users, custom policies and
+/// access settings: the keys a deployment hands out must not stop working
+/// across an upgrade.
+fn assert_holds_the_access(store: &lsm::Store, want: &serde_json::Value) {
+    let public_read = |grants: &[lsm::Grant]| {
+        grants
+            .iter()
+            .any(|g| g.grantee == lsm::Grantee::AllUsers && g.permission == lsm::Permission::Read)
+    };
+    store.with_iam(|iam| {
+        let tenant = iam
+            .accounts()
+            .find(|a| a.name == "tenant")
+            .expect("the second account");
+        let (holder, _) = iam
+            .key(want["tenant_access_key"].as_str().unwrap())
+            .expect("the second account's root key");
+        assert_eq!(holder, lsm::KeyHolder::Root(tenant.id.clone()));
+        let user = iam
+            .user(lsm::FIRST_ACCOUNT_ID, "reader")
+            .expect("the user");
+        let reader = &want["users"]["reader"];
+        let policies: Vec<&str> = reader["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        assert_eq!(user.policies, policies);
+        assert!(user.enabled);
+        assert!(iam.key(reader["access_key"].as_str().unwrap()).is_some());
+        assert!(iam.policy(lsm::FIRST_ACCOUNT_ID, "read-shared").is_some());
+    });
+    let bucket = want["bucket"].as_str().unwrap();
+    let config = store.bucket_config(bucket).expect("the shared bucket");
+    assert!(config.policy.is_some(), "its policy");
+    assert!(public_read(&config.grants()), "its ACL");
+    assert_eq!(config.cors.as_ref().map(|c| c.len()), Some(1), "its CORS");
+    let object = store
+        .object(bucket, want["object_acl"]["key"].as_str().unwrap())
+        .expect("the object");
+    let acl = object.meta.acl().expect("the object's ACL");
+    assert!(public_read(&acl.grants));
+}
+
+#[test]
+fn a_version_7_device_opens_with_its_accounts_and_access_settings() {
+    let (dev, store) = open_fixture(&image("format-v7"), "format-v7", 7);
+    assert_holds_the_access(&store, &expected("format-v7")["access"]);
+    let rt = runtime();
+    rt.block_on(async {
+        put(&store, "shared", "written-after-upgrade", b"new format")
+            .await
+            .unwrap();
+        assert_eq!(store.upgrade_format().await.unwrap(), Some(7));
+    });
+    store.shutdown();
+    drop(store);
+    let sb = lsm::read_superblock(dev.as_ref()).expect("superblock");
+    assert_eq!(sb.format_version, lsm::format::FORMAT_VERSION);
+    let (again, report) = open(dev.clone() as Arc<dyn BlockDevice>);
+    assert!(report.checkpoint_used);
+    assert_holds_the_access(&again, &expected("format-v7")["access"]);
+    assert_eq!(
+        read_all(&again, "shared", "written-after-upgrade").unwrap(),
+        b"new format"
+    );
+    again.shutdown();
+    drop(again);
+    let fsck = recovery::fsck::check(dev.as_ref(), &()).expect("fsck");
+    assert!(fsck.clean(), "{fsck:?}");
 }

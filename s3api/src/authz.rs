@@ -374,6 +374,8 @@ pub(crate) fn action_of(op: &str, versioned: bool) -> Option<&'static str> {
         "PutBucketOwnershipControls" | "DeleteBucketOwnershipControls" => {
             "s3:PutBucketOwnershipControls"
         }
+        "GetBucketEncryption" => "s3:GetEncryptionConfiguration",
+        "PutBucketEncryption" | "DeleteBucketEncryption" => "s3:PutEncryptionConfiguration",
         "GetPublicAccessBlock" => "s3:GetBucketPublicAccessBlock",
         "PutPublicAccessBlock" | "DeletePublicAccessBlock" => "s3:PutBucketPublicAccessBlock",
         "PutObject"

@@ -5,11 +5,13 @@
 //! a range covers.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use base64::Engine;
 use bytes::Bytes;
 use futures::StreamExt;
+use lsm::cipher::DataKey;
 use lsm::{ChunkRef, ObjectEntry, Store, WrittenData};
 use md5::{Digest, Md5};
 use s3s::checksum::ChecksumHasher;
@@ -50,9 +52,10 @@ pub(crate) use sent_checksums;
 /// Streams an upload input's body (PutObject, UploadPart) into the store
 /// with every digest it names checked; see `ingest`.
 macro_rules! ingest_upload {
-    ($store:expr, $input:expr, $trailers:expr, $stall:expr) => {
+    ($store:expr, $input:expr, $trailers:expr, $stall:expr, $key:expr) => {
         $crate::body::ingest(
             $store,
+            $key,
             $input.body.take(),
             $input.content_length,
             $crate::body::ChecksumRequest::new(
@@ -154,6 +157,7 @@ pub(crate) struct Ingested {
 /// never committed, so compaction takes it back like any failed upload.
 pub(crate) async fn ingest(
     store: &Store,
+    key: Option<Arc<DataKey>>,
     body: Option<StreamingBlob>,
     declared_len: Option<i64>,
     checks: ChecksumRequest,
@@ -168,7 +172,10 @@ pub(crate) async fn ingest(
     }
     let mut hasher = checks.hasher();
     let mut md5 = Md5::new();
-    let mut writer = store.object_writer();
+    let mut writer = match key {
+        Some(key) => store.object_writer().sealed_with(key),
+        None => store.object_writer(),
+    };
     let mut received: u64 = 0;
     if let Some(mut body) = body {
         loop {
@@ -299,6 +306,7 @@ impl ByteStream for ChunkBody {
 async fn read_piece(
     store: Store,
     chunk: ChunkRef,
+    key: Option<Arc<DataKey>>,
     from: usize,
     to: usize,
 ) -> Result<Bytes, lsm::Error> {
@@ -307,7 +315,7 @@ async fn read_piece(
     if let Some(hit) = store.cached_chunk(&chunk) {
         return Ok(hit.slice(from..to));
     }
-    tokio::task::spawn_blocking(move || Ok(store.read_chunk(&chunk)?.slice(from..to)))
+    tokio::task::spawn_blocking(move || Ok(store.read_chunk(&chunk, key.as_deref())?.slice(from..to)))
         .await
         .unwrap_or_else(|e| Err(lsm::Error::Failed(format!("read task failed: {e}"))))
 }
@@ -315,17 +323,19 @@ async fn read_piece(
 /// The body for `range` of `entry`. The first chunk is read before the
 /// response starts, so a damaged or unreadable object fails with an error
 /// status instead of a truncated 200.
+/// An encrypted object's chunks are opened with `key`, its data key.
 pub(crate) async fn object_body(
     store: &Store,
     entry: &ObjectEntry,
     range: std::ops::Range<u64>,
+    key: Option<Arc<DataKey>>,
 ) -> S3Result<StreamingBlob> {
     let len = (range.end - range.start) as usize;
     let mut pieces = chunks_for(entry, range).into_iter();
     let Some((chunk, from, to)) = pieces.next() else {
         return Ok(StreamingBlob::from(s3s::Body::from(Bytes::new())));
     };
-    let first = read_piece(store.clone(), chunk, from, to)
+    let first = read_piece(store.clone(), chunk, key.clone(), from, to)
         .await
         .map_err(to_s3)?;
     let rest: Vec<_> = pieces.collect();
@@ -339,7 +349,7 @@ pub(crate) async fn object_body(
             return;
         }
         for (chunk, from, to) in rest {
-            let piece = read_piece(store.clone(), chunk, from, to)
+            let piece = read_piece(store.clone(), chunk, key.clone(), from, to)
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()));
             let failed = piece.is_err();

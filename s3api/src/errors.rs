@@ -103,9 +103,39 @@ pub(crate) fn to_s3(e: lsm::Error) -> S3Error {
             ServiceUnavailable,
             "the object changed while it was read; retry"
         ),
+        // Handlers open an object's data key before they read it.
+        E::Sealed => s3_error!(InternalError, "encrypted data was read without its key"),
         other @ (E::Device(_) | E::Decode(_)) => {
             tracing::error!(error = %other, "storage error");
             s3_error!(InternalError, "storage error")
+        }
+    }
+}
+
+/// Key management's errors as S3 (and MinIO) answer them.
+pub(crate) fn kms_error(e: kms::KmsError) -> S3Error {
+    use kms::KmsError as K;
+    match e {
+        K::NotConfigured => s3_error!(
+            NotImplemented,
+            "Server side encryption specified but KMS is not configured (set --kms-key-file, STRATA_KMS_KEYS or MINIO_KMS_SECRET_KEY); nothing was stored"
+        ),
+        K::UnknownKey(name) => {
+            let mut error = S3Error::with_message(
+                s3s::S3ErrorCode::Custom("KMS.NotFoundException".into()),
+                format!("Invalid keyId {name}"),
+            );
+            error.set_status_code(axum::http::StatusCode::BAD_REQUEST);
+            error
+        }
+        K::BadCustomerKey(why) => s3_error!(InvalidArgument, "{why}"),
+        K::WrongCustomerKey => s3_error!(
+            AccessDenied,
+            "The provided customer key does not match the key the object was encrypted with"
+        ),
+        other @ (K::UnknownGeneration(_) | K::Damaged | K::Random) => {
+            tracing::error!(error = %other, "data key unavailable");
+            s3_error!(InternalError, "the object's data key cannot be opened: {other}")
         }
     }
 }

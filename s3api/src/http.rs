@@ -70,6 +70,8 @@ pub struct AppState {
     /// New buckets start with ACLs off and public access blocked, as on
     /// AWS since 2023 (otherwise as MinIO and Ceph RGW: ACLs on, no block).
     pub aws_bucket_defaults: bool,
+    /// Master keys and when to encrypt.
+    pub encryption: Arc<crate::encryption::SseSettings>,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             region: region.to_string(),
             aws_bucket_defaults: false,
+            encryption: Arc::default(),
         }
     }
 }
@@ -545,14 +548,7 @@ pub fn router(state: AppState, keyring: Arc<Keyring>, limits: &HttpLimits) -> Ro
         state.store.clone(),
         state.metrics.clone(),
     ));
-    let mut builder = S3ServiceBuilder::new(Strata::new(
-        state.store.clone(),
-        &state.region,
-        limits.body_timeout,
-        state.metrics.clone(),
-        access.clone(),
-        state.aws_bucket_defaults,
-    ));
+    let mut builder = S3ServiceBuilder::new(Strata::new(&state, limits.body_timeout, access.clone()));
     builder.set_auth(KeyringAuth(keyring));
     builder.set_access(AccessCheck(access.clone()));
     builder.set_route(crate::admin::AdminRoute { access });

@@ -12,9 +12,11 @@ use crate::body::{
 use crate::checksums::{algorithm_name, object_checksum, upload_checksum_type};
 use crate::convert::*;
 use crate::errors::to_s3;
-use crate::objects::{
-    add_write_extras, checked_copy_source, expiration, refuse_encryption, write_error,
+use crate::authz::ClientInfo;
+use crate::encryption::{
+    copy_source_customer_headers, customer_headers, fill_sse, fill_sse_all, write_headers, Sealed,
 };
+use crate::objects::{add_write_extras, checked_copy_source, expiration, write_error};
 use crate::service::Strata;
 
 const MAX_PART_NUMBER: i32 = 10_000;
@@ -50,9 +52,15 @@ pub(crate) async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let store = s.store()?;
     let input = &req.input;
-    refuse_encryption!(input);
     let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
+    // The upload's data key is made now: every part is sealed under it.
+    let sealed = s.sse().seal_for_write(
+        req.extensions.get::<ClientInfo>(),
+        &write_headers!(input),
+        &config,
+    )?;
     let mut meta = meta_from_headers!(input)?;
+    meta.set_encryption(sealed.as_ref().map(|s| s.wrapped.clone()));
     add_write_extras(
         &mut meta,
         &config,
@@ -81,14 +89,36 @@ pub(crate) async fn create(
         .create_upload(&input.bucket, &input.key, meta)
         .await
         .map_err(to_s3)?;
-    Ok(S3Response::new(CreateMultipartUploadOutput {
+    let mut output = CreateMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         upload_id: Some(upload_id),
         checksum_algorithm: algorithm.map(|a| ChecksumAlgorithm::from(a.to_string())),
         checksum_type: kind.map(checksum_type_dto),
         ..Default::default()
-    }))
+    };
+    fill_sse_all!(output, sealed.map(|s| s.answer()).unwrap_or_default());
+    Ok(S3Response::new(output))
+}
+
+/// The upload's data key, opened with the part request's SSE-C key where
+/// the upload was created with one. A different customer key than the
+/// upload's is a bad argument of this request, not a denial.
+fn upload_key(
+    s: &Strata,
+    client: Option<&ClientInfo>,
+    upload: &lsm::Upload,
+    headers: &crate::encryption::CustomerHeaders<'_>,
+) -> S3Result<Option<Sealed>> {
+    s.sse()
+        .open_for_read(client, &upload.create.meta, headers)
+        .map_err(|e| match e.code() {
+            s3s::S3ErrorCode::AccessDenied => s3_error!(
+                InvalidArgument,
+                "The provided customer key does not match the one the upload was created with"
+            ),
+            _ => e,
+        })
 }
 
 pub(crate) async fn upload_part(
@@ -97,14 +127,14 @@ pub(crate) async fn upload_part(
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let store = s.store()?;
     let input = &mut req.input;
-    if input.sse_customer_key.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "server-side encryption is not supported yet"
-        ));
-    }
     let number = check_part_number(input.part_number)?;
     let upload = upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
+    let sealed = upload_key(
+        s,
+        req.extensions.get::<ClientInfo>(),
+        &upload,
+        &customer_headers!(input),
+    )?;
     // A part of an upload created with a checksum algorithm always gets
     // that checksum, so that Complete can make the object's from them.
     let algorithm = input.checksum_algorithm.clone().or_else(|| {
@@ -122,6 +152,7 @@ pub(crate) async fn upload_part(
     );
     let body = ingest(
         &store,
+        sealed.as_ref().map(|s| s.key.clone()),
         input.body.take(),
         input.content_length,
         checks,
@@ -130,14 +161,12 @@ pub(crate) async fn upload_part(
     )
     .await?;
     let checksums = body.checksums;
+    let etag = match &sealed {
+        Some(sealed) => sealed.etag(body.md5_hex),
+        None => body.md5_hex,
+    };
     let part = store
-        .put_part(
-            &input.upload_id,
-            number,
-            body.data,
-            body.md5_hex,
-            checksums.clone(),
-        )
+        .put_part(&input.upload_id, number, body.data, etag, checksums.clone())
         .await
         .map_err(to_s3)?;
     let mut output = UploadPartOutput {
@@ -145,6 +174,7 @@ pub(crate) async fn upload_part(
         ..Default::default()
     };
     fill_checksums!(output, checksums);
+    fill_sse_all!(output, sealed.map(|s| s.answer()).unwrap_or_default());
     Ok(S3Response::new(output))
 }
 
@@ -155,7 +185,9 @@ pub(crate) async fn upload_part_copy(
     let store = s.store()?;
     let input = &req.input;
     let number = check_part_number(input.part_number)?;
-    upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
+    let upload = upload_for(s, &input.bucket, &input.key, &input.upload_id)?;
+    let client = req.extensions.get::<ClientInfo>();
+    let sealed = upload_key(s, client, &upload, &customer_headers!(input))?;
     let source = checked_copy_source(
         &store,
         &input.copy_source,
@@ -189,11 +221,22 @@ pub(crate) async fn upload_part_copy(
             r.check(source.meta.size)?
         }
     };
-    // The part's bytes are re-chunked: a range rarely aligns with chunks,
-    // and the part's ETag must be the MD5 of exactly these bytes.
-    let blob = object_body(&store, &source, range.clone()).await?;
+    let source_key = s
+        .sse()
+        .open_for_read(client, &source.meta, &copy_source_customer_headers!(input))?;
+    // The part's bytes are re-chunked (and sealed under the upload's key):
+    // a range rarely aligns with chunks, and the part's ETag must be the
+    // MD5 of exactly these bytes.
+    let blob = object_body(
+        &store,
+        &source,
+        range.clone(),
+        source_key.map(|s| s.key),
+    )
+    .await?;
     let body = ingest(
         &store,
+        sealed.as_ref().map(|s| s.key.clone()),
         Some(blob),
         Some((range.end - range.start) as i64),
         ChecksumRequest::new(None, None, Default::default(), None),
@@ -201,18 +244,24 @@ pub(crate) async fn upload_part_copy(
         s.body_timeout(),
     )
     .await?;
+    let etag = match &sealed {
+        Some(sealed) => sealed.etag(body.md5_hex),
+        None => body.md5_hex,
+    };
     let part = store
-        .put_part(&input.upload_id, number, body.data, body.md5_hex, vec![])
+        .put_part(&input.upload_id, number, body.data, etag, vec![])
         .await
         .map_err(to_s3)?;
-    Ok(S3Response::new(UploadPartCopyOutput {
+    let mut output = UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(ETag::Strong(part.etag.clone())),
             last_modified: Some(timestamp_ms(part.last_modified_ms)),
             ..Default::default()
         }),
         ..Default::default()
-    }))
+    };
+    fill_sse_all!(output, sealed.map(|s| s.answer()).unwrap_or_default());
+    Ok(S3Response::new(output))
 }
 
 /// One checksum of a list of five (CRC32, CRC32C, CRC64NVME, SHA1,
@@ -352,6 +401,10 @@ pub(crate) async fn complete(
         ..Default::default()
     };
     fill_checksums!(output, entry.meta.checksums.clone());
+    fill_sse!(
+        output,
+        crate::encryption::SseAnswer::of(entry.meta.encryption(), None)
+    );
     Ok(S3Response::new(output))
 }
 

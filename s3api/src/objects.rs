@@ -9,8 +9,10 @@ use lsm::{BucketConfig, Condition, DeleteCondition, ETagMatch, ObjectMeta, Versi
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
-use crate::body::{fill_checksums, ingest_upload};
+use crate::body::{fill_checksums, ingest, ingest_upload, object_body, ChecksumRequest};
+use crate::authz::ClientInfo;
 use crate::convert::*;
+use crate::encryption::{copy_source_customer_headers, fill_sse_all, write_headers, SseAnswer};
 use crate::errors::{read_error, to_s3};
 use crate::object_config::{lock_from_headers, tags_from_header};
 use crate::service::Strata;
@@ -18,23 +20,6 @@ use crate::service::Strata;
 /// S3 caps a batch delete at 1000 keys.
 const MAX_DELETE_KEYS: usize = 1000;
 
-/// Encryption is not implemented yet: its headers are refused, never
-/// ignored, so that a client that asked for it is told.
-macro_rules! refuse_encryption {
-    ($input:expr) => {
-        if $input.server_side_encryption.is_some()
-            || $input.ssekms_key_id.is_some()
-            || $input.sse_customer_algorithm.is_some()
-            || $input.sse_customer_key.is_some()
-        {
-            return Err(s3_error!(
-                NotImplemented,
-                "server-side encryption is not supported yet; nothing was stored"
-            ));
-        }
-    };
-}
-pub(crate) use refuse_encryption;
 
 /// What a new version starts with besides its headers: its tags and its
 /// object-lock retention and legal hold.
@@ -88,8 +73,12 @@ pub(crate) async fn put_object(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let store = s.store()?;
     let input = &mut req.input;
-    refuse_encryption!(input);
     let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
+    let sealed = s.sse().seal_for_write(
+        req.extensions.get::<ClientInfo>(),
+        &write_headers!(input),
+        &config,
+    )?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     let current = store
         .version(&input.bucket, &input.key, VersionRef::Current)
@@ -113,12 +102,17 @@ pub(crate) async fn put_object(
         &store,
         input,
         req.trailing_headers.clone(),
-        s.body_timeout()
+        s.body_timeout(),
+        sealed.as_ref().map(|s| s.key.clone())
     )
     .await?;
     let checksums = body.checksums;
     meta.checksums = checksums.clone();
-    meta.etag = body.md5_hex;
+    meta.etag = match &sealed {
+        Some(sealed) => sealed.etag(body.md5_hex),
+        None => body.md5_hex,
+    };
+    meta.set_encryption(sealed.as_ref().map(|s| s.wrapped.clone()));
     let entry = store
         .put_object(
             &input.bucket,
@@ -136,6 +130,7 @@ pub(crate) async fn put_object(
         ..Default::default()
     };
     fill_checksums!(output, checksums);
+    fill_sse_all!(output, sealed.map(|s| s.answer()).unwrap_or_default());
     Ok(S3Response::new(output))
 }
 
@@ -343,13 +338,6 @@ pub(crate) async fn copy_object(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let store = s.store()?;
     let input = &req.input;
-    refuse_encryption!(input);
-    if input.copy_source_sse_customer_key.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "server-side encryption is not supported yet"
-        ));
-    }
     let (src_bucket, src_key, src_version) = copy_source(&input.copy_source)?;
     let source = checked_copy_source(
         &store,
@@ -360,6 +348,13 @@ pub(crate) async fn copy_object(
         input.copy_source_if_unmodified_since.as_ref(),
     )?;
     let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
+    let client = req.extensions.get::<ClientInfo>();
+    let source_key =
+        s.sse()
+            .open_for_read(client, &source.meta, &copy_source_customer_headers!(input))?;
+    let sealed = s
+        .sse()
+        .seal_for_write(client, &write_headers!(input), &config)?;
     let condition = write_condition_from_headers(&req.headers)?;
     let current = store
         .version(&input.bucket, &input.key, VersionRef::Current)
@@ -374,7 +369,14 @@ pub(crate) async fn copy_object(
         .as_ref()
         .is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
     let same_object = src_bucket == input.bucket && src_key == input.key;
-    if same_object && !replace && !replace_tags && src_version == VersionRef::Current {
+    let asks_encryption =
+        input.server_side_encryption.is_some() || input.sse_customer_algorithm.is_some();
+    if same_object
+        && !replace
+        && !replace_tags
+        && !asks_encryption
+        && src_version == VersionRef::Current
+    {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -413,22 +415,55 @@ pub(crate) async fn copy_object(
     if !replace_tags {
         meta.set_tags(source.meta.tags().to_vec());
     }
-    meta.set_parts(source.meta.parts().to_vec());
     meta.set_checksum_kind(
         source
             .meta
             .checksum_kind()
             .map(|(algorithm, kind)| (algorithm.to_string(), kind)),
     );
-    let entry = store
-        .copy_object(&source, &input.bucket, &input.key, meta, condition.clone())
-        .await
-        .map_err(|e| write_error(e, &condition))?;
+    let entry = match s
+        .sse()
+        .share_for_copy(source_key.as_ref(), sealed.as_ref())?
+    {
+        Some(wrapped) => {
+            // The copy shares the source's chunks (and its data key).
+            meta.set_parts(source.meta.parts().to_vec());
+            meta.set_encryption(wrapped);
+            store
+                .copy_object(&source, &input.bucket, &input.key, meta, condition.clone())
+                .await
+        }
+        None => {
+            // Another key, or to or from plaintext: decrypted and sealed
+            // again, never shared.
+            let size = source.meta.size;
+            let blob = object_body(&store, &source, 0..size, source_key.map(|s| s.key)).await?;
+            let body = ingest(
+                &store,
+                sealed.as_ref().map(|s| s.key.clone()),
+                Some(blob),
+                Some(size as i64),
+                ChecksumRequest::new(None, None, Default::default(), None),
+                size,
+                s.body_timeout(),
+            )
+            .await?;
+            meta.etag = match &sealed {
+                Some(sealed) => sealed.etag(body.md5_hex),
+                None => body.md5_hex,
+            };
+            meta.set_encryption(sealed.as_ref().map(|s| s.wrapped.clone()));
+            store
+                .put_object(&input.bucket, &input.key, meta, body.data, condition.clone())
+                .await
+        }
+    }
+    .map_err(|e| write_error(e, &condition))?;
     let source_versioning = store
         .bucket_config(&src_bucket)
         .map(|c| c.versioning)
         .unwrap_or_default();
-    Ok(S3Response::new(CopyObjectOutput {
+    let mut output = CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&entry.meta)),
             last_modified: Some(timestamp_ms(entry.meta.last_modified_ms)),
@@ -438,5 +473,11 @@ pub(crate) async fn copy_object(
         copy_source_version_id: shown_version(&source, source_versioning),
         expiration: expiration(&config, &input.key, &entry),
         ..Default::default()
-    }))
+    };
+    let md5 = sealed.and_then(|s| s.customer_md5);
+    fill_sse_all!(
+        output,
+        SseAnswer::of(entry.meta.encryption(), md5.as_deref())
+    );
+    Ok(S3Response::new(output))
 }

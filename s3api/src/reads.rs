@@ -8,8 +8,10 @@ use lsm::{ChecksumType as StoredChecksumType, ObjectEntry, VersionRef};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
+use crate::authz::ClientInfo;
 use crate::body::{fill_checksums, object_body};
 use crate::convert::*;
+use crate::encryption::{customer_headers, fill_sse_all};
 use crate::errors::{read_error, to_s3};
 use crate::object_config::lock_mode_name;
 use crate::objects::expiration;
@@ -150,12 +152,6 @@ pub(crate) async fn get_object(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let store = s.store()?;
     let input = &req.input;
-    if input.sse_customer_key.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "server-side encryption is not supported yet"
-        ));
-    }
     let version = version_ref(input.version_id.as_deref())?;
     let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
     let entry = store
@@ -168,8 +164,19 @@ pub(crate) async fn get_object(
         input.if_modified_since.as_ref(),
         input.if_unmodified_since.as_ref(),
     )?;
+    let sealed = s.sse().open_for_read(
+        req.extensions.get::<ClientInfo>(),
+        &entry.meta,
+        &customer_headers!(input),
+    )?;
     let selection = select(&entry, input.range.as_ref(), input.part_number)?;
-    let body = object_body(&store, &entry, selection.span.clone()).await?;
+    let body = object_body(
+        &store,
+        &entry,
+        selection.span.clone(),
+        sealed.as_ref().map(|s| s.key.clone()),
+    )
+    .await?;
     let meta = &entry.meta;
     let mut output = GetObjectOutput {
         body: Some(body),
@@ -199,6 +206,7 @@ pub(crate) async fn get_object(
         output.checksum_type = kind;
         fill_checksums!(output, checksums);
     }
+    fill_sse_all!(output, sealed.map(|s| s.answer()).unwrap_or_default());
     Ok(S3Response::new(output))
 }
 
@@ -208,12 +216,6 @@ pub(crate) async fn head_object(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let store = s.store()?;
     let input = &req.input;
-    if input.sse_customer_key.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "server-side encryption is not supported yet"
-        ));
-    }
     let version = version_ref(input.version_id.as_deref())?;
     let config = store.bucket_config(&input.bucket).map_err(to_s3)?;
     let entry = store
@@ -225,6 +227,11 @@ pub(crate) async fn head_object(
         input.if_none_match.as_ref(),
         input.if_modified_since.as_ref(),
         input.if_unmodified_since.as_ref(),
+    )?;
+    let sealed = s.sse().open_for_read(
+        req.extensions.get::<ClientInfo>(),
+        &entry.meta,
+        &customer_headers!(input),
     )?;
     let selection = select(&entry, input.range.as_ref(), input.part_number)?;
     let meta = &entry.meta;
@@ -271,6 +278,7 @@ pub(crate) async fn head_object(
         output.checksum_type = kind;
         fill_checksums!(output, checksums);
     }
+    fill_sse_all!(output, sealed.map(|s| s.answer()).unwrap_or_default());
     let mut response = S3Response::new(output);
     // HeadObject's output has no field for it, but S3 sends it.
     if !meta.tags().is_empty() {
@@ -301,16 +309,16 @@ pub(crate) async fn get_object_attributes(
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let store = s.store()?;
     let input = &req.input;
-    if input.sse_customer_key.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "server-side encryption is not supported yet"
-        ));
-    }
     let version = version_ref(input.version_id.as_deref())?;
     let entry = store
         .readable_version(&input.bucket, &input.key, version)
         .map_err(|e| read_error(e, version != VersionRef::Current))?;
+    // An SSE-C object's attributes need its key, as its data does.
+    s.sse().open_for_read(
+        req.extensions.get::<ClientInfo>(),
+        &entry.meta,
+        &customer_headers!(input),
+    )?;
     // Clients send the attributes as one comma-separated header, which
     // s3s hands over as one element.
     let wanted = |name: &str| {

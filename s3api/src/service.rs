@@ -7,7 +7,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
 use crate::{
-    acl, bucket_access, bucket_config, buckets, listings, multipart, object_config, objects,
+    acl, bucket_access, bucket_config, bucket_encryption, buckets, listings, multipart, object_config, objects,
     post_object, reads,
 };
 
@@ -20,6 +20,7 @@ pub struct Strata {
     body_deadline: BodyDeadline,
     access: Arc<crate::authz::Access>,
     aws_bucket_defaults: bool,
+    sse: Arc<crate::encryption::SseSettings>,
 }
 
 /// How long a request body may send nothing, and where its timeouts are
@@ -32,23 +33,26 @@ pub(crate) struct BodyDeadline {
 
 impl Strata {
     pub fn new(
-        store: Arc<OnceLock<lsm::Store>>,
-        region: &str,
+        state: &crate::AppState,
         body_timeout: std::time::Duration,
-        metrics: Arc<crate::Metrics>,
         access: Arc<crate::authz::Access>,
-        aws_bucket_defaults: bool,
     ) -> Self {
         Strata {
-            store,
-            region: region.to_string(),
+            store: state.store.clone(),
+            region: state.region.clone(),
             body_deadline: BodyDeadline {
                 stall: body_timeout,
-                metrics,
+                metrics: state.metrics.clone(),
             },
             access,
-            aws_bucket_defaults,
+            aws_bucket_defaults: state.aws_bucket_defaults,
+            sse: state.encryption.clone(),
         }
+    }
+
+    /// Encryption settings and master keys.
+    pub(crate) fn sse(&self) -> &crate::encryption::SseSettings {
+        &self.sse
     }
 
     /// Whether new buckets start with AWS's 2023 defaults.
@@ -151,4 +155,7 @@ s3_operations! {
     get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput => bucket_access::get_cors;
     delete_bucket_cors(DeleteBucketCorsInput) -> DeleteBucketCorsOutput => bucket_access::delete_cors;
     post_object(PostObjectInput) -> PostObjectOutput => post_object::post_object;
+    put_bucket_encryption(PutBucketEncryptionInput) -> PutBucketEncryptionOutput => bucket_encryption::put_encryption;
+    get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput => bucket_encryption::get_encryption;
+    delete_bucket_encryption(DeleteBucketEncryptionInput) -> DeleteBucketEncryptionOutput => bucket_encryption::delete_encryption;
 }

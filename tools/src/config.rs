@@ -95,6 +95,20 @@ pub struct ServeArgs {
     /// quarter of a shortened day).
     #[arg(long, env = "STRATA_LIFECYCLE_INTERVAL_MS")]
     pub lifecycle_interval_ms: Option<u64>,
+    /// Encryption master keys, one `name:base64-of-32-bytes` per line
+    /// (also STRATA_KMS_KEYS, and MinIO's MINIO_KMS_SECRET_KEY). A name
+    /// listed again is that key rotated: its data keys are wrapped again.
+    #[arg(long, env = "STRATA_KMS_KEY_FILE")]
+    pub kms_key_file: Option<PathBuf>,
+    /// The key SSE-S3 uses (default: MINIO_KMS_SECRET_KEY's, or the first).
+    #[arg(long, env = "STRATA_KMS_DEFAULT_KEY")]
+    pub kms_default_key: Option<String>,
+    /// Encrypt every object written without SSE headers with SSE-S3.
+    #[arg(long, env = "STRATA_ENCRYPT_NEW_OBJECTS")]
+    pub encrypt_new_objects: Option<bool>,
+    /// Accept SSE-C keys over plain HTTP from non-loopback clients.
+    #[arg(long, env = "STRATA_SSE_C_OVER_HTTP")]
+    pub sse_c_over_http: Option<bool>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -131,6 +145,10 @@ struct FileConfig {
     lifecycle_interval_ms: Option<u64>,
     access_key: Option<String>,
     secret_key: Option<String>,
+    kms_key_file: Option<PathBuf>,
+    kms_default_key: Option<String>,
+    encrypt_new_objects: Option<bool>,
+    sse_c_over_http: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +183,35 @@ pub struct ServeConfig {
     /// The root secret before a rotation: stored secrets sealed under it
     /// are sealed again under the current one at start.
     pub previous_secret_key: Option<String>,
+    pub keyring: kms::Keyring,
+    pub encrypt_new_objects: bool,
+    pub sse_c_over_http: bool,
+}
+
+/// The encryption master keys: MinIO's MINIO_KMS_SECRET_KEY (whose key is
+/// then the default, as in MinIO), STRATA_KMS_KEYS, then the key file.
+/// Never from the data device.
+pub fn keyring_from_env(
+    key_file: Option<&std::path::Path>,
+    default: Option<&str>,
+) -> Result<kms::Keyring, String> {
+    let mut keyring = kms::Keyring::default();
+    for var in ["MINIO_KMS_SECRET_KEY", "STRATA_KMS_KEYS"] {
+        if let Ok(text) = std::env::var(var) {
+            keyring.add_entries(&text).map_err(|e| format!("{var}: {e}"))?;
+        }
+    }
+    if let Some(path) = key_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        keyring
+            .add_entries(&text)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(name) = default {
+        keyring.set_default(name).map_err(|e| e.to_string())?;
+    }
+    Ok(keyring)
 }
 
 fn env_pair(user: &str, password: &str) -> Option<(String, String)> {
@@ -213,6 +260,20 @@ impl ServeArgs {
             }
             tracing::warn!(
                 "USING THE WELL-KNOWN CREDENTIALS minioadmin/minioadmin: anyone who can reach {address} can read and write everything. Set STRATA_ACCESS_KEY and STRATA_SECRET_KEY."
+            );
+        }
+        let keyring = keyring_from_env(
+            self.kms_key_file.or(file.kms_key_file).as_deref(),
+            self.kms_default_key.or(file.kms_default_key).as_deref(),
+        )?;
+        let encrypt_new_objects = self
+            .encrypt_new_objects
+            .or(file.encrypt_new_objects)
+            .unwrap_or(false);
+        if encrypt_new_objects && keyring.is_empty() {
+            return Err(
+                "--encrypt-new-objects needs a master key: set --kms-key-file, STRATA_KMS_KEYS or MINIO_KMS_SECRET_KEY"
+                    .into(),
             );
         }
         let max_connections = self
@@ -325,6 +386,12 @@ impl ServeArgs {
             previous_secret_key: std::env::var("STRATA_PREVIOUS_SECRET_KEY")
                 .ok()
                 .filter(|s| !s.is_empty()),
+            keyring,
+            encrypt_new_objects,
+            sse_c_over_http: self
+                .sse_c_over_http
+                .or(file.sse_c_over_http)
+                .unwrap_or(false),
         })
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use crate::progress::Reporter;
 
-pub fn run(device: &Path, json: bool, repair: bool) -> ExitCode {
+pub fn run(device: &Path, json: bool, repair: bool, keys: &kms::Keyring) -> ExitCode {
     let options = blockdev::OpenOptions::default();
     let dev = match blockdev::open_device(device, &options) {
         Ok(dev) => dev,
@@ -16,7 +16,7 @@ pub fn run(device: &Path, json: bool, repair: bool) -> ExitCode {
         }
     };
     let progress = Reporter::new("fsck");
-    let checked = recovery::fsck::check(dev.as_ref(), &progress);
+    let checked = recovery::fsck::check_with_keys(dev.as_ref(), &progress, keys);
     progress.finish();
     let mut report = match checked {
         Ok(report) => report,
@@ -27,7 +27,7 @@ pub fn run(device: &Path, json: bool, repair: bool) -> ExitCode {
     };
     let mut repaired = None;
     if repair && !report.clean() {
-        match run_repair(dev.clone(), &report, &progress) {
+        match run_repair(dev.clone(), &report, &progress, keys) {
             Ok((changes, after)) => {
                 repaired = Some(changes);
                 report = after;
@@ -64,6 +64,12 @@ pub fn run(device: &Path, json: bool, repair: bool) -> ExitCode {
             "  objects: {} checked, {} chunks read back",
             report.objects_checked, report.chunks_checked
         );
+        if report.encrypted_verified + report.encrypted_structural > 0 {
+            println!(
+                "  encrypted versions: {} with their tags verified (master key given), {} checked structurally (SSE-C, or no key: crc and sealed-bytes hash)",
+                report.encrypted_verified, report.encrypted_structural
+            );
+        }
         if let Some(changes) = &repaired {
             for q in &changes.quarantined {
                 println!(
@@ -120,6 +126,7 @@ fn run_repair(
     dev: std::sync::Arc<dyn blockdev::BlockDevice>,
     report: &recovery::fsck::FsckReport,
     progress: &Reporter,
+    keys: &kms::Keyring,
 ) -> Result<(recovery::fsck::RepairReport, recovery::fsck::FsckReport), String> {
     let (store, _) =
         recovery::open(dev.clone(), recovery::OpenOptions::default()).map_err(|e| e.to_string())?;
@@ -133,7 +140,7 @@ fn run_repair(
     store.shutdown();
     drop(store);
     let changes = changes?;
-    let after = recovery::fsck::check(dev.as_ref(), progress);
+    let after = recovery::fsck::check_with_keys(dev.as_ref(), progress, keys);
     progress.finish();
     let after = after.map_err(|e| e.to_string())?;
     Ok((changes, after))

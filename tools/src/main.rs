@@ -41,6 +41,10 @@ enum Command {
         /// Quarantine damaged objects (reads of them fail with the reason) and rewrite the checkpoint.
         #[arg(long)]
         repair: bool,
+        /// Encryption master keys (as `serve` takes them; also STRATA_KMS_KEYS and
+        /// MINIO_KMS_SECRET_KEY): with them, SSE-S3 and SSE-KMS chunks' tags are verified.
+        #[arg(long, env = "STRATA_KMS_KEY_FILE")]
+        kms_key_file: Option<PathBuf>,
     },
     /// Compact a device that no server holds; safe to interrupt at any point.
     Compact {
@@ -89,7 +93,16 @@ fn main() -> ExitCode {
             device,
             json,
             repair,
-        } => return fsck::run(&device, json, repair),
+            kms_key_file,
+        } => {
+            return match config::keyring_from_env(kms_key_file.as_deref(), None) {
+                Ok(keys) => fsck::run(&device, json, repair, &keys),
+                Err(e) => {
+                    eprintln!("strata fsck: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Compact {
             device,
             target_space_amp,

@@ -70,6 +70,38 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// Wraps again every version's data key that an older generation of its
+/// master key wrapped (one record each). Keys not configured are left as
+/// they are: their objects stay readable once the key is given back.
+async fn rewrap_data_keys(store: &lsm::Store, keyring: &kms::Keyring) -> Result<usize, String> {
+    if keyring.is_empty() {
+        return Ok(0);
+    }
+    let mut done = 0;
+    for (bucket, key, lsn, wrapped) in store.encrypted_versions() {
+        if !keyring.contains(&wrapped.key_name) {
+            continue;
+        }
+        let Some(again) = keyring
+            .rewrap(&wrapped)
+            .map_err(|e| format!("{bucket}/{key}: {e}"))?
+        else {
+            continue;
+        };
+        store
+            .update_version(
+                &bucket,
+                &key,
+                lsm::VersionRef::Lsn(lsn),
+                lsm::format::VersionChange::DataKey(again),
+            )
+            .await
+            .map_err(|e| format!("{bucket}/{key}: {e}"))?;
+        done += 1;
+    }
+    Ok(done)
+}
+
 async fn checkpoint_loop(store: lsm::Store, interval: Duration) {
     let mut last = store.applied_lsn();
     loop {
@@ -116,6 +148,19 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     raise_open_files_limit();
     let mut state = s3api::AppState::new(&config.region);
     state.aws_bucket_defaults = config.aws_bucket_defaults;
+    state.encryption = Arc::new(s3api::SseSettings {
+        keyring: config.keyring.clone(),
+        encrypt_new_objects: config.encrypt_new_objects,
+        sse_c_over_http: config.sse_c_over_http,
+    });
+    if !config.keyring.is_empty() {
+        tracing::info!(
+            keys = config.keyring.names().count(),
+            default = config.keyring.default_name(),
+            encrypt_new_objects = config.encrypt_new_objects,
+            "encryption master keys loaded"
+        );
+    }
     let keyring = Arc::new(s3api::Keyring::new(
         state.store.clone(),
         config.access_key.clone(),
@@ -186,6 +231,16 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
             "stored secrets sealed again under the new root secret"
         ),
         Err(e) => return Err(format!("cannot re-seal stored secrets: {e}")),
+    }
+    // Data keys wrapped under a rotated master key are wrapped again under
+    // its new generation; no data is rewritten.
+    match rewrap_data_keys(&store, &config.keyring).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            versions = n,
+            "data keys wrapped again under rotated master keys"
+        ),
+        Err(e) => return Err(format!("cannot re-wrap data keys: {e}")),
     }
     let _ = state.store.set(store.clone());
     tracing::info!(objects = report.objects, seconds = report.seconds, "ready");

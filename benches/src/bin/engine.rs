@@ -149,7 +149,7 @@ async fn get_case(store: &lsm::Store, size: usize, clients: usize, objects: u64)
                     .object("bench", &format!("s{size}/c{c}/o{i}"))
                     .expect("object");
                 for chunk in &entry.chunks {
-                    store.read_chunk(chunk).expect("read");
+                    store.read_chunk(chunk, None).expect("read");
                 }
             }
         }));

@@ -237,7 +237,7 @@ async fn read_all(store: &lsm::Store) -> u64 {
         for chunk in &entry.chunks {
             let store = store.clone();
             let chunk = *chunk;
-            bytes += tokio::task::spawn_blocking(move || store.read_chunk(&chunk))
+            bytes += tokio::task::spawn_blocking(move || store.read_chunk(&chunk, None))
                 .await
                 .expect("task")
                 .expect("read")
@@ -614,7 +614,7 @@ async fn foreground_latency(store: lsm::Store, args: &Args) {
             puts.push(t.elapsed().as_micros() as u64);
             let t = Instant::now();
             let s = store.clone();
-            tokio::task::spawn_blocking(move || s.read_chunk(&small))
+            tokio::task::spawn_blocking(move || s.read_chunk(&small, None))
                 .await
                 .expect("task")
                 .expect("read");

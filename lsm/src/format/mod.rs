@@ -15,13 +15,21 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 mod access;
+mod encryption;
 mod records;
 pub mod v5;
 pub mod v6;
+pub mod v7;
 
 pub use access::*;
+pub use encryption::*;
 pub use records::*;
 
+/// Version 8: encrypted chunks (the `ENCRYPTED` flag), an object's
+/// wrapped data key (a `MetaItem`, changed by a `VersionChange` when a
+/// master key rotates) and a bucket's default encryption (a
+/// `BucketSetting`); the checkpoint's bucket configuration grew that
+/// field (`v7.rs` reads the previous one).
 /// Version 7: accounts, users, keys and policies (record kind 18), and a
 /// bucket's owner, policy, ACL, CORS, ownership and public access block
 /// (new `BucketSetting` variants), an object's ACL (a new `MetaItem`); the
@@ -33,7 +41,7 @@ pub use records::*;
 /// headers say which head wrote them (log or compaction). Version 3 gave
 /// chunk references the chunk's content hash (dedup, relocation); version 2
 /// added inline data to object records.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 /// The oldest format this build opens: a device written by the previous
 /// release opens with all its data.
 pub const OLDEST_READABLE_VERSION: u32 = 5;
@@ -318,6 +326,9 @@ pub mod flags {
     pub const ZSTD: u8 = 1;
     /// Before compression the bytes were split into 4 byte planes (float32).
     pub const SHUFFLE4: u8 = 2;
+    /// Format 8: the stored bytes are sealed under their object's data key
+    /// (`cipher.rs`), after any compression.
+    pub const ENCRYPTED: u8 = 4;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

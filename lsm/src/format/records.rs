@@ -4,7 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CorsRule, Grant, Location, ObjectAcl, ObjectOwnership, PublicAccessBlock};
+use super::{
+    BucketEncryption, CorsRule, Grant, Location, ObjectAcl, ObjectEncryption, ObjectOwnership,
+    PublicAccessBlock,
+};
 use crate::lifecycle::LifecycleConfig;
 
 /// A reference from an object to one stored chunk. The hash names the
@@ -62,6 +65,8 @@ pub enum MetaItem {
     UploadId(String),
     /// Format 7: an owner or grants other than the default.
     Acl(ObjectAcl),
+    /// Format 8: the data is encrypted under this (wrapped) data key.
+    Encryption(ObjectEncryption),
 }
 
 impl MetaItem {
@@ -74,6 +79,7 @@ impl MetaItem {
             MetaItem::Checksum(..) => 4,
             MetaItem::UploadId(_) => 5,
             MetaItem::Acl(_) => 6,
+            MetaItem::Encryption(_) => 7,
         }
     }
 }
@@ -215,6 +221,20 @@ impl ObjectMeta {
 
     pub fn set_acl(&mut self, acl: Option<ObjectAcl>) {
         self.put(acl.map(MetaItem::Acl), |i| matches!(i, MetaItem::Acl(_)));
+    }
+
+    /// The wrapped data key, when the data is encrypted.
+    pub fn encryption(&self) -> Option<&ObjectEncryption> {
+        self.find(|i| match i {
+            MetaItem::Encryption(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    pub fn set_encryption(&mut self, encryption: Option<ObjectEncryption>) {
+        self.put(encryption.map(MetaItem::Encryption), |i| {
+            matches!(i, MetaItem::Encryption(_))
+        });
     }
 }
 
@@ -385,6 +405,8 @@ pub enum BucketSetting {
     Cors(Option<Vec<CorsRule>>),
     Ownership(Option<ObjectOwnership>),
     PublicAccessBlock(Option<PublicAccessBlock>),
+    /// Format 8: default encryption for writes without SSE headers.
+    Encryption(Option<BucketEncryption>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -409,6 +431,9 @@ pub enum VersionChange {
     Quarantine(String),
     /// Format 7: PutObjectAcl (None: back to the default).
     Acl(Option<ObjectAcl>),
+    /// Format 8: the data key wrapped again under a rotated master key;
+    /// the data is not touched.
+    DataKey(ObjectEncryption),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

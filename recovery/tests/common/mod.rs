@@ -117,7 +117,7 @@ pub fn read_all(store: &Store, bucket: &str, key: &str) -> lsm::Result<Vec<u8>> 
     let entry = store.object(bucket, key)?;
     let mut out = Vec::with_capacity(entry.meta.size as usize);
     for chunk in &entry.chunks {
-        out.extend(store.read_chunk(chunk)?);
+        out.extend(store.read_chunk(chunk, None)?);
     }
     Ok(out)
 }
