@@ -75,13 +75,13 @@ pub fn customer_key(
         ));
     }
     let b64 = base64::engine::general_purpose::STANDARD;
-    let key: [u8; 32] = b64
-        .decode(key)
-        .ok()
-        .and_then(|k| k.try_into().ok())
-        .ok_or(KmsError::BadCustomerKey(
-            "the SSE-C key must be 256 bits, base64-encoded",
-        ))?;
+    let key: [u8; 32] =
+        b64.decode(key)
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .ok_or(KmsError::BadCustomerKey(
+                "the SSE-C key must be 256 bits, base64-encoded",
+            ))?;
     let computed = b64.encode(Md5::digest(key));
     if computed != md5 {
         return Err(KmsError::BadCustomerKey(

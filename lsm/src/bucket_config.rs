@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    BucketEncryption, BucketSetting, CorsRule, Grant, Grantee, ObjectLockConfig, ObjectOwnership, Permission,
-    PublicAccessBlock, VersioningState, FIRST_ACCOUNT_ID,
+    BucketEncryption, BucketSetting, CorsRule, Grant, Grantee, ObjectLockConfig, ObjectOwnership,
+    Permission, PublicAccessBlock, VersioningState, FIRST_ACCOUNT_ID,
 };
 use crate::lifecycle::LifecycleConfig;
 

@@ -144,7 +144,9 @@ fn compress(data: &[u8], compression: Compression) -> Option<(u8, Vec<u8>)> {
 pub fn encode_chunk(chunk: RawChunk, hash: [u8; 32], compression: Compression) -> PendingRecord {
     let raw_len = chunk.bytes().len() as u32;
     let (record_flags, payload) = match compress(chunk.bytes(), compression) {
-        Some((record_flags, stored)) => (record_flags, encode_chunk_payload(&hash, raw_len, &stored)),
+        Some((record_flags, stored)) => {
+            (record_flags, encode_chunk_payload(&hash, raw_len, &stored))
+        }
         None => {
             let mut payload = chunk.0;
             fill_chunk_prefix(&mut payload, &hash, raw_len);
@@ -235,8 +237,8 @@ pub fn decode_chunk(
     };
     let stored = opened.as_deref().unwrap_or(chunk.stored);
     let raw = if record_flags & flags::ZSTD != 0 {
-        let raw = zstd::bulk::decompress(stored, raw_len)
-            .map_err(|e| corrupt(&format!("zstd: {e}")))?;
+        let raw =
+            zstd::bulk::decompress(stored, raw_len).map_err(|e| corrupt(&format!("zstd: {e}")))?;
         Bytes::from(if record_flags & flags::SHUFFLE4 != 0 {
             unshuffle4(&raw)
         } else {
@@ -375,10 +377,12 @@ mod tests {
     /// its key, and a flipped bit is an error, not other data.
     #[test]
     fn sealed_chunks_hide_their_plaintext_and_open_only_under_their_key() {
-        let text = "marker-7f3a text that compresses well ".repeat(3000).into_bytes();
+        let text = "marker-7f3a text that compresses well "
+            .repeat(3000)
+            .into_bytes();
         let key = DataKey::generate().unwrap();
-        let rec = encode_sealed_chunk(RawChunk::copy_of(&text), Compression::default(), &key)
-            .unwrap();
+        let rec =
+            encode_sealed_chunk(RawChunk::copy_of(&text), Compression::default(), &key).unwrap();
         assert_eq!(rec.flags, flags::ZSTD | flags::ENCRYPTED);
         assert!(rec.payload.len() < text.len() / 4);
         assert!(!rec.payload.windows(11).any(|w| w == b"marker-7f3a"));
@@ -411,10 +415,10 @@ mod tests {
         let random: Vec<u8> = (0..100_000u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
-        let a = encode_sealed_chunk(RawChunk::copy_of(&random), Compression::default(), &key)
-            .unwrap();
-        let b = encode_sealed_chunk(RawChunk::copy_of(&random), Compression::default(), &key)
-            .unwrap();
+        let a =
+            encode_sealed_chunk(RawChunk::copy_of(&random), Compression::default(), &key).unwrap();
+        let b =
+            encode_sealed_chunk(RawChunk::copy_of(&random), Compression::default(), &key).unwrap();
         assert_ne!(a.payload, b.payload);
         let Record::Chunk { hash, .. } = a.record else {
             panic!("a chunk record")

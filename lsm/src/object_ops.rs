@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    flags, Condition, Delete, DeleteCondition, ObjectMeta, ObjectPut, Record, VersionChange, VersionRef,
-    VersionUpdate, VersioningState,
+    flags, Condition, Delete, DeleteCondition, ObjectMeta, ObjectPut, Record, VersionChange,
+    VersionRef, VersionUpdate, VersioningState,
 };
 use crate::index::ObjectEntry;
 use crate::store::{now_ms, Store, WrittenData};
@@ -33,7 +33,9 @@ impl Store {
             Some(chunk) => {
                 // A small body already stored whole is referenced, not stored again.
                 let hash = match &chunk.record {
-                    Record::Chunk { hash, .. } if chunk.flags & flags::ENCRYPTED == 0 => Some(*hash),
+                    Record::Chunk { hash, .. } if chunk.flags & flags::ENCRYPTED == 0 => {
+                        Some(*hash)
+                    }
                     _ => None,
                 };
                 let existing = hash

@@ -8,8 +8,8 @@ use crate::chunk::{content_hash, decode_chunk};
 use crate::cipher::{DataKey, SEAL_OVERHEAD};
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_chunk_payload, flags, ChunkRef, Location, Record, RecordHeader, RecordKind,
-    Superblock, RECORD_HEADER_BYTES,
+    decode_chunk_payload, flags, ChunkRef, Location, Record, RecordHeader, RecordKind, Superblock,
+    RECORD_HEADER_BYTES,
 };
 
 /// Reads and verifies the record at `location`; returns its header and
@@ -116,7 +116,8 @@ pub fn check_sealed_chunk(
         reason: reason.to_string(),
     };
     let (record_flags, payload) = chunk_payload(device, superblock, chunk)?;
-    let decoded = decode_chunk_payload(&payload).ok_or_else(|| corrupt("chunk payload too short"))?;
+    let decoded =
+        decode_chunk_payload(&payload).ok_or_else(|| corrupt("chunk payload too short"))?;
     if decoded.hash != chunk.hash {
         return Err(Error::Moved(chunk.location));
     }

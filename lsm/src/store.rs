@@ -526,11 +526,6 @@ impl Store {
 
     /// Reads one chunk from the device, bypassing the cache (fsck, scrub).
     pub fn read_chunk_uncached(&self, chunk: &ChunkRef, key: Option<&DataKey>) -> Result<Bytes> {
-        crate::reader::read_chunk(
-            self.inner.device.as_ref(),
-            &self.inner.geometry,
-            chunk,
-            key,
-        )
+        crate::reader::read_chunk(self.inner.device.as_ref(), &self.inner.geometry, chunk, key)
     }
 }

@@ -110,7 +110,7 @@ pub fn check(
 /// What a version's chunks are checked with.
 enum ChunkCheck {
     Plain,
-    Opened(lsm::cipher::DataKey),
+    Opened(Box<lsm::cipher::DataKey>),
     Structural,
 }
 
@@ -126,7 +126,7 @@ fn chunk_check(
     if wrapped.mode == lsm::format::SseMode::Customer || !keys.contains(&wrapped.key_name) {
         return Ok(ChunkCheck::Structural);
     }
-    keys.unwrap(wrapped).map(ChunkCheck::Opened)
+    keys.unwrap(wrapped).map(|key| ChunkCheck::Opened(Box::new(key)))
 }
 
 pub fn check_with_keys(

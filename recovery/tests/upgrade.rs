@@ -365,10 +365,11 @@ fn fsck_checks_a_version_6_device() {
 /// access settings: the keys a deployment hands out must not stop working
 /// across an upgrade.
 fn assert_holds_the_access(store: &lsm::Store, want: &serde_json::Value) {
-    let public_read = |grants: &[lsm::Grant]| {
-        grants
-            .iter()
-            .any(|g| g.grantee == lsm::Grantee::AllUsers && g.permission == lsm::Permission::Read)
+    let public_read = |grants: &[lsm::format::Grant]| {
+        grants.iter().any(|g| {
+            g.grantee == lsm::format::Grantee::AllUsers
+                && g.permission == lsm::format::Permission::Read
+        })
     };
     store.with_iam(|iam| {
         let tenant = iam
@@ -378,9 +379,14 @@ fn assert_holds_the_access(store: &lsm::Store, want: &serde_json::Value) {
         let (holder, _) = iam
             .key(want["tenant_access_key"].as_str().unwrap())
             .expect("the second account's root key");
-        assert_eq!(holder, lsm::KeyHolder::Root(tenant.id.clone()));
+        assert_eq!(
+            holder,
+            lsm::KeyHolder::Root {
+                account: tenant.id.clone()
+            }
+        );
         let user = iam
-            .user(lsm::FIRST_ACCOUNT_ID, "reader")
+            .user(lsm::format::FIRST_ACCOUNT_ID, "reader")
             .expect("the user");
         let reader = &want["users"]["reader"];
         let policies: Vec<&str> = reader["policies"]
@@ -392,7 +398,9 @@ fn assert_holds_the_access(store: &lsm::Store, want: &serde_json::Value) {
         assert_eq!(user.policies, policies);
         assert!(user.enabled);
         assert!(iam.key(reader["access_key"].as_str().unwrap()).is_some());
-        assert!(iam.policy(lsm::FIRST_ACCOUNT_ID, "read-shared").is_some());
+        assert!(iam
+            .policy(lsm::format::FIRST_ACCOUNT_ID, "read-shared")
+            .is_some());
     });
     let bucket = want["bucket"].as_str().unwrap();
     let config = store.bucket_config(bucket).expect("the shared bucket");

@@ -315,9 +315,11 @@ async fn read_piece(
     if let Some(hit) = store.cached_chunk(&chunk) {
         return Ok(hit.slice(from..to));
     }
-    tokio::task::spawn_blocking(move || Ok(store.read_chunk(&chunk, key.as_deref())?.slice(from..to)))
-        .await
-        .unwrap_or_else(|e| Err(lsm::Error::Failed(format!("read task failed: {e}"))))
+    tokio::task::spawn_blocking(move || {
+        Ok(store.read_chunk(&chunk, key.as_deref())?.slice(from..to))
+    })
+    .await
+    .unwrap_or_else(|e| Err(lsm::Error::Failed(format!("read task failed: {e}"))))
 }
 
 /// The body for `range` of `entry`. The first chunk is read before the

@@ -92,7 +92,6 @@ pub(crate) async fn get_encryption(
             kms_master_key_id: default.key_id,
         }),
         bucket_key_enabled: Some(default.bucket_key),
-        ..Default::default()
     };
     Ok(S3Response::new(GetBucketEncryptionOutput {
         server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration {

@@ -548,7 +548,8 @@ pub fn router(state: AppState, keyring: Arc<Keyring>, limits: &HttpLimits) -> Ro
         state.store.clone(),
         state.metrics.clone(),
     ));
-    let mut builder = S3ServiceBuilder::new(Strata::new(&state, limits.body_timeout, access.clone()));
+    let mut builder =
+        S3ServiceBuilder::new(Strata::new(&state, limits.body_timeout, access.clone()));
     builder.set_auth(KeyringAuth(keyring));
     builder.set_access(AccessCheck(access.clone()));
     builder.set_route(crate::admin::AdminRoute { access });

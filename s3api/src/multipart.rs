@@ -6,16 +6,16 @@
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
+use crate::authz::ClientInfo;
 use crate::body::{
     fill_checksums, ingest, object_body, sent_checksums, ChecksumRequest, MAX_PUT_BYTES,
 };
 use crate::checksums::{algorithm_name, object_checksum, upload_checksum_type};
 use crate::convert::*;
-use crate::errors::to_s3;
-use crate::authz::ClientInfo;
 use crate::encryption::{
     copy_source_customer_headers, customer_headers, fill_sse, fill_sse_all, write_headers, Sealed,
 };
+use crate::errors::to_s3;
 use crate::objects::{add_write_extras, checked_copy_source, expiration, write_error};
 use crate::service::Strata;
 
@@ -221,19 +221,13 @@ pub(crate) async fn upload_part_copy(
             r.check(source.meta.size)?
         }
     };
-    let source_key = s
-        .sse()
-        .open_for_read(client, &source.meta, &copy_source_customer_headers!(input))?;
+    let source_key =
+        s.sse()
+            .open_for_read(client, &source.meta, &copy_source_customer_headers!(input))?;
     // The part's bytes are re-chunked (and sealed under the upload's key):
     // a range rarely aligns with chunks, and the part's ETag must be the
     // MD5 of exactly these bytes.
-    let blob = object_body(
-        &store,
-        &source,
-        range.clone(),
-        source_key.map(|s| s.key),
-    )
-    .await?;
+    let blob = object_body(&store, &source, range.clone(), source_key.map(|s| s.key)).await?;
     let body = ingest(
         &store,
         sealed.as_ref().map(|s| s.key.clone()),

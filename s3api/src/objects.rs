@@ -9,8 +9,8 @@ use lsm::{BucketConfig, Condition, DeleteCondition, ETagMatch, ObjectMeta, Versi
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 
-use crate::body::{fill_checksums, ingest, ingest_upload, object_body, ChecksumRequest};
 use crate::authz::ClientInfo;
+use crate::body::{fill_checksums, ingest, ingest_upload, object_body, ChecksumRequest};
 use crate::convert::*;
 use crate::encryption::{copy_source_customer_headers, fill_sse_all, write_headers, SseAnswer};
 use crate::errors::{read_error, to_s3};
@@ -19,7 +19,6 @@ use crate::service::Strata;
 
 /// S3 caps a batch delete at 1000 keys.
 const MAX_DELETE_KEYS: usize = 1000;
-
 
 /// What a new version starts with besides its headers: its tags and its
 /// object-lock retention and legal hold.
@@ -454,7 +453,13 @@ pub(crate) async fn copy_object(
             };
             meta.set_encryption(sealed.as_ref().map(|s| s.wrapped.clone()));
             store
-                .put_object(&input.bucket, &input.key, meta, body.data, condition.clone())
+                .put_object(
+                    &input.bucket,
+                    &input.key,
+                    meta,
+                    body.data,
+                    condition.clone(),
+                )
                 .await
         }
     }

@@ -7,8 +7,8 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
 use crate::{
-    acl, bucket_access, bucket_config, bucket_encryption, buckets, listings, multipart, object_config, objects,
-    post_object, reads,
+    acl, bucket_access, bucket_config, bucket_encryption, buckets, listings, multipart,
+    object_config, objects, post_object, reads,
 };
 
 /// The S3 service. The store is set once recovery has finished; until then

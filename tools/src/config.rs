@@ -198,7 +198,9 @@ pub fn keyring_from_env(
     let mut keyring = kms::Keyring::default();
     for var in ["MINIO_KMS_SECRET_KEY", "STRATA_KMS_KEYS"] {
         if let Ok(text) = std::env::var(var) {
-            keyring.add_entries(&text).map_err(|e| format!("{var}: {e}"))?;
+            keyring
+                .add_entries(&text)
+                .map_err(|e| format!("{var}: {e}"))?;
         }
     }
     if let Some(path) = key_file {

@@ -563,11 +563,19 @@ fn superblock_and_segment_header_round_trip_and_pin() {
     let bytes = sb.encode();
     assert_eq!(
         hex::encode(&bytes[..61]),
-        "53545241544153420700000001010101010101010101010101010101000040000000000003000000050000000000000001020000000020000064000000"
+        "53545241544153420800000001010101010101010101010101010101000040000000000003000000050000000000000001020000000020000064000000"
     );
     assert_eq!(Superblock::decode(&bytes), Ok(sb.clone()));
     // The previous release's superblock opens, and says so.
     let crc_at = bytes.len() - 8;
+    let v7 = with_version(bytes.clone(), 7, crc_at);
+    assert_eq!(
+        Superblock::decode(&v7),
+        Ok(Superblock {
+            format_version: 7,
+            ..sb.clone()
+        })
+    );
     let v6 = with_version(bytes.clone(), 6, crc_at);
     assert_eq!(
         Superblock::decode(&v6),
@@ -606,7 +614,7 @@ fn superblock_and_segment_header_round_trip_and_pin() {
     let enc = sh.encode();
     assert_eq!(
         hex::encode(&enc[..48]),
-        "535452415441534707000000010000000101010101010101010101010101010109000000000000004d00000000000000"
+        "535452415441534708000000010000000101010101010101010101010101010109000000000000004d00000000000000"
     );
     assert_eq!(SegmentHeader::decode(&enc, &[1; 16]), Some(sh));
     let crc_at = enc.len() - 8;
