@@ -412,3 +412,137 @@ def test_no_marker_on_a_raw_loop_device_with_encrypt_everything(server_factory, 
         assert not _scan(Path(loop), MARKER)
     finally:
         subprocess.run(["losetup", "-d", loop], check=False)
+
+
+def _tool(srv, *args, keys: Path | None = None):
+    """Runs an offline strata tool on the server's (stopped) data file."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("STRATA_KMS_KEY_FILE", "STRATA_KMS_KEYS", "MINIO_KMS_SECRET_KEY")}
+    cmd = [srv.binary, *args, str(srv.data_path)]
+    if keys is not None:
+        cmd += ["--kms-key-file", str(keys)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def _fsck(srv, keys: Path | None = None):
+    run = _tool(srv, "fsck", "--json", keys=keys)
+    assert run.returncode in (0, 1), run.stderr
+    return run.returncode, json.loads(run.stdout.strip().splitlines()[-1])["report"]
+
+
+def _chunks(srv, bucket: str, key: str):
+    run = _tool(srv, "inspect", "--object", f"{bucket}/{key}")
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)["chunks"]
+
+
+def test_encrypted_objects_survive_kill9_and_a_flipped_bit_is_named(server_factory, tmp_path):
+    keys = key_file(tmp_path, f"{MAIN_KEY}:{KEY_A}")
+    srv = server_factory("crash", extra_args=["--kms-key-file", str(keys)])
+    c = make_boto3_client(srv)
+    c.create_bucket(Bucket="crashy")
+    held = {
+        "s3": (os.urandom(300_000), {"ServerSideEncryption": "AES256"}),
+        "kms": (os.urandom(300_000), {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": MAIN_KEY}),
+        "c": (os.urandom(300_000), CUSTOMER),
+    }
+    for key, (body, enc) in held.items():
+        c.put_object(Bucket="crashy", Key=key, Body=body, **enc)
+    srv.kill9()
+    srv.start()
+    c = make_boto3_client(srv)
+    for key, (body, enc) in held.items():
+        read = CUSTOMER if key == "c" else {}
+        assert c.get_object(Bucket="crashy", Key=key, **read)["Body"].read() == body, key
+    srv.stop()
+
+    # fsck says how it checked each encrypted object: tags need the key.
+    code, with_keys = _fsck(srv, keys)
+    assert code == 0, with_keys
+    assert (with_keys["encrypted_verified"], with_keys["encrypted_structural"]) == (2, 1)
+    code, without = _fsck(srv)
+    assert code == 0, without
+    assert (without["encrypted_verified"], without["encrypted_structural"]) == (0, 3)
+
+    chunk = _chunks(srv, "crashy", "s3")[0]
+    with open(srv.data_path, "r+b") as f:
+        f.seek(chunk["device_offset"] + chunk["len"] // 2)
+        byte = f.read(1)[0]
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte ^ 0x10]))
+    for report in (_fsck(srv, keys), _fsck(srv)):
+        code, found = report
+        assert code == 1, found
+        assert [(o["bucket"], o["key"]) for o in found["unreadable_objects"]] == [("crashy", "s3")]
+    srv.start()
+    c = make_boto3_client(srv)
+    with pytest.raises(Exception):
+        c.get_object(Bucket="crashy", Key="s3")["Body"].read()
+    assert c.get_object(Bucket="crashy", Key="kms")["Body"].read() == held["kms"][0]
+
+
+def test_a_rotated_master_key_rewraps_data_keys_without_moving_data(server_factory, tmp_path):
+    old = key_file(tmp_path, f"{MAIN_KEY}:{KEY_A}")
+    srv = server_factory("rotate", extra_args=["--kms-key-file", str(old)])
+    c = make_boto3_client(srv)
+    c.create_bucket(Bucket="rotating")
+    bodies = {"s3": os.urandom(200_000), "kms": os.urandom(200_000)}
+    c.put_object(Bucket="rotating", Key="s3", Body=bodies["s3"], ServerSideEncryption="AES256")
+    c.put_object(Bucket="rotating", Key="kms", Body=bodies["kms"], ServerSideEncryption="aws:kms",
+                 SSEKMSKeyId=MAIN_KEY)
+    srv.stop()
+    before = {k: _chunks(srv, "rotating", k) for k in bodies}
+
+    # The new generation is listed after the old: the server re-wraps every
+    # data key under it at start.
+    both = tmp_path / "rotating.keys"
+    both.write_text(f"{MAIN_KEY}:{KEY_A}\n{MAIN_KEY}:{KEY_A2}\n")
+    srv.extra_args = ["--kms-key-file", str(both)]
+    srv.start()
+    srv.stop()
+    new_only = tmp_path / "new.keys"
+    new_only.write_text(f"{MAIN_KEY}:{KEY_A2}\n")
+    assert {k: _chunks(srv, "rotating", k) for k in bodies} == before, "data was rewritten"
+    code, report = _fsck(srv, new_only)
+    assert code == 0 and report["encrypted_verified"] == 2, report
+
+    srv.extra_args = ["--kms-key-file", str(new_only)]
+    srv.start()
+    c = make_boto3_client(srv)
+    for key, body in bodies.items():
+        assert c.get_object(Bucket="rotating", Key=key)["Body"].read() == body, key
+    # The old key alone no longer opens them: it was really replaced.
+    srv.stop()
+    code, report = _fsck(srv, old)
+    assert code == 1, report
+
+
+def _non_loopback_address() -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.123", 9))
+            address = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+@pytest.mark.skipif(_non_loopback_address() is None, reason="no non-loopback IPv4 address")
+def test_sse_c_over_plain_http_is_refused_off_loopback(server_factory):
+    address = _non_loopback_address()
+    srv = server_factory("offloop")
+    srv.stop()
+    srv.host = address
+    srv.start()
+    c = make_boto3_client(srv)
+    c.create_bucket(Bucket="remote")
+    assert error_of(c.put_object, Bucket="remote", Key="k", Body=b"x", **CUSTOMER) == (400, "InvalidRequest")
+    with pytest.raises(ClientError):
+        c.head_object(Bucket="remote", Key="k")
+    # With the explicit setting, the same request is taken.
+    srv.stop()
+    srv.extra_args = ["--sse-c-over-http", "true"]
+    srv.start()
+    c = make_boto3_client(srv)
+    c.put_object(Bucket="remote", Key="k", Body=b"x", **CUSTOMER)
+    assert c.get_object(Bucket="remote", Key="k", **CUSTOMER)["Body"].read() == b"x"
