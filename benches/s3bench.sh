@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Strata beside a peer S3 server (s3s-fs: one file per object) on the same
 # disk, with fio's limits of that disk, through the same client (s3load):
-#   benches/s3bench.sh [--quick] [--loop] [--dir DIR] [--duration-s S] [--keep]
-# --quick: 3 s per timed test and a smaller Milvus replay. --loop: Strata on
+#   benches/s3bench.sh [--quick] [--loop] [--sse] [--dir DIR] [--duration-s S] [--keep]
+# --quick: 3 s per timed test and a smaller Milvus replay. --sse: the peer is
+# a second Strata that encrypts every object (SSE-S3, --encrypt-new-objects)
+# instead of s3s-fs, to price encryption. --loop: Strata on
 # a loop device (direct I/O, 4096-byte sectors; needs root), and fio on that
 # device, instead of a data file. The work dir
 # (default /tmp/s3bench, or S3BENCH_DIR) holds both servers' data and fio's
@@ -17,6 +19,7 @@ duration_s=15
 quick=0
 keep=0
 loop=0
+peer=s3s-fs
 while [[ $# -gt 0 ]]; do
     case $1 in
         --quick) quick=1; duration_s=3 ;;
@@ -24,11 +27,16 @@ while [[ $# -gt 0 ]]; do
         --duration-s) duration_s=$2; shift ;;
         --keep) keep=1 ;;
         --loop) loop=1 ;;
-        -h|--help) sed -n 2,11p "$0"; exit 0 ;;
+        --sse) peer=strata-sse ;;
+        -h|--help) sed -n 2,13p "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
 done
+if ((loop)) && [[ $peer == strata-sse ]]; then
+    echo "--sse compares two Strata data files; run it without --loop" >&2
+    exit 2
+fi
 if ((quick)); then
     milvus_args=(--milvus-segments 2 --milvus-buffers 4)
     fio_size=1G
@@ -43,7 +51,7 @@ s3load=$root/target/release/s3load
 
 # 2. the peer
 export PATH="$HOME/.cargo/bin:$PATH"
-if ! s3s-fs --help >/dev/null 2>&1; then
+if [[ $peer == s3s-fs ]] && ! s3s-fs --help >/dev/null 2>&1; then
     cargo install s3s-fs@0.14.1 --features binary --locked
 fi
 command -v fio >/dev/null || { echo "fio is needed" >&2; exit 1; }
@@ -53,7 +61,7 @@ mkdir -p "$dir" target/bench
 dir=$(cd "$dir" && pwd)
 out=$root/target/bench/s3bench-$(date +%Y%m%d-%H%M%S).jsonl
 : >"$out"
-rm -rf "$dir/strata.img" "$dir/s3s-fs" "$dir/fio.img"
+rm -rf "$dir/strata.img" "$dir/strata-sse.img" "$dir/s3s-fs" "$dir/fio.img"
 mkdir -p "$dir/s3s-fs"
 export AWS_ACCESS_KEY_ID=s3bench
 export AWS_SECRET_ACCESS_KEY=s3bench-secret-$RANDOM$RANDOM
@@ -67,7 +75,7 @@ cleanup() {
     for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pid[@]}"; do wait "$p" 2>/dev/null || true; done
     if [[ -n $loop_dev ]]; then losetup -d "$loop_dev"; fi
-    if ((keep == 0)); then rm -rf "$dir/strata.img" "$dir/s3s-fs" "$dir/fio.img"; fi
+    if ((keep == 0)); then rm -rf "$dir/strata.img" "$dir/strata-sse.img" "$dir/s3s-fs" "$dir/fio.img"; fi
 }
 trap cleanup EXIT
 if ((loop)); then
@@ -107,10 +115,21 @@ STRATA_ACCESS_KEY=$AWS_ACCESS_KEY_ID STRATA_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
     >"$dir/strata.log" 2>&1 &
 pid[strata]=$!
 endpoint[strata]=http://127.0.0.1:$strata_port
-s3s-fs --host 127.0.0.1 --port "$peer_port" --access-key "$AWS_ACCESS_KEY_ID" \
-    --secret-key "$AWS_SECRET_ACCESS_KEY" "$dir/s3s-fs" >"$dir/s3s-fs.log" 2>&1 &
-pid[s3s-fs]=$!
-endpoint[s3s-fs]=http://127.0.0.1:$peer_port
+if [[ $peer == strata-sse ]]; then
+    # A fresh master key in MinIO's format, from the environment.
+    MINIO_KMS_SECRET_KEY=s3bench-key:$(head -c 32 /dev/urandom | base64) \
+        STRATA_ACCESS_KEY=$AWS_ACCESS_KEY_ID STRATA_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
+        target/release/strata serve --address "127.0.0.1:$peer_port" \
+        --data "$dir/strata-sse.img" --encrypt-new-objects true >"$dir/strata-sse.log" 2>&1 &
+    pid[$peer]=$!
+    peer_health=/health
+else
+    s3s-fs --host 127.0.0.1 --port "$peer_port" --access-key "$AWS_ACCESS_KEY_ID" \
+        --secret-key "$AWS_SECRET_ACCESS_KEY" "$dir/s3s-fs" >"$dir/s3s-fs.log" 2>&1 &
+    pid[$peer]=$!
+    peer_health=/
+fi
+endpoint[$peer]=http://127.0.0.1:$peer_port
 
 wait_up() { # name, url: any HTTP answer will do
     for _ in $(seq 1 300); do
@@ -123,8 +142,8 @@ wait_up() { # name, url: any HTTP answer will do
     exit 1
 }
 wait_up strata "${endpoint[strata]}/health"
-wait_up s3s-fs "${endpoint[s3s-fs]}/"
-echo "strata on ${endpoint[strata]} (pid ${pid[strata]}), s3s-fs on ${endpoint[s3s-fs]} (pid ${pid[s3s-fs]}), data in $dir" >&2
+wait_up "$peer" "${endpoint[$peer]}$peer_health"
+echo "strata on ${endpoint[strata]} (pid ${pid[strata]}), $peer on ${endpoint[$peer]} (pid ${pid[$peer]}), data in $dir" >&2
 
 # 6. the suite, each test on one server then the other
 rss() { # server, test: peak resident set so far
@@ -134,8 +153,8 @@ rss() { # server, test: peak resident set so far
 }
 footprint() { # server, when
     local bytes
-    if [[ $1 == strata ]]; then
-        bytes=$(du -B1 "$dir/strata.img" | cut -f1)
+    if [[ $1 == strata* ]]; then
+        bytes=$(du -B1 "$dir/$1.img" | cut -f1)
     else
         bytes=$(du -sB1 "$dir/s3s-fs" | cut -f1)
     fi
@@ -144,7 +163,7 @@ footprint() { # server, when
 run() { # test, s3load args...
     local test=$1
     shift
-    for server in strata s3s-fs; do
+    for server in strata "$peer"; do
         [[ $test == milvus ]] && footprint "$server" before-milvus
         "$s3load" --endpoint "${endpoint[$server]}" --label "$server/$test" --bucket s3bench "$@" |
             tee -a "$out"

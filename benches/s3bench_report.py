@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Table of an s3bench.sh run: Strata beside the peer (s3s-fs) and fio.
+"""Table of an s3bench.sh run: Strata beside the peer (s3s-fs, or an
+encrypting Strata with --sse) and fio.
 
 Reads the JSON lines the run wrote: s3load rows (label "server/test"), fio
 rows, peak RSS samples and on-disk footprints. Usage: s3bench_report.py FILE
@@ -7,7 +8,7 @@ rows, peak RSS samples and on-disk footprints. Usage: s3bench_report.py FILE
 import json
 import sys
 
-STRATA, PEER = "strata", "s3s-fs"
+STRATA = "strata"
 
 # (test, phase, title, metric, fio case, fio field)
 TESTS = [
@@ -56,12 +57,15 @@ def main(path):
             elif "label" in row and "/" in row["label"]:
                 server, test = row["label"].split("/", 1)
                 runs[(server, test, row["phase"])] = row
+    # The peer is whichever other server the run measured.
+    peers = {server for (server, _, _) in runs} - {STRATA}
+    peer = peers.pop() if peers else "s3s-fs"
 
-    head = ["test", "unit", "Strata", "s3s-fs", "Strata ÷ s3s-fs", "fio", "Strata ÷ fio",
-            "Strata p50 / p99 ms", "s3s-fs p50 / p99 ms", "errors S / P"]
+    head = ["test", "unit", "Strata", peer, f"Strata ÷ {peer}", "fio", "Strata ÷ fio",
+            "Strata p50 / p99 ms", f"{peer} p50 / p99 ms", "errors S / P"]
     rows = []
     for test, phase, title, metric, fio_case, fio_field in TESTS:
-        s, p = runs.get((STRATA, test, phase)), runs.get((PEER, test, phase))
+        s, p = runs.get((STRATA, test, phase)), runs.get((peer, test, phase))
         if not s and not p:
             continue
         sv = s[metric] if s else None
@@ -80,23 +84,23 @@ def main(path):
     for (_, test) in rss:
         if test not in tests:
             tests.append(test)
-    rrows = [[t, mib(rss.get((STRATA, t))), mib(rss.get((PEER, t))),
-              ratio(rss.get((STRATA, t)), rss.get((PEER, t)))] for t in tests]
-    print_table(["peak RSS (VmHWM) after", "Strata", "s3s-fs", "Strata ÷ s3s-fs"], rrows)
+    rrows = [[t, mib(rss.get((STRATA, t))), mib(rss.get((peer, t))),
+              ratio(rss.get((STRATA, t)), rss.get((peer, t)))] for t in tests]
+    print_table(["peak RSS (VmHWM) after", "Strata", peer, f"Strata ÷ {peer}"], rrows)
 
     print()
     frows = []
-    for server in (STRATA, PEER):
+    for server in (STRATA, peer):
         before, after = foot.get((server, "before-milvus")), foot.get((server, "after-milvus"))
         frows.append([server, mib(after), mib(after - before if None not in (before, after) else None)])
     if any(r[1] != "-" for r in frows):
         print_table(["on disk after the Milvus replay", "total (all tests)", "grown during the replay"], frows)
         grown = {}
-        for server in (STRATA, PEER):
+        for server in (STRATA, peer):
             before, after = foot.get((server, "before-milvus")), foot.get((server, "after-milvus"))
             grown[server] = after - before if after is not None and before is not None else None
-        total = ratio(foot.get((STRATA, "after-milvus")), foot.get((PEER, "after-milvus")))
-        print(f"Strata ÷ s3s-fs: total {total}, grown during the replay {ratio(grown[STRATA], grown[PEER])}"
+        total = ratio(foot.get((STRATA, "after-milvus")), foot.get((peer, "after-milvus")))
+        print(f"Strata ÷ {peer}: total {total}, grown during the replay {ratio(grown[STRATA], grown[peer])}"
               " (Strata: allocated blocks of its data file, du -B1; s3s-fs: du -sB1 of its directory)")
 
 

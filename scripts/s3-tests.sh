@@ -9,7 +9,9 @@
 # Steps: take the s3-tests tree (S3TESTS_DIR, else extract the commit from the
 # local mirror), make/refresh the venv <repo>/.venv-s3tests (s3-tests'
 # requirements.txt without tox, plus pytest-timeout), start `strata serve` on
-# a free loopback port over a fresh sparse 8 GiB data file, write an
+# a free loopback port over a fresh sparse 8 GiB data file (with two KMS
+# master keys, testkey-1 and testkey-2, the names s3-tests' SSE-KMS tests
+# use; testkey-1 also serves SSE-S3), write an
 # s3tests.conf, run pytest with the marker selection below, stop the server,
 # and report. The s3-tests code is never copied into this repository.
 #
@@ -82,8 +84,9 @@ access_key=AKIDSTRATAS3TESTS001                           # 20 chars
 secret_key=strataS3testsSecretKey0123456789abcdefGH       # 40 chars
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 rm -f "$out/data.img"
+kms_keys="testkey-1:$(head -c 32 /dev/urandom | base64),testkey-2:$(head -c 32 /dev/urandom | base64)"
 # shellcheck disable=SC2086
-STRATA_ACCESS_KEY=$access_key STRATA_SECRET_KEY=$secret_key RUST_BACKTRACE=1 NO_COLOR=1 \
+STRATA_KMS_KEYS=$kms_keys STRATA_ACCESS_KEY=$access_key STRATA_SECRET_KEY=$secret_key RUST_BACKTRACE=1 NO_COLOR=1 \
     RUST_LOG="${RUST_LOG:-info}" "$bin" serve --address "127.0.0.1:$port" --data "$out/data.img" \
     --size-bytes 8589934592 --segment-size-bytes 67108864 \
     --lifecycle-day-s "$lc_interval" --lifecycle-interval-ms $((lc_interval * 200)) ${STRATA_EXTRA_ARGS:-} \
@@ -140,6 +143,8 @@ api_name = us-east-1
 access_key = $access_key
 secret_key = $secret_key
 lc_debug_interval = $lc_interval
+kms_keyid = testkey-1
+kms_keyid2 = testkey-2
 
 [s3 alt]
 display_name = s3tests-alt

@@ -120,6 +120,14 @@ pub struct Referencing {
     parts: Vec<(String, u32, Arc<MultipartPart>)>,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BucketUsage {
+    pub objects: u64,
+    pub versions: u64,
+    pub logical_bytes: u64,
+    pub stored_bytes: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketInfo {
     pub name: String,
@@ -682,6 +690,35 @@ impl Index {
         self.objects()
             .map(|o| o.meta.size)
             .fold(0, u64::saturating_add)
+    }
+
+    /// What one bucket holds: its current objects, every version's bytes,
+    /// and the stored bytes its versions reference, each chunk counted
+    /// once however many versions share it (dedup across buckets is not
+    /// subtracted, so buckets may sum to more than the device holds).
+    pub fn bucket_usage(&self, bucket: &str) -> Result<BucketUsage> {
+        let bucket = self.buckets.get(bucket).ok_or(Error::NoSuchBucket)?;
+        let mut usage = BucketUsage::default();
+        let mut seen = std::collections::HashSet::new();
+        for versions in bucket.objects.values() {
+            if !versions.newest().delete_marker {
+                usage.objects += 1;
+            }
+            for entry in versions.iter() {
+                usage.versions += 1;
+                usage.logical_bytes += entry.meta.size;
+                if entry.chunks.is_empty() && !entry.delete_marker {
+                    // A small body lives in its version's own record.
+                    usage.stored_bytes += u64::from(entry.location.len);
+                }
+                for chunk in &entry.chunks {
+                    if seen.insert(chunk.location) {
+                        usage.stored_bytes += u64::from(chunk.location.len);
+                    }
+                }
+            }
+        }
+        Ok(usage)
     }
 
     /// Every version of every key (delete markers included), for fsck,

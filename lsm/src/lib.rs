@@ -39,7 +39,7 @@ pub use format::{
     ObjectMeta, PartSummary, Retention, VersionChange, VersionRef, VersioningState,
 };
 pub use iam::{IamState, KeyHolder};
-pub use index::{BucketInfo, Catalog, Index, LogPosition, ObjectEntry, Upload};
+pub use index::{BucketInfo, BucketUsage, Catalog, Index, LogPosition, ObjectEntry, Upload};
 pub use listing::{ListPage, ListQuery, ListedVersion, VersionPage, VersionQuery};
 pub use object_writer::ObjectWriter;
 pub use space::SpaceMap;

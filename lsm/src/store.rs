@@ -294,6 +294,10 @@ impl Store {
         }
     }
 
+    pub fn bucket_usage(&self, bucket: &str) -> Result<crate::index::BucketUsage> {
+        self.inner.catalog.read().index.bucket_usage(bucket)
+    }
+
     // ------------------------------------------------------------ buckets
 
     pub async fn create_bucket(&self, bucket: &str, object_lock: bool) -> Result<()> {

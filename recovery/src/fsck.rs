@@ -126,7 +126,8 @@ fn chunk_check(
     if wrapped.mode == lsm::format::SseMode::Customer || !keys.contains(&wrapped.key_name) {
         return Ok(ChunkCheck::Structural);
     }
-    keys.unwrap(wrapped).map(|key| ChunkCheck::Opened(Box::new(key)))
+    keys.unwrap(wrapped)
+        .map(|key| ChunkCheck::Opened(Box::new(key)))
 }
 
 pub fn check_with_keys(

@@ -15,7 +15,7 @@ use s3s::route::S3Route;
 use s3s::{s3_error, Body, S3Request, S3Response, S3Result};
 use serde::{Deserialize, Serialize};
 
-use crate::authz::{caller_of, Access, Ask};
+use crate::authz::{caller_of, Access, Ask, SignedInAs};
 use crate::errors::to_s3;
 use crate::identity::Caller;
 use crate::secrets::{new_access_key, new_secret_key};
@@ -336,6 +336,11 @@ impl AdminRoute {
                 });
                 json(&names)
             }
+            ("POST", "compaction/pause" | "compaction/resume") => {
+                self.allow(caller, "admin:PauseCompaction")?;
+                store.pause_compaction(op == "compaction/pause");
+                no_content()
+            }
             ("POST", "policy/remove") => {
                 self.allow(caller, "admin:DeletePolicy")?;
                 store
@@ -384,13 +389,15 @@ impl S3Route for AdminRoute {
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
-        let Some(credentials) = &req.credentials else {
-            return Err(s3_error!(AccessDenied, "Signature is required"));
+        let access_key = match (&req.credentials, req.extensions.get::<SignedInAs>()) {
+            (Some(credentials), _) => credentials.access_key.clone(),
+            (None, Some(signed_in)) => signed_in.0.clone(),
+            (None, None) => return Err(s3_error!(AccessDenied, "Signature is required")),
         };
         let caller = self
             .access
             .keyring()
-            .caller(&credentials.access_key)
+            .caller(&access_key)
             .ok_or_else(|| s3_error!(AccessDenied, "Access Denied"))?;
         req.extensions.insert(caller);
         Ok(())

@@ -86,7 +86,8 @@ impl AppState {
     }
 }
 
-const LATENCY_BUCKETS_S: [f64; 12] = [
+/// Upper bounds of the request latency histogram's buckets.
+pub const LATENCY_BUCKETS_S: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
@@ -95,6 +96,15 @@ struct LatencyHistogram {
     buckets: [u64; LATENCY_BUCKETS_S.len()],
     sum_s: f64,
     count: u64,
+}
+
+/// Requests by operation (count, and how many took at most each of
+/// `LATENCY_BUCKETS_S`), and bytes in and out, since the start.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSnapshot {
+    pub operations: BTreeMap<String, (u64, [u64; LATENCY_BUCKETS_S.len()])>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 #[derive(Default)]
@@ -157,6 +167,21 @@ impl Metrics {
         histogram.count += 1;
         self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+    }
+
+    /// The counters as they stand, for the console's history.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let operations = self
+            .latency
+            .lock()
+            .iter()
+            .map(|(op, h)| (op.clone(), (h.count, h.buckets)))
+            .collect();
+        MetricsSnapshot {
+            operations,
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+        }
     }
 
     fn render(&self, store: Option<&lsm::Store>) -> String {

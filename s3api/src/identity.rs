@@ -89,8 +89,20 @@ impl Keyring {
         self.holder(access_key).map(|(caller, _)| caller)
     }
 
-    /// The secret of `access_key`, if the key may sign requests now.
-    fn secret(&self, access_key: &str) -> Option<String> {
+    /// Whether `secret` is the secret of `access_key` and the key may sign
+    /// requests now: the console's login. The comparison takes the same
+    /// time wherever the strings differ.
+    pub fn check_secret(&self, access_key: &str, secret: &str) -> bool {
+        let Some(known) = self.secret(access_key) else {
+            return false;
+        };
+        let (a, b) = (known.as_bytes(), secret.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
+    /// The secret of `access_key`, if the key may sign requests now (the
+    /// console presigns share links with it).
+    pub fn secret(&self, access_key: &str) -> Option<String> {
         match self.holder(access_key)?.1 {
             None => Some(self.root_secret.clone()),
             Some(sealed) => match self.sealer.open(&sealed) {

@@ -28,8 +28,8 @@ mod request_conditions;
 mod secrets;
 mod service;
 
-pub use authz::ClientInfo;
+pub use authz::{ClientInfo, SignedInAs};
 pub use encryption::SseSettings;
-pub use http::{router, AppState, HttpLimits, Metrics};
+pub use http::{router, AppState, HttpLimits, Metrics, MetricsSnapshot, LATENCY_BUCKETS_S};
 pub use identity::Keyring;
 pub use service::Strata;

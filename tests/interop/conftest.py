@@ -98,6 +98,10 @@ class StrataServer:
                "--size-bytes", str(SIZE_BYTES),
                "--segment-size-bytes", str(SEGMENT_SIZE_BYTES)]
         cmd += self.extra_args
+        # Test servers run side by side: none takes the console's default
+        # port unless a test asks for a console.
+        if "--console-address" not in self.extra_args:
+            cmd += ["--console-address", ""]
         cmd += shlex.split(os.environ.get("STRATA_EXTRA_ARGS", ""))
         return cmd
 

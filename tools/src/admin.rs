@@ -4,9 +4,8 @@
 //! each call like any other request.
 
 use clap::Subcommand;
-use hmac::{Hmac, Mac};
+use console::sigv4;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 #[derive(clap::Args)]
 pub struct AdminArgs {
@@ -284,14 +283,9 @@ struct Signing<'a> {
 /// The headers of a SigV4-signed request (AWS's "Signature Version 4
 /// signing process": canonical request, string to sign, derived key).
 fn sign(s: &Signing<'_>) -> Vec<(String, String)> {
-    let amz_date = s
-        .now
-        .format(time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ))
-        .unwrap_or_default();
+    let amz_date = sigv4::amz_date(s.now);
     let date = &amz_date[..8.min(amz_date.len())];
-    let payload_hash = hex::encode(Sha256::digest(s.payload));
+    let payload_hash = sigv4::sha256_hex(s.payload);
     let headers = [
         ("host", s.host.to_string()),
         ("x-amz-content-sha256", payload_hash.clone()),
@@ -306,13 +300,10 @@ fn sign(s: &Signing<'_>) -> Vec<(String, String)> {
     let scope = format!("{date}/{}/s3/aws4_request", s.region);
     let to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex::encode(Sha256::digest(canonical.as_bytes()))
+        sigv4::sha256_hex(canonical.as_bytes())
     );
-    let mut key = format!("AWS4{}", s.secret_key).into_bytes();
-    for part in [date, s.region, "s3", "aws4_request"] {
-        key = hmac(&key, part.as_bytes());
-    }
-    let signature = hex::encode(hmac(&key, to_sign.as_bytes()));
+    let key = sigv4::signing_key(s.secret_key, date, s.region);
+    let signature = hex::encode(sigv4::hmac(&key, to_sign.as_bytes()));
     let authorization = format!(
         "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
         s.access_key
@@ -327,34 +318,4 @@ fn sign(s: &Signing<'_>) -> Vec<(String, String)> {
         out.push(("content-type".into(), "application/json".into()));
     }
     out
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    // HMAC takes a key of any length: new_from_slice cannot fail here.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => return Vec::new(),
-    };
-    mac.update(data);
-    mac.finalize().into_bytes().to_vec()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// AWS's documented example signing key and signature for a GET with
-    /// an empty payload ("Examples of how to derive a signing key" uses
-    /// this secret and date).
-    #[test]
-    fn the_signing_key_matches_aws_example() {
-        let mut key = b"AWS4wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_vec();
-        for part in ["20120215", "us-east-1", "iam", "aws4_request"] {
-            key = hmac(&key, part.as_bytes());
-        }
-        assert_eq!(
-            hex::encode(key),
-            "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
-        );
-    }
 }

@@ -109,6 +109,20 @@ pub struct ServeArgs {
     /// Accept SSE-C keys over plain HTTP from non-loopback clients.
     #[arg(long, env = "STRATA_SSE_C_OVER_HTTP")]
     pub sse_c_over_http: Option<bool>,
+    /// The web console's address (empty: no console; `:9001` is every
+    /// interface). Also MINIO_CONSOLE_ADDRESS.
+    #[arg(long, env = "STRATA_CONSOLE_ADDRESS")]
+    pub console_address: Option<String>,
+    /// How long a console session lasts.
+    #[arg(long, env = "STRATA_CONSOLE_SESSION_S")]
+    pub console_session_s: Option<u64>,
+    /// The S3 endpoint the console's share links name (default: the host
+    /// the browser used, on the S3 port).
+    #[arg(long, env = "STRATA_CONSOLE_S3_ENDPOINT")]
+    pub console_s3_endpoint: Option<String>,
+    /// How often the console's dashboard samples the metrics.
+    #[arg(long, env = "STRATA_CONSOLE_SAMPLE_INTERVAL_MS")]
+    pub console_sample_interval_ms: Option<u64>,
     /// A TOML file with any of the settings above (snake_case keys).
     #[arg(long, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -149,6 +163,10 @@ struct FileConfig {
     kms_default_key: Option<String>,
     encrypt_new_objects: Option<bool>,
     sse_c_over_http: Option<bool>,
+    console_address: Option<String>,
+    console_session_s: Option<u64>,
+    console_s3_endpoint: Option<String>,
+    console_sample_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +204,29 @@ pub struct ServeConfig {
     pub keyring: kms::Keyring,
     pub encrypt_new_objects: bool,
     pub sse_c_over_http: bool,
+    pub console: Option<ConsoleConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    pub address: SocketAddr,
+    /// Given by the operator (a failure to listen is fatal), not the default.
+    pub explicit: bool,
+    pub session_s: u64,
+    pub s3_endpoint: Option<String>,
+    pub sample_interval_ms: u64,
+}
+
+pub const DEFAULT_CONSOLE_ADDRESS: &str = "127.0.0.1:9001";
+
+/// MinIO's forms: `host:port`, or `:port` for every interface.
+fn console_address(text: &str) -> Result<SocketAddr, String> {
+    let full = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_string(),
+    };
+    full.parse()
+        .map_err(|_| format!("--console-address {text:?} is not host:port"))
 }
 
 /// The encryption master keys: MinIO's MINIO_KMS_SECRET_KEY (whose key is
@@ -394,6 +435,32 @@ impl ServeArgs {
                 .sse_c_over_http
                 .or(file.sse_c_over_http)
                 .unwrap_or(false),
+            console: {
+                let given = self
+                    .console_address
+                    .or(file.console_address)
+                    .or_else(|| std::env::var("MINIO_CONSOLE_ADDRESS").ok());
+                let explicit = given.is_some();
+                let text = given.unwrap_or_else(|| DEFAULT_CONSOLE_ADDRESS.to_string());
+                match text.trim() {
+                    "" => None,
+                    text => Some(ConsoleConfig {
+                        address: console_address(text)?,
+                        explicit,
+                        session_s: self
+                            .console_session_s
+                            .or(file.console_session_s)
+                            .unwrap_or(12 * 3600)
+                            .max(1),
+                        s3_endpoint: self.console_s3_endpoint.or(file.console_s3_endpoint),
+                        sample_interval_ms: self
+                            .console_sample_interval_ms
+                            .or(file.console_sample_interval_ms)
+                            .unwrap_or(10_000)
+                            .max(100),
+                    }),
+                }
+            },
         })
     }
 }

@@ -144,6 +144,57 @@ fn raise_open_files_limit() {
     }
 }
 
+/// The web console on its own address, with the S3 port's deadlines and
+/// TLS. A default address that is taken only costs the console (several
+/// servers on one host); an address the operator gave must work.
+async fn start_console(
+    console: &crate::config::ConsoleConfig,
+    config: &ServeConfig,
+    state: &s3api::AppState,
+    keyring: &Arc<s3api::Keyring>,
+    s3: &axum::Router,
+    tls: &Option<tokio_rustls::TlsAcceptor>,
+    limits: &crate::connections::ConnectionLimits,
+) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+    let listener = match tokio::net::TcpListener::bind(console.address).await {
+        Ok(listener) => listener,
+        Err(e) if !console.explicit => {
+            tracing::warn!(address = %console.address, error = %e, "the console is not served: its default address is taken");
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(format!(
+                "cannot listen on {} for the console: {e}",
+                console.address
+            ))
+        }
+    };
+    let history = console::History::new(Duration::from_millis(console.sample_interval_ms));
+    tokio::spawn(history.clone().sample(state.metrics.clone()));
+    let app = console::router(console::Console::new(
+        s3.clone(),
+        keyring.clone(),
+        state.clone(),
+        history,
+        console::ConsoleSettings {
+            session_ttl: Duration::from_secs(console.session_s),
+            s3_endpoint: console.s3_endpoint.clone(),
+            s3_port: config.address.port(),
+            tls: tls.is_some(),
+            region: config.region.clone(),
+        },
+    ));
+    tracing::info!(address = %console.address, "console listening");
+    Ok(Some(tokio::spawn(crate::connections::serve(
+        listener,
+        tls.clone(),
+        app,
+        limits.clone(),
+        state.metrics.clone(),
+        shutdown_signal(),
+    ))))
+}
+
 async fn serve(config: ServeConfig) -> Result<(), String> {
     raise_open_files_limit();
     let mut state = s3api::AppState::new(&config.region);
@@ -197,6 +248,12 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         idle_timeout: ms(config.idle_timeout_ms),
         send_timeout: ms(config.send_timeout_ms),
         tls_handshake_timeout: ms(config.tls_handshake_timeout_ms),
+    };
+    let console = match &config.console {
+        Some(console) => {
+            start_console(console, &config, &state, &keyring, &app, &tls, &limits).await?
+        }
+        None => None,
     };
     let metrics = state.metrics.clone();
     let server = tokio::spawn(crate::connections::serve(
@@ -282,6 +339,9 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     server
         .await
         .map_err(|e| format!("server task failed: {e}"))?;
+    if let Some(console) = console {
+        console.abort();
+    }
     checkpoints.abort();
     compactor.abort();
     toggle.abort();
