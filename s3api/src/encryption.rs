@@ -376,6 +376,23 @@ impl SseSettings {
     }
 }
 
+/// A read names only a customer key: SSE-S3 and SSE-KMS objects open
+/// without one, and AWS refuses their write headers on GET and HEAD.
+pub(crate) fn refuse_server_side_headers_on_read(headers: &axum::http::HeaderMap) -> S3Result<()> {
+    for name in [
+        "x-amz-server-side-encryption",
+        "x-amz-server-side-encryption-aws-kms-key-id",
+    ] {
+        if headers.contains_key(name) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "The {name} header is not supported for this operation."
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

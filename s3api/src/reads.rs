@@ -150,6 +150,7 @@ pub(crate) async fn get_object(
     s: &Strata,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
+    crate::encryption::refuse_server_side_headers_on_read(&req.headers)?;
     let store = s.store()?;
     let input = &req.input;
     let version = version_ref(input.version_id.as_deref())?;
@@ -214,6 +215,7 @@ pub(crate) async fn head_object(
     s: &Strata,
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
+    crate::encryption::refuse_server_side_headers_on_read(&req.headers)?;
     let store = s.store()?;
     let input = &req.input;
     let version = version_ref(input.version_id.as_deref())?;
