@@ -9,7 +9,10 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use lsm::chunk::{content_hash, decode_chunk, encode_chunk, Compression, RawChunk};
+use lsm::chunk::{
+    content_hash, decode_chunk, encode_chunk, encode_sealed_chunk, Compression, RawChunk,
+};
+use lsm::cipher::DataKey;
 use lsm::format::{
     decode_chunk_payload, flags, Location, Record, RecordHeader, RecordKind, SegmentHeader,
     Superblock, MAX_RECORD_BYTES, RECORD_HEADER_BYTES,
@@ -22,17 +25,38 @@ const LOC: Location = Location {
 };
 
 /// decode_chunk with the payload's own hash (so decompression is reached)
-/// and with a foreign one (which must fail as `Moved`, never decode).
+/// and with a foreign one (which must fail as `Moved`, never decode); and
+/// with a data key, as an encrypted object's reads pass one.
 fn chunk_paths(record_flags: u8, payload: &[u8]) {
+    let key = DataKey::from_bytes([9; 32]);
     let Some(chunk) = decode_chunk_payload(payload) else {
-        assert!(
-            decode_chunk(LOC, record_flags, Bytes::copy_from_slice(payload), &[0; 32]).is_err()
-        );
+        assert!(decode_chunk(
+            LOC,
+            record_flags,
+            Bytes::copy_from_slice(payload),
+            &[0; 32],
+            None
+        )
+        .is_err());
         return;
     };
+    // Garbage under a key never opens (the tag fails) and never panics.
+    let _ = decode_chunk(
+        LOC,
+        record_flags,
+        Bytes::copy_from_slice(payload),
+        &chunk.hash,
+        Some(&key),
+    );
     assert_eq!(chunk.stored.len() + 36, payload.len());
     let hash = chunk.hash;
-    if let Ok(raw) = decode_chunk(LOC, record_flags, Bytes::copy_from_slice(payload), &hash) {
+    if let Ok(raw) = decode_chunk(
+        LOC,
+        record_flags,
+        Bytes::copy_from_slice(payload),
+        &hash,
+        None,
+    ) {
         assert_eq!(
             raw.len(),
             chunk.raw_len as usize,
@@ -41,7 +65,14 @@ fn chunk_paths(record_flags: u8, payload: &[u8]) {
     }
     let mut other = hash;
     other[0] ^= 1;
-    assert!(decode_chunk(LOC, record_flags, Bytes::copy_from_slice(payload), &other).is_err());
+    assert!(decode_chunk(
+        LOC,
+        record_flags,
+        Bytes::copy_from_slice(payload),
+        &other,
+        None
+    )
+    .is_err());
 }
 
 fn record_paths(kind: RecordKind, payload: &[u8]) {
@@ -135,7 +166,18 @@ fuzz_target!(|data: &[u8]| {
     let sample = &data[..data.len().min(16 << 10)];
     let hash = content_hash(sample);
     let rec = encode_chunk(RawChunk::copy_of(sample), hash, Compression::default());
-    let raw =
-        decode_chunk(LOC, rec.flags, rec.payload.clone().into(), &hash).expect("own chunk decodes");
+    let raw = decode_chunk(LOC, rec.flags, rec.payload.clone().into(), &hash, None)
+        .expect("own chunk decodes");
     assert_eq!(raw, sample, "chunk round trip");
+    // Sealed: opens under its key only.
+    let key = DataKey::from_bytes([3; 32]);
+    let sealed = encode_sealed_chunk(RawChunk::copy_of(sample), Compression::default(), &key)
+        .expect("seals");
+    let lsm::format::Record::Chunk { hash, .. } = &sealed.record else {
+        panic!("a sealed chunk is a chunk record");
+    };
+    let bytes: Bytes = sealed.payload.clone().into();
+    let opened = decode_chunk(LOC, sealed.flags, bytes.clone(), hash, Some(&key)).expect("opens");
+    assert_eq!(opened, sample, "sealed round trip");
+    assert!(decode_chunk(LOC, sealed.flags, bytes, hash, None).is_err());
 });
