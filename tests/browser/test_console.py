@@ -272,6 +272,10 @@ def test_previews_never_run_stored_scripts_and_share_links_work(browser, console
     assert url.startswith(f"http://127.0.0.1:{console.port}/{bucket}/note.json?"), url
     status, _, body = call(url)
     assert (status, body) == (200, b'{"a": 1}')
+    # And in the browser with every cookie gone: the link alone is enough.
+    browser.delete_all_cookies()
+    browser.get(url)
+    assert '{"a": 1}' in browser.find_element(By.TAG_NAME, "body").text
     shot("shared")
 
 
