@@ -18,6 +18,8 @@ function h(tag, attrs, ...kids) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else if (k === 'text') el.textContent = v;
+    // Through the CSSOM: the page's CSP refuses style attributes.
+    else if (k === 'style') for (const [p, val] of v) el.style.setProperty(p, val);
     else el.setAttribute(k, v === true ? '' : v);
   }
   for (const kid of kids.flat()) {
@@ -636,7 +638,7 @@ async function viewUsers(view) {
 // ---------------------------------------------------------------- dashboard
 
 function chart(title, series, unit, format) {
-  const W = 600, H = 180, L = 52, B = 18, T = 8;
+  const W = 400, H = 160, L = 72, B = 16, T = 8;
   const all = series.flatMap((s) => s.points);
   const svg = svgEl('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': title, 'data-points': String(all.length) });
   const legend = h('div', { class: 'legend' });
@@ -658,14 +660,15 @@ function chart(title, series, unit, format) {
     svg.append(label);
   }
   const when = svgEl('text', { x: W - 4, y: H - 4, 'text-anchor': 'end' });
-  when.textContent = `${Math.round((t1 - t0) / 60)} min`;
+  const span = t1 - t0;
+  when.textContent = span < 120 ? `last ${Math.round(span)} s` : `last ${Math.round(span / 60)} min`;
   svg.append(when);
   series.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length];
     const pts = s.points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ');
     svg.append(svgEl('polyline', { points: pts, fill: 'none', stroke: color, 'stroke-width': 2, 'stroke-dasharray': s.dashed ? '4 3' : 'none', 'data-series': s.name }));
     if (s.points.length === 1) svg.append(svgEl('circle', { cx: x(s.points[0][0]), cy: y(s.points[0][1]), r: 3, fill: color }));
-    legend.append(h('span', { style: `--c:${color}`, text: s.name }));
+    legend.append(h('span', { style: [['--c', color]], text: s.name }));
   });
   svg.setAttribute('aria-label', `${title} (${unit})`);
   return box;
@@ -696,7 +699,7 @@ async function viewDashboard(view) {
     const device = h('section', { class: 'card', id: 'device' }, h('h2', { text: 'Device' }));
     if (d) {
       const used = d.size_bytes ? (100 * d.used_bytes) / d.size_bytes : 0;
-      device.append(h('div', { class: 'bar', role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': used.toFixed(0), 'aria-label': 'device used' }, h('div', { style: `width:${used.toFixed(1)}%` })),
+      device.append(h('div', { class: 'bar', role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': used.toFixed(0), 'aria-label': 'device used' }, h('div', { style: [['width', `${used.toFixed(1)}%`]] })),
         h('p', { text: `${fmtBytes(d.used_bytes)} used of ${fmtBytes(d.size_bytes)}; ${fmtBytes(d.free_bytes)} free. ${d.objects.toLocaleString()} objects, ${fmtBytes(d.logical_bytes)} of data.` }));
     }
     view.replaceChildren(h('h1', { text: 'Dashboard' }),
