@@ -165,12 +165,14 @@ pub(crate) async fn get_object(
         input.if_modified_since.as_ref(),
         input.if_unmodified_since.as_ref(),
     )?;
+    // A part or range that is not there is answered before the key is
+    // asked for, as AWS orders them.
+    let selection = select(&entry, input.range.as_ref(), input.part_number)?;
     let sealed = s.sse().open_for_read(
         req.extensions.get::<ClientInfo>(),
         &entry.meta,
         &customer_headers!(input),
     )?;
-    let selection = select(&entry, input.range.as_ref(), input.part_number)?;
     let body = object_body(
         &store,
         &entry,
@@ -230,12 +232,14 @@ pub(crate) async fn head_object(
         input.if_modified_since.as_ref(),
         input.if_unmodified_since.as_ref(),
     )?;
+    // A part or range that is not there is answered before the key is
+    // asked for, as AWS orders them.
+    let selection = select(&entry, input.range.as_ref(), input.part_number)?;
     let sealed = s.sse().open_for_read(
         req.extensions.get::<ClientInfo>(),
         &entry.meta,
         &customer_headers!(input),
     )?;
-    let selection = select(&entry, input.range.as_ref(), input.part_number)?;
     let meta = &entry.meta;
     let mut output = HeadObjectOutput {
         content_length: Some((selection.span.end - selection.span.start) as i64),
