@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from console_kit import Server, browser, sign_in  # noqa: E402
+from console_kit import console_session  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -27,9 +27,7 @@ def main():
     ap.add_argument("--keys", type=int, default=100_000)
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
-    server = Server()
-    driver = None
-    try:
+    with console_session() as (server, open_browser):
         s3 = server.s3()
         s3.create_bucket(Bucket="many")
         start = time.monotonic()
@@ -37,8 +35,7 @@ def main():
             list(pool.map(lambda i: s3.put_object(Bucket="many", Key=f"in/one/prefix/{i:08d}", Body=b"x"),
                           range(args.keys)))
         print(f"filled {args.keys} keys in {time.monotonic() - start:.0f} s", file=sys.stderr)
-        driver = browser()
-        sign_in(driver, server)
+        driver = open_browser()
         wait = WebDriverWait(driver, 60, poll_frequency=0.005)
         first, following = [], []
         for _ in range(args.runs):
@@ -52,13 +49,8 @@ def main():
             driver.find_element(By.ID, "next-page").click()
             wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-key="in/one/prefix/00000100"]'))
             following.append(time.monotonic() - t)
-        ms = lambda xs: f"median {statistics.median(xs) * 1000:.0f} ms, max {max(xs) * 1000:.0f} ms"
-        print(f"{args.keys} keys in one prefix, {args.runs} runs: first page {ms(first)}; next page {ms(following)}")
-    finally:
-        if driver:
-            driver.quit()
-        server.stop()
-
+    ms = lambda xs: f"median {statistics.median(xs) * 1000:.0f} ms, max {max(xs) * 1000:.0f} ms"
+    print(f"{args.keys} keys in one prefix, {args.runs} runs: first page {ms(first)}; next page {ms(following)}")
 
 if __name__ == "__main__":
     main()

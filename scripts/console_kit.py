@@ -5,6 +5,7 @@ Run the scripts with the browser tests' venv (.venv-browser)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -81,3 +82,24 @@ def sign_in(driver, server: Server):
     driver.find_element(By.ID, "login-secret").send_keys(SECRET_KEY)
     driver.find_element(By.ID, "login-submit").click()
     wait.until(lambda d: d.find_element(By.ID, "top").is_displayed())
+
+
+@contextlib.contextmanager
+def console_session(extra_args=()):
+    """A server and a function that opens a browser signed in to its
+    console; both are closed on the way out."""
+    server = Server(extra_args=extra_args)
+    drivers = []
+
+    def open_browser():
+        driver = browser()
+        drivers.append(driver)
+        sign_in(driver, server)
+        return driver
+
+    try:
+        yield server, open_browser
+    finally:
+        for driver in drivers:
+            driver.quit()
+        server.stop()

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from console_kit import ROOT, Server, browser, sign_in  # noqa: E402
+from console_kit import ROOT, console_session  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -23,9 +23,7 @@ OUT = ROOT / "docs" / "screenshots"
 
 
 def main():
-    server = Server(extra_args=["--console-sample-interval-ms", "1000"])
-    driver = None
-    try:
+    with console_session(["--console-sample-interval-ms", "1000"]) as (server, open_browser):
         s3 = server.s3()
         for bucket in ("milvus-data", "backups", "public-downloads"):
             s3.create_bucket(Bucket=bucket)
@@ -38,8 +36,7 @@ def main():
             s3.put_object(Bucket="backups", Key="nightly", Body=os.urandom(64 << 10))
             s3.get_object(Bucket="milvus-data", Key="config.json")["Body"].read()
             s3.list_objects_v2(Bucket="milvus-data", MaxKeys=10)
-        driver = browser()
-        sign_in(driver, server)
+        driver = open_browser()
         wait = WebDriverWait(driver, 20)
         OUT.mkdir(parents=True, exist_ok=True)
         driver.get(server.console_url + "/#/dashboard")
@@ -48,12 +45,7 @@ def main():
         driver.get(server.console_url + "/#/bucket/milvus-data/")
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-key="config.json"]'))
         driver.save_screenshot(str(OUT / "object-browser.png"))
-        print(f"screenshots in {OUT}")
-    finally:
-        if driver:
-            driver.quit()
-        server.stop()
-
+    print(f"screenshots in {OUT}")
 
 if __name__ == "__main__":
     main()

@@ -45,6 +45,14 @@ impl Sealed {
         }
     }
 
+    /// The ETag of a body written under `sealed` (None: in the clear).
+    pub fn etag_of(sealed: Option<&Sealed>, md5_hex: String) -> String {
+        match sealed {
+            Some(sealed) => sealed.etag(md5_hex),
+            None => md5_hex,
+        }
+    }
+
     pub fn answer(&self) -> SseAnswer {
         SseAnswer::of(Some(&self.wrapped), self.customer_md5.as_deref())
     }

@@ -161,10 +161,7 @@ pub(crate) async fn upload_part(
     )
     .await?;
     let checksums = body.checksums;
-    let etag = match &sealed {
-        Some(sealed) => sealed.etag(body.md5_hex),
-        None => body.md5_hex,
-    };
+    let etag = Sealed::etag_of(sealed.as_ref(), body.md5_hex);
     let part = store
         .put_part(&input.upload_id, number, body.data, etag, checksums.clone())
         .await
@@ -238,10 +235,7 @@ pub(crate) async fn upload_part_copy(
         s.body_timeout(),
     )
     .await?;
-    let etag = match &sealed {
-        Some(sealed) => sealed.etag(body.md5_hex),
-        None => body.md5_hex,
-    };
+    let etag = Sealed::etag_of(sealed.as_ref(), body.md5_hex);
     let part = store
         .put_part(&input.upload_id, number, body.data, etag, vec![])
         .await

@@ -12,7 +12,9 @@ use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 use crate::authz::ClientInfo;
 use crate::body::{fill_checksums, ingest, ingest_upload, object_body, ChecksumRequest};
 use crate::convert::*;
-use crate::encryption::{copy_source_customer_headers, fill_sse_all, write_headers, SseAnswer};
+use crate::encryption::{
+    copy_source_customer_headers, fill_sse_all, write_headers, Sealed, SseAnswer,
+};
 use crate::errors::{read_error, to_s3};
 use crate::object_config::{lock_from_headers, tags_from_header};
 use crate::service::Strata;
@@ -107,10 +109,7 @@ pub(crate) async fn put_object(
     .await?;
     let checksums = body.checksums;
     meta.checksums = checksums.clone();
-    meta.etag = match &sealed {
-        Some(sealed) => sealed.etag(body.md5_hex),
-        None => body.md5_hex,
-    };
+    meta.etag = Sealed::etag_of(sealed.as_ref(), body.md5_hex);
     meta.set_encryption(sealed.as_ref().map(|s| s.wrapped.clone()));
     let entry = store
         .put_object(
@@ -447,10 +446,7 @@ pub(crate) async fn copy_object(
                 s.body_timeout(),
             )
             .await?;
-            meta.etag = match &sealed {
-                Some(sealed) => sealed.etag(body.md5_hex),
-                None => body.md5_hex,
-            };
+            meta.etag = Sealed::etag_of(sealed.as_ref(), body.md5_hex);
             meta.set_encryption(sealed.as_ref().map(|s| s.wrapped.clone()));
             store
                 .put_object(

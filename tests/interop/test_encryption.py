@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -383,14 +384,23 @@ def test_no_marker_reaches_the_device_in_the_clear(server_factory, tmp_path):
     assert _scan(srv.data_path, MARKER)
 
 
+def _attach_loop(backing: Path) -> str:
+    name = subprocess.run(["losetup", "--find"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    if not os.path.exists(name):
+        # Some containers drop a loop device's node when it is detached.
+        os.mknod(name, 0o660 | stat.S_IFBLK, os.makedev(7, int(name.removeprefix("/dev/loop"))))
+    subprocess.run(["losetup", name, str(backing)], check=True, capture_output=True)
+    return name
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("losetup") is None,
                     reason="loop devices need root and losetup")
 def test_no_marker_on_a_raw_loop_device_with_encrypt_everything(server_factory, tmp_path):
     backing = tmp_path / "loop.img"
     with open(backing, "wb") as f:
         f.truncate(512 << 20)
-    loop = subprocess.run(["losetup", "--find", "--show", str(backing)], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    loop = _attach_loop(backing)
     try:
         keys = key_file(tmp_path, f"{MAIN_KEY}:{KEY_A}")
         subprocess.run([os.environ["STRATA_BIN"], "format", loop, "--segment-size-bytes",
