@@ -161,7 +161,7 @@ impl Access {
         policy::authorize(&policy::Authorization {
             request: &request,
             identity_policies: &identity,
-            resource_owner: config.map(|c| c.owner()),
+            resource_owner: config.map(|c| resource_owner(c, object, ask.action)),
             bucket_policy: bucket_policy.as_deref(),
             acl_grants,
         })
@@ -208,30 +208,31 @@ impl Access {
             return Err(s3_error!(AccessDenied, "Access Denied"));
         }
         let verdict = self.verdict(store, ask, config.as_ref(), object.as_deref());
+        // A missing object is NoSuchKey to a caller who may list the
+        // bucket with the key as prefix (it could learn as much from that
+        // listing), as in S3; to anyone else it is AccessDenied, which
+        // reveals nothing.
+        let may_list_it = |key: &str| {
+            let listing = ask.context.clone().with("s3:prefix", key);
+            let list = Ask {
+                action: "s3:ListBucket",
+                key: None,
+                version: None,
+                context: &listing,
+                ..*ask
+            };
+            self.verdict(store, &list, config.as_ref(), None) == Verdict::Allowed
+        };
         match verdict {
             Verdict::Allowed => Ok(()),
             Verdict::ExplicitDeny => {
                 self.metrics.access_denied("explicit_deny");
                 Err(s3_error!(AccessDenied, "Access Denied"))
             }
-            // A missing object is NoSuchKey to a caller who may list the
-            // bucket (it could learn as much from a listing), as in S3;
-            // to anyone else it is AccessDenied, which reveals nothing.
             Verdict::ImplicitDeny
                 if object.is_none()
-                    && ask.key.is_some()
                     && matches!(ask.action, "s3:GetObject" | "s3:GetObjectVersion")
-                    && self.verdict(
-                        store,
-                        &Ask {
-                            action: "s3:ListBucket",
-                            key: None,
-                            version: None,
-                            ..*ask
-                        },
-                        config.as_ref(),
-                        None,
-                    ) == Verdict::Allowed =>
+                    && ask.key.is_some_and(may_list_it) =>
             {
                 Ok(())
             }
@@ -277,6 +278,36 @@ pub(crate) fn is_public(policy: &Policy) -> bool {
 /// the caller the permission `action` needs. The owner's full control is
 /// implicit; BucketOwnerEnforced turns ACLs off, IgnorePublicAcls ignores
 /// grants to everyone.
+/// Who owns what a request acts on. With ACLs on, an object written by
+/// another account is that account's (S3's ObjectWriter ownership): reading
+/// it, its ACL or its tags needs that owner's grant, as on AWS. The bucket
+/// owner keeps what S3 keeps for it: writing and deleting keys, and every
+/// bucket-level action.
+fn resource_owner<'a>(
+    config: &'a BucketConfig,
+    object: Option<&'a ObjectEntry>,
+    action: &str,
+) -> &'a str {
+    let of_the_object = matches!(
+        action,
+        "s3:GetObject"
+            | "s3:GetObjectVersion"
+            | "s3:GetObjectAcl"
+            | "s3:GetObjectVersionAcl"
+            | "s3:PutObjectAcl"
+            | "s3:PutObjectVersionAcl"
+            | "s3:GetObjectTagging"
+            | "s3:GetObjectVersionTagging"
+            | "s3:PutObjectTagging"
+            | "s3:PutObjectVersionTagging"
+    );
+    let enforced = config.ownership == Some(lsm::format::ObjectOwnership::BucketOwnerEnforced);
+    match object.and_then(|o| o.meta.acl()) {
+        Some(acl) if of_the_object && !enforced => &acl.owner,
+        _ => config.owner(),
+    }
+}
+
 fn acl_grants(
     config: &BucketConfig,
     object: Option<&ObjectEntry>,
