@@ -20,7 +20,7 @@ use s3s::path::S3Path;
 use s3s::{s3_error, S3Error, S3Result};
 
 use crate::identity::{Caller, Keyring};
-use crate::request_conditions::{check_presigned_expiry, percent_decode, request_context};
+use crate::request_conditions::{percent_decode, request_context};
 
 /// Where a request came from, set by the connection layer (the address
 /// conditions test and whether TLS carried it).
@@ -469,7 +469,6 @@ pub(crate) fn anonymous() -> Caller {
 #[async_trait::async_trait]
 impl S3Access for AccessCheck {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        check_presigned_expiry(cx.uri())?;
         let caller = self.caller(cx);
         let client = cx.extensions_mut().get::<ClientInfo>().copied();
         let request_id = cx

@@ -387,7 +387,10 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
             .get(header::EXPECT)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let started = Instant::now();
-    let mut response = next.run(req).await;
+    let mut response = match presign_refusal(req.uri()) {
+        Some(refusal) => refusal,
+        None => next.run(req).await,
+    };
     if response.status().is_client_error() || response.status().is_server_error() {
         response = with_request_id(response, &request_id.0).await;
     }
@@ -507,19 +510,42 @@ impl Drop for Admitted {
     }
 }
 
-fn slow_down() -> Response {
-    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
-    let mut response = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
+/// An S3 error document answered before s3s sees the request.
+fn early_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
         header::CONTENT_TYPE,
         axum::http::HeaderValue::from_static("application/xml"),
     );
-    headers.insert(
+    response
+}
+
+fn slow_down() -> Response {
+    let mut response = early_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SlowDown",
+        "Please reduce your request rate.",
+    );
+    response.headers_mut().insert(
         header::RETRY_AFTER,
         axum::http::HeaderValue::from_static("1"),
     );
     response
+}
+
+/// A presigned URL's lifetime out of S3's range (negative, zero, past a
+/// week) is refused here: s3s would refuse a negative one as a malformed
+/// query (400) where AWS answers 403.
+fn presign_refusal(uri: &axum::http::Uri) -> Option<Response> {
+    let refusal = crate::request_conditions::check_presigned_expiry(uri).err()?;
+    Some(early_error(
+        refusal.status_code().unwrap_or(StatusCode::FORBIDDEN),
+        refusal.code().as_str(),
+        refusal.message().unwrap_or("Access Denied"),
+    ))
 }
 
 async fn shed(State(load): State<Load>, req: Request, next: Next) -> Response {

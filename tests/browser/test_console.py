@@ -365,3 +365,26 @@ def test_a_phone_width_screen_and_the_keyboard_alone(browser, console, cs3, shot
         assert browser.switch_to.active_element.get_attribute("id") == "upload-input"
     finally:
         browser.set_window_size(1280, 800)
+
+
+def test_under_tls_the_session_cookie_is_secure(server_factory, tmp_path):
+    import ssl
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    port = _free_port()
+    srv = server_factory("console-tls", extra_args=[
+        "--tls-cert", str(cert), "--tls-key", str(key), "--console-address", f"127.0.0.1:{port}"])
+    context = ssl.create_default_context(cafile=str(cert))
+    body = json.dumps({"access_key": srv.access_key, "secret_key": srv.secret_key}).encode()
+    req = urllib.request.Request(f"https://127.0.0.1:{port}/api/login", method="POST", data=body,
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, context=context, timeout=30) as r:
+        cookie = r.headers["set-cookie"]
+    assert "; Secure" in cookie and "HttpOnly" in cookie, cookie
+    # The same console over plain HTTP is not served.
+    with pytest.raises(Exception):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()

@@ -17,6 +17,7 @@ import re
 import shlex
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -52,8 +53,10 @@ def _free_port() -> int:
 
 
 def _http_status(url: str, timeout: float = 2.0):
+    # Test servers with TLS use throwaway self-signed certificates.
+    context = ssl._create_unverified_context() if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as r:
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
@@ -84,7 +87,8 @@ class StrataServer:
     # -- addresses ---------------------------------------------------------
     @property
     def endpoint_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if "--tls-cert" in self.extra_args else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def netloc(self) -> str:
