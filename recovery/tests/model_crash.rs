@@ -144,6 +144,9 @@ struct Version {
     id: Option<u64>,
     null: bool,
     data: Option<Vec<u8>>,
+    /// The body's MD5, a completed upload's MD5 of its parts' MD5s and
+    /// part count, a copy's source's; empty for a delete marker.
+    etag: String,
     tags: Vec<(String, String)>,
     retention: Option<Retention>,
     legal_hold: bool,
@@ -234,9 +237,7 @@ impl Model {
         let live = versions.first().filter(|v| v.data.is_some());
         match (condition, live) {
             (Condition::IfMatch(_), None) => return Err("NoSuchKey"),
-            (Condition::IfMatch(ETagMatch::Is(e)), Some(cur))
-                if *e != etag_of(cur.data.as_deref().unwrap_or_default()) =>
-            {
+            (Condition::IfMatch(ETagMatch::Is(e)), Some(cur)) if *e != cur.etag => {
                 return Err("PreconditionFailed")
             }
             (Condition::IfNoneMatch(_), Some(_)) => return Err("PreconditionFailed"),
@@ -270,6 +271,7 @@ impl Model {
             id: None,
             null,
             data: None,
+            etag: String::new(),
             tags: vec![],
             retention: None,
             legal_hold: false,
@@ -358,6 +360,7 @@ fn object(data: Vec<u8>) -> Version {
     Version {
         id: None,
         null: false,
+        etag: etag_of(&data),
         data: Some(data),
         tags: vec![],
         retention: None,
@@ -469,8 +472,8 @@ async fn run(
                 .get(&b)
                 .and_then(|bucket| bucket.keys.get(&k))
                 .and_then(|v| v.first())
-                .and_then(|v| v.data.as_deref())
-                .map(etag_of);
+                .filter(|v| v.data.is_some())
+                .map(|v| v.etag.clone());
             let condition = match condition {
                 1 => Condition::IfNoneMatch(ETagMatch::Any),
                 2 => Condition::IfMatch(ETagMatch::Is(current_etag.unwrap_or_default())),
@@ -523,11 +526,21 @@ async fn run(
                 Some(bucket) => match bucket.keys.get(&k).and_then(|v| v.first()) {
                     None => Err("NoSuchKey"),
                     Some(Version { data: None, .. }) => Err("DeleteMarker"),
-                    Some(Version { data: Some(d), .. }) => Ok(d.clone()),
+                    Some(v @ Version { data: Some(d), .. }) => Ok((d.clone(), v.etag.clone())),
                 },
             };
-            let expected =
-                source.and_then(|data| after.put(&b, &t, &Condition::Always, object(data)));
+            // A copy keeps its source's ETag (a multipart one included).
+            let expected = source.and_then(|(data, etag)| {
+                after.put(
+                    &b,
+                    &t,
+                    &Condition::Always,
+                    Version {
+                        etag,
+                        ..object(data)
+                    },
+                )
+            });
             let result = match store.object(&b, &k) {
                 Ok(source) => store
                     .copy_object(&source, &b, &t, Default::default(), Condition::Always)
@@ -643,8 +656,10 @@ async fn run(
                 Some((_, _, parts)) if parts.is_empty() => Err("InvalidPart"),
                 Some((b, k, parts)) => {
                     let whole: Vec<u8> = parts.values().flatten().copied().collect();
+                    let md5s: Vec<u8> = parts.values().flat_map(|p| md5_of(p)).collect();
                     let version = Version {
                         upload: Some(id.clone()),
+                        etag: format!("{}-{}", etag_of(&md5s), parts.len()),
                         ..object(whole)
                     };
                     after.put(&b, &k, &Condition::Always, version)
@@ -835,6 +850,10 @@ fn observe(store: &lsm::Store) -> Model {
             keys.entry(listed.key.clone()).or_default().push(Version {
                 id: Some(e.lsn),
                 null: e.null_version,
+                etag: match e.delete_marker {
+                    true => String::new(),
+                    false => e.meta.etag.clone(),
+                },
                 data,
                 tags: e.meta.tags().to_vec(),
                 retention: e.meta.retention(),
