@@ -386,6 +386,7 @@ async fn observe(State(state): State<AppState>, mut req: Request, next: Next) ->
             .headers()
             .get(header::EXPECT)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    sigv2_bucket_path(&mut req);
     let started = Instant::now();
     let mut response = match presign_refusal(req.uri()) {
         Some(refusal) => refusal,
@@ -534,6 +535,30 @@ fn slow_down() -> Response {
         axum::http::HeaderValue::from_static("1"),
     );
     response
+}
+
+/// botocore signs a SigV2 request to a bucket with the resource `/bucket/`
+/// (the form a virtual-hosted request has) but sends the path `/bucket`,
+/// and AWS accepts it; s3s checks the path as sent. Such a request's path
+/// gains the slash before s3s sees it (s3s routes both forms alike).
+fn sigv2_bucket_path(req: &mut Request) {
+    let header_v2 = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes().starts_with(b"AWS "));
+    let query = req.uri().query().unwrap_or("");
+    let query_v2 = query.contains("AWSAccessKeyId=") && query.contains("Signature=");
+    let path = req.uri().path();
+    if !(header_v2 || query_v2) || path.len() < 2 || path[1..].contains('/') {
+        return;
+    }
+    let target = match req.uri().query() {
+        Some(query) => format!("{path}/?{query}"),
+        None => format!("{path}/"),
+    };
+    if let Ok(uri) = target.parse() {
+        *req.uri_mut() = uri;
+    }
 }
 
 /// A presigned URL's lifetime out of S3's range (negative, zero, past a

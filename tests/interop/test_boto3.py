@@ -1101,3 +1101,27 @@ def test_truncated_body_is_not_stored(server, s3, bucket):
                     headers={"content-type": "application/octet-stream"}, payload_hash=s3util.UNSIGNED_PAYLOAD)
     assert r.status == 200, r
     assert get_bytes(s3, bucket, "fresh") == data
+
+
+def test_signature_version_2_clients_work_on_buckets_and_objects(server):
+    """botocore's SigV2 ('s3') signs a bucket as /bucket/ while sending
+    /bucket, as AWS accepts; header auth and presigned URLs both work, and a
+    wrong secret is still refused."""
+    v2 = make_boto3_client(server, signature_version="s3")
+    bucket = unique_bucket_name("sigv2")
+    v2.create_bucket(Bucket=bucket)
+    try:
+        v2.put_object(Bucket=bucket, Key="k", Body=b"signed the old way")
+        assert [o["Key"] for o in v2.list_objects(Bucket=bucket)["Contents"]] == ["k"]
+        assert v2.get_object(Bucket=bucket, Key="k")["Body"].read() == b"signed the old way"
+        for method, params in (("get_object", {"Bucket": bucket, "Key": "k"}),
+                               ("list_objects", {"Bucket": bucket})):
+            with urllib.request.urlopen(v2.generate_presigned_url(method, Params=params)) as r:
+                assert r.status == 200
+        forged = make_boto3_client(server, secret_key="not-the-secret", signature_version="s3")
+        with pytest.raises(ClientError) as e:
+            forged.list_objects(Bucket=bucket)
+        assert e.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    finally:
+        v2.delete_object(Bucket=bucket, Key="k")
+        v2.delete_bucket(Bucket=bucket)
