@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -365,6 +366,25 @@ def test_a_phone_width_screen_and_the_keyboard_alone(browser, console, cs3, shot
         assert browser.switch_to.active_element.get_attribute("id") == "upload-input"
     finally:
         browser.set_window_size(1280, 800)
+    # On every page, Tab reaches every control there is.
+    for view in ("buckets", f"settings/{bucket}", f"bucket/{bucket}/", "users", "dashboard"):
+        go(browser, console, view)
+        time.sleep(0.7)
+        count = browser.execute_script('''
+            const controls = [...document.querySelectorAll('a[href], button, input, select, textarea')]
+              .filter((el) => el.offsetParent !== null && !el.disabled);
+            controls.forEach((el, i) => { el.dataset.control = i; });
+            document.activeElement && document.activeElement.blur();
+            return controls.length;''')
+        reached = set()
+        # Keys go to the page, as a person's do (sent to a file input,
+        # selenium would take them for a file name).
+        for _ in range(count + 5):
+            ActionChains(browser).send_keys(Keys.TAB).perform()
+            mark = browser.switch_to.active_element.get_attribute("data-control")
+            if mark is not None:
+                reached.add(int(mark))
+        assert reached == set(range(count)), f"{view}: {count} controls, Tab reached {sorted(reached)}"
 
 
 def test_under_tls_the_session_cookie_is_secure(server_factory, tmp_path):
