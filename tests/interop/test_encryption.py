@@ -122,6 +122,18 @@ def test_sse_s3_and_sse_kms_round_trip_with_their_headers(es3, ebucket):
     put = es3.put_object(Bucket=ebucket, Key="kms-default", Body=b"x", ServerSideEncryption="aws:kms")
     assert put["SSEKMSKeyId"] == MAIN_KEY
 
+    # A read names no SSE-S3/KMS key: AWS refuses those headers on GET and HEAD.
+    def add_sse_header(params, **_):
+        params["headers"]["x-amz-server-side-encryption"] = "AES256"
+    es3.meta.events.register("before-call.s3.GetObject", add_sse_header)
+    es3.meta.events.register("before-call.s3.HeadObject", add_sse_header)
+    try:
+        assert error_of(es3.get_object, Bucket=ebucket, Key="s3") == (400, "InvalidArgument")
+        assert error_of(es3.head_object, Bucket=ebucket, Key="s3")[0] == 400
+    finally:
+        es3.meta.events.unregister("before-call.s3.GetObject", add_sse_header)
+        es3.meta.events.unregister("before-call.s3.HeadObject", add_sse_header)
+
 
 def test_unknown_kms_keys_and_bad_headers_are_refused_and_store_nothing(es3, ebucket):
     status, code = error_of(es3.put_object, Bucket=ebucket, Key="k", Body=b"x",
