@@ -141,7 +141,7 @@ async fn guard(State(console): State<Arc<Console>>, mut req: Request, next: Next
     // The key must still be able to sign: a disabled user's or removed
     // key's session ends at its next request.
     let access_key = match console.sessions.get(&token) {
-        Some(key) if console.keyring.secret(&key).is_some() => key,
+        Some(key) if console.keyring.may_sign(&key) => key,
         _ => return problem(StatusCode::UNAUTHORIZED, "the session has ended"),
     };
     req.extensions_mut().insert(Session { token, access_key });

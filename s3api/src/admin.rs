@@ -15,7 +15,7 @@ use s3s::route::S3Route;
 use s3s::{s3_error, Body, S3Request, S3Response, S3Result};
 use serde::{Deserialize, Serialize};
 
-use crate::authz::{caller_of, Access, Ask, SignedInAs};
+use crate::authz::{caller_of, signer, Access, Ask};
 use crate::errors::to_s3;
 use crate::identity::Caller;
 use crate::secrets::{new_access_key, new_secret_key};
@@ -389,10 +389,8 @@ impl S3Route for AdminRoute {
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
-        let access_key = match (&req.credentials, req.extensions.get::<SignedInAs>()) {
-            (Some(credentials), _) => credentials.access_key.clone(),
-            (None, Some(signed_in)) => signed_in.0.clone(),
-            (None, None) => return Err(s3_error!(AccessDenied, "Signature is required")),
+        let Some(access_key) = signer(req.credentials.as_ref(), &req.extensions) else {
+            return Err(s3_error!(AccessDenied, "Signature is required"));
         };
         let caller = self
             .access

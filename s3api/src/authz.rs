@@ -36,6 +36,18 @@ pub struct ClientInfo {
 #[derive(Debug, Clone)]
 pub struct SignedInAs(pub String);
 
+/// The access key a request speaks for: its signature's, or, unsigned,
+/// the console's signed-in user's.
+pub(crate) fn signer(
+    credentials: Option<&s3s::auth::Credentials>,
+    extensions: &axum::http::Extensions,
+) -> Option<String> {
+    match credentials {
+        Some(credentials) => Some(credentials.access_key.clone()),
+        None => extensions.get::<SignedInAs>().map(|s| s.0.clone()),
+    }
+}
+
 /// What one authorisation needs from the request.
 pub(crate) struct Ask<'a> {
     pub caller: &'a Caller,
@@ -274,10 +286,6 @@ pub(crate) fn is_public(policy: &Policy) -> bool {
     })
 }
 
-/// Whether the bucket's (or, for an object action, the object's) ACL gives
-/// the caller the permission `action` needs. The owner's full control is
-/// implicit; BucketOwnerEnforced turns ACLs off, IgnorePublicAcls ignores
-/// grants to everyone.
 /// Who owns what a request acts on. With ACLs on, an object written by
 /// another account is that account's (S3's ObjectWriter ownership): reading
 /// it, its ACL or its tags needs that owner's grant, as on AWS. The bucket
@@ -308,6 +316,10 @@ fn resource_owner<'a>(
     }
 }
 
+/// Whether the bucket's (or, for an object action, the object's) ACL gives
+/// the caller the permission `action` needs. The owner's full control is
+/// implicit; BucketOwnerEnforced turns ACLs off, IgnorePublicAcls ignores
+/// grants to everyone.
 fn acl_grants(
     config: &BucketConfig,
     object: Option<&ObjectEntry>,
@@ -447,12 +459,9 @@ pub(crate) struct AccessCheck(pub Arc<Access>);
 
 impl AccessCheck {
     fn caller(&self, cx: &mut S3AccessContext<'_>) -> Caller {
-        let access_key = match cx.credentials() {
-            Some(credentials) => credentials.access_key.clone(),
-            None => match cx.extensions_mut().get::<SignedInAs>() {
-                Some(signed_in) => signed_in.0.clone(),
-                None => return anonymous(),
-            },
+        let credentials = cx.credentials().cloned();
+        let Some(access_key) = signer(credentials.as_ref(), cx.extensions_mut()) else {
+            return anonymous();
         };
         // None: a key removed or disabled after its request was verified.
         self.0.keyring.caller(&access_key).unwrap_or_else(anonymous)

@@ -89,6 +89,12 @@ impl Keyring {
         self.holder(access_key).map(|(caller, _)| caller)
     }
 
+    /// Whether `access_key` may sign requests now (its holder and the key
+    /// enabled), without opening its secret.
+    pub fn may_sign(&self, access_key: &str) -> bool {
+        self.holder(access_key).is_some()
+    }
+
     /// Whether `secret` is the secret of `access_key` and the key may sign
     /// requests now: the console's login. The comparison takes the same
     /// time wherever the strings differ.

@@ -157,6 +157,46 @@ def test_bucket_policy_grants_a_prefix_to_another_account_and_deny_wins(server, 
     denied(other.get_object, Bucket=bucket, Key="shared/a")
 
 
+def test_objects_another_account_writes_are_its_own_and_404_needs_listing(server, s3, tenants, bucket):
+    """ObjectWriter ownership, as on AWS: an object another account writes
+    without granting the bucket owner stays unreadable to the bucket
+    owner, who can still delete it; a missing key is NoSuchKey only to a
+    caller who may list the bucket with that key as prefix."""
+    other = client_for(server, tenants["other"])
+    account = tenants["other"]["account_id"]
+    principal = {"AWS": f"arn:aws:iam::{account}:root"}
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": principal, "Action": ["s3:PutObject", "s3:GetObject"],
+             "Resource": f"arn:aws:s3:::{bucket}/drop/*"},
+            {"Effect": "Allow", "Principal": principal, "Action": "s3:ListBucket",
+             "Resource": f"arn:aws:s3:::{bucket}",
+             "Condition": {"StringLike": {"s3:prefix": "drop/*"}}},
+        ],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    try:
+        other.put_object(Bucket=bucket, Key="drop/kept", Body=b"the writer's")
+        other.put_object(Bucket=bucket, Key="drop/shared", Body=b"granted back",
+                         GrantFullControl="id=000000000000")
+        denied(s3.get_object, Bucket=bucket, Key="drop/kept")
+        denied(s3.get_object_acl, Bucket=bucket, Key="drop/kept")
+        assert s3.get_object(Bucket=bucket, Key="drop/shared")["Body"].read() == b"granted back"
+        assert other.get_object(Bucket=bucket, Key="drop/kept")["Body"].read() == b"the writer's"
+        # The bucket owner keeps the right to remove what lands in its bucket.
+        s3.delete_object(Bucket=bucket, Key="drop/kept")
+        with pytest.raises(ClientError) as e:
+            other.head_object(Bucket=bucket, Key="drop/kept")
+        assert e.value.response["Error"]["Code"] == "404"
+        with pytest.raises(ClientError) as e:
+            other.head_object(Bucket=bucket, Key="private/none")
+        assert e.value.response["Error"]["Code"] == "403"
+    finally:
+        s3.delete_bucket_policy(Bucket=bucket)
+        s3.delete_object(Bucket=bucket, Key="drop/shared")
+
+
 def test_a_policy_naming_an_unknown_condition_is_refused(s3, bucket):
     policy = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
