@@ -512,7 +512,7 @@ impl Drop for Admitted {
 }
 
 /// An S3 error document answered before s3s sees the request.
-fn early_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn early_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
     );
@@ -632,13 +632,19 @@ pub fn router(state: AppState, keyring: Arc<Keyring>, limits: &HttpLimits) -> Ro
     let mut config = s3s::config::S3Config::default();
     config.xml_max_body_size = limits.max_xml_bytes;
     config.post_object_max_file_size = limits.max_post_object_bytes;
+    config.form_max_fields_size = crate::post_form::MAX_FORM_FIELDS_BYTES;
     builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
         config,
     ))));
     let s3 = builder.build();
+    let stall = limits.body_timeout;
     let s3_fallback = move |req: Request| {
         let s3 = s3.clone();
         async move {
+            let req = match crate::post_form::prepare(req, stall).await {
+                Ok(req) => req,
+                Err(refusal) => return refusal,
+            };
             match s3.call(req.map(s3s::Body::http_body_unsync)).await {
                 Ok(response) => response.map(Body::new),
                 Err(e) => {

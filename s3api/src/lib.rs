@@ -22,6 +22,7 @@ mod listings;
 mod multipart;
 mod object_config;
 mod objects;
+mod post_form;
 mod post_object;
 mod reads;
 mod request_conditions;

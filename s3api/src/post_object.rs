@@ -1,6 +1,7 @@
 //! POST object: the HTML form upload browsers send. s3s checks the form's
 //! SigV4 signature and its POST policy's conditions (eq, starts-with,
-//! content-length-range) and aggregates the file, up to
+//! content-length-range) and aggregates the file (the front has read the
+//! fields s3s does not: post_form.rs), up to
 //! `HttpLimits::max_post_object_bytes`; the form's fields are a PutObject's,
 //! so the upload is exactly a PUT, authorised as one.
 
@@ -17,6 +18,12 @@ pub(crate) async fn post_object(
     req: S3Request<PostObjectInput>,
 ) -> S3Result<S3Response<PostObjectOutput>> {
     let mut req = req.map_input(into_put);
+    if req.input.tagging.is_none() {
+        req.input.tagging = req
+            .extensions
+            .get::<crate::post_form::FormTagging>()
+            .map(|t| t.0.clone());
+    }
     // A form's tagging field is a Tagging document; a PUT's header is a
     // query string, which the PUT path reads.
     if let Some(xml) = req
@@ -122,7 +129,9 @@ fn into_post(x: PutObjectOutput) -> PostObjectOutput {
         checksum_sha1: x.checksum_sha1,
         checksum_sha256: x.checksum_sha256,
         checksum_type: x.checksum_type,
-        e_tag: x.e_tag,
+        // s3s writes this value as it is into the redirect's `etag`
+        // parameter and the 201 document's ETag, where S3 gives it quoted.
+        e_tag: x.e_tag.map(|e| ETag::Strong(format!("\"{}\"", e.value()))),
         expiration: x.expiration,
         request_charged: x.request_charged,
         sse_customer_algorithm: x.sse_customer_algorithm,

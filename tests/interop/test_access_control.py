@@ -365,10 +365,17 @@ def written_regions(path, piece=64 << 20):
         os.close(fd)
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 def raw(method, url, headers=None, body=None):
+    """One request as sent, answered as the server answers it (redirects
+    are answers too: they are not followed)."""
     req = urllib.request.Request(url, method=method, headers=headers or {}, data=body)
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.build_opener(_NoRedirects).open(req, timeout=10) as r:
             return r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read()
@@ -439,6 +446,36 @@ def test_post_object_enforces_its_policy(server, s3, bucket):
     assert status in (400, 403)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert keys == ["uploads/ok.txt"]
+
+
+def test_post_object_tagging_field_filename_key_and_redirect(server, s3, bucket):
+    # S3's form fields that s3s does not read itself: `tagging` (a Tagging
+    # document) and `${filename}` in the key, checked by the policy after
+    # the file's name is put in; the redirect carries the quoted ETag.
+    tagging = ("<Tagging><TagSet><Tag><Key>team</Key><Value>a&amp;b</Value></Tag>"
+               "<Tag><Key>tier</Key><Value>gold</Value></Tag></TagSet></Tagging>")
+    redirect = "http://app.example/done"
+    post = s3.generate_presigned_post(
+        bucket, "uploads/${filename}",
+        Fields={"tagging": tagging, "success_action_redirect": redirect},
+        Conditions=[["starts-with", "$key", "uploads/f"], {"tagging": tagging},
+                    {"success_action_redirect": redirect}],
+        ExpiresIn=300)
+    status, headers, body = post_form(post["url"], post["fields"], b"tagged by its form")
+    assert status == 303, body
+    stored = s3.head_object(Bucket=bucket, Key="uploads/f.txt")
+    assert headers["Location"] == (f"{redirect}?bucket={bucket}&key=uploads%2Ff.txt"
+                                   f"&etag=%22{stored['ETag'].strip(chr(34))}%22")
+    tags = s3.get_object_tagging(Bucket=bucket, Key="uploads/f.txt")["TagSet"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("team", "a&b"), ("tier", "gold")]
+    # The policy sees the key with the file's name in it: a prefix the
+    # name does not match is refused.
+    post = s3.generate_presigned_post(bucket, "uploads/${filename}",
+                                      Conditions=[["starts-with", "$key", "uploads/g"]],
+                                      ExpiresIn=300)
+    assert post_form(post["url"], post["fields"], b"refused")[0] == 403
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == ["uploads/f.txt"]
 
 
 def test_aws_bucket_defaults_turn_acls_off_and_block_public_access(server_factory):
