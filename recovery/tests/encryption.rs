@@ -258,7 +258,7 @@ fn a_flipped_bit_in_an_encrypted_chunk_is_found_and_named() {
             .unwrap();
     });
     let sb = lsm::read_superblock(dev.as_ref()).unwrap();
-    let chunk = store.object("b", "damaged").unwrap().chunks[1].clone();
+    let chunk = store.object("b", "damaged").unwrap().chunks[1];
     store.shutdown();
     drop(store);
 

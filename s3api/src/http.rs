@@ -1,9 +1,9 @@
 //! The HTTP front: axum serves health, readiness and Prometheus metrics, and
 //! hands everything else to the s3s service. A middleware counts requests
 //! and refuses what we do not serve (browser POST forms); another sheds
-//! load past the caps on requests and bytes in flight with 503 SlowDown, as
-//! S3 does, rather than queueing without bound (health and metrics are
-//! never shed).
+//! load past the caps on requests and bytes in flight, and while the
+//! runtime's queues overflow, with 503 SlowDown, as S3 does, rather than
+//! queueing without bound (health and metrics are never shed).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +37,12 @@ pub struct HttpLimits {
     /// A request body that sends nothing for this long fails with
     /// RequestTimeout; what it had written is discarded.
     pub body_timeout: Duration,
+    /// Past this many ready tasks in the runtime's shared queue, new
+    /// requests are answered 503 SlowDown; zero: never. Tasks land there
+    /// when every worker's own queue (256 tasks) is full: the cores are
+    /// behind, and requests not yet read wait in that queue unseen by
+    /// the count of requests in service.
+    pub max_queued_tasks: usize,
     /// Largest file of a browser POST upload: s3s holds it in memory
     /// whole, so it is bounded well below S3's 5 GB (larger uploads from
     /// a browser use multipart).
@@ -50,6 +56,7 @@ impl Default for HttpLimits {
             max_in_flight_bytes: 2 << 30,
             max_xml_bytes: 4 << 20,
             body_timeout: Duration::from_secs(30),
+            max_queued_tasks: 16,
             max_post_object_bytes: 64 << 20,
         }
     }
@@ -120,10 +127,12 @@ pub struct Metrics {
     timeouts: Mutex<BTreeMap<&'static str, u64>>,
     /// Connections closed at accept, by reason: global_cap, address_cap.
     refused: Mutex<BTreeMap<&'static str, u64>>,
-    /// Requests answered 503 SlowDown, by reason: requests, bytes.
+    /// Requests answered 503 SlowDown, by reason: requests, bytes, queue.
     shed: Mutex<BTreeMap<&'static str, u64>>,
     /// Idle connections closed to make room at the connection cap.
     evicted: AtomicU64,
+    /// Ready tasks in the runtime's shared queue, as last sampled.
+    queued_tasks: AtomicU64,
     /// Requests refused AccessDenied, by reason: explicit_deny,
     /// not_allowed, anonymous.
     denied: Mutex<BTreeMap<&'static str, u64>>,
@@ -241,6 +250,11 @@ impl Metrics {
             out,
             "# TYPE strata_connections_evicted_total counter\nstrata_connections_evicted_total {}",
             self.evicted.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE strata_runtime_queued_tasks gauge\nstrata_runtime_queued_tasks {}",
+            self.queued_tasks.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,
@@ -595,9 +609,31 @@ async fn shed(State(load): State<Load>, req: Request, next: Next) -> Response {
         load.metrics.request_shed("bytes");
         return slow_down();
     }
+    let queued = load.metrics.queued_tasks.load(Ordering::Relaxed);
+    if load.limits.max_queued_tasks > 0 && queued > load.limits.max_queued_tasks as u64 {
+        load.metrics.request_shed("queue");
+        return slow_down();
+    }
     let response = next.run(req).await;
     drop(admitted);
     response
+}
+
+/// Samples the runtime's shared queue every few milliseconds. Under
+/// overload thousands of connections have a request ready; the workers'
+/// own queues overflow into the shared one, which they poll only now and
+/// then, and a request read from there has waited long (measured with
+/// benches/overload.sh: p99 150 ms at 1,024 clients on one core, 39 ms
+/// when past 16 tasks there new requests are shed). How late a probe task
+/// runs did not show it: tasks woken by I/O run before the queue.
+async fn watch_runtime_queue(metrics: Arc<Metrics>) {
+    const TICK: Duration = Duration::from_millis(5);
+    let runtime = tokio::runtime::Handle::current();
+    loop {
+        tokio::time::sleep(TICK).await;
+        let depth = runtime.metrics().global_queue_depth();
+        metrics.queued_tasks.store(depth as u64, Ordering::Relaxed);
+    }
 }
 
 async fn live() -> StatusCode {
@@ -637,6 +673,9 @@ pub fn router(state: AppState, keyring: Arc<Keyring>, limits: &HttpLimits) -> Ro
         config,
     ))));
     let s3 = builder.build();
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(watch_runtime_queue(state.metrics.clone()));
+    }
     let stall = limits.body_timeout;
     let s3_fallback = move |req: Request| {
         let s3 = s3.clone();

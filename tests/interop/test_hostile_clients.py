@@ -2,8 +2,9 @@
 deadline set to one second: idle and trickling connections are closed, a
 stalled body fails with RequestTimeout and leaves nothing, floods of idle
 connections (from one address, and from many) leave other clients and the
-health probes served, too many requests are shed with 503 SlowDown while
-the others are answered correctly, and a client that stops reading a GET is
+health probes served, too many requests (and requests while the runtime's
+queue overflows) are shed with 503 SlowDown while the others are answered
+correctly, and a client that stops reading a GET is
 dropped. After each, the server serves normally and has lost nothing."""
 
 from __future__ import annotations
@@ -311,6 +312,44 @@ def test_too_many_requests_are_shed_and_the_rest_answered(server_factory):
             s3.head_object(Bucket=bucket, Key=f"k{i}")
     assert metric(srv, "strata_requests_shed_total", "requests") == 56
     assert_serves(srv, s3, bucket, "shed")
+
+
+def test_requests_are_shed_while_the_runtime_queue_overflows(server_factory):
+    """1,500 connections send a GET each at once: more ready connections
+    than the workers' own queues hold, so the runtime's shared queue fills.
+    Past --max-queued-tasks (1 here) new requests are answered 503
+    SlowDown (counted as reason "queue"); the others get their object
+    whole, and afterwards the server serves normally."""
+    srv = server_factory("queue", ["--max-queued-tasks", "1", "--max-connections", "4000",
+                                   "--max-connections-per-address", "4000"])
+    s3 = make_boto3_client(srv)
+    bucket = unique_bucket_name("queue")
+    s3.create_bucket(Bucket=bucket)
+    body = rand_bytes(4096, "queue")
+    s3.put_object(Bucket=bucket, Key="k", Body=body)
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=300)
+    request = (f"GET {url.split(str(srv.port), 1)[1]} HTTP/1.1\r\nHost: {srv.netloc}\r\n"
+               f"Connection: close\r\n\r\n").encode()
+    socks = [connect(srv) for _ in range(1500)]
+    for sock in socks:
+        sock.sendall(request)
+    statuses = {}
+    for sock in socks:
+        sock.settimeout(30)
+        answer = b""
+        while chunk := sock.recv(1 << 16):
+            answer += chunk
+        sock.close()
+        head, _, payload = answer.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        statuses[status] = statuses.get(status, 0) + 1
+        if status == 200:
+            assert payload == body
+        else:
+            assert status == 503 and b"SlowDown" in payload, answer[:300]
+    assert statuses.get(503, 0) > 0 and statuses.get(200, 0) > 0, statuses
+    assert metric(srv, "strata_requests_shed_total", "queue") == statuses[503]
+    assert_serves(srv, s3, bucket, "queue")
 
 
 def test_a_client_that_stops_reading_is_dropped(guarded):

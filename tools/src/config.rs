@@ -47,6 +47,11 @@ pub struct ServeArgs {
     /// Request body bytes in flight at once; past it, 503 SlowDown.
     #[arg(long, env = "STRATA_MAX_IN_FLIGHT_BYTES")]
     pub max_in_flight_bytes: Option<u64>,
+    /// Past this many ready tasks waiting in the runtime's shared queue
+    /// (the cores are behind), new requests are answered 503 SlowDown;
+    /// 0: never.
+    #[arg(long, env = "STRATA_MAX_QUEUED_TASKS")]
+    pub max_queued_tasks: Option<usize>,
     /// A request head must arrive whole within this.
     #[arg(long, env = "STRATA_HEADER_TIMEOUT_MS")]
     pub header_timeout_ms: Option<u64>,
@@ -143,6 +148,7 @@ struct FileConfig {
     max_connections_per_address: Option<usize>,
     max_requests: Option<usize>,
     max_in_flight_bytes: Option<u64>,
+    max_queued_tasks: Option<usize>,
     header_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     body_timeout_ms: Option<u64>,
@@ -182,6 +188,7 @@ pub struct ServeConfig {
     pub max_connections_per_address: usize,
     pub max_requests: usize,
     pub max_in_flight_bytes: u64,
+    pub max_queued_tasks: usize,
     pub header_timeout_ms: u64,
     pub idle_timeout_ms: u64,
     pub body_timeout_ms: u64,
@@ -374,6 +381,10 @@ impl ServeArgs {
                 .max_in_flight_bytes
                 .or(file.max_in_flight_bytes)
                 .unwrap_or(2 << 30),
+            max_queued_tasks: self
+                .max_queued_tasks
+                .or(file.max_queued_tasks)
+                .unwrap_or(16),
             header_timeout_ms: self
                 .header_timeout_ms
                 .or(file.header_timeout_ms)

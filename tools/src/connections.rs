@@ -103,7 +103,15 @@ impl Drop for Slot {
 /// Closes the connection (of `address`, if given) that has waited longest
 /// with no request in service, if there is one: its place goes to a
 /// newcomer.
-fn evict_idlest(a: &mut Admission, address: Option<IpAddr>, metrics: &s3api::Metrics) -> bool {
+fn evict_idlest(
+    a: &mut Admission,
+    address: Option<IpAddr>,
+    limits: &ConnectionLimits,
+    metrics: &s3api::Metrics,
+) -> bool {
+    let waited_enough = Instant::now()
+        .checked_sub(eviction_grace(limits))
+        .unwrap_or_else(Instant::now);
     let idlest = a
         .conns
         .iter()
@@ -112,6 +120,7 @@ fn evict_idlest(a: &mut Admission, address: Option<IpAddr>, metrics: &s3api::Met
             Phase::Head(since) | Phase::Idle(since) => Some((since, *id)),
             Phase::Busy(_) => None,
         })
+        .filter(|(since, _)| *since <= waited_enough)
         .min();
     let Some((_, id)) = idlest else {
         return false;
@@ -125,6 +134,16 @@ fn evict_idlest(a: &mut Admission, address: Option<IpAddr>, metrics: &s3api::Met
     true
 }
 
+/// How long a connection must have waited without a request in service
+/// before a newcomer may take its place. Under overload a busy client's
+/// next request can sit unread for a while, its connection looking idle;
+/// evicting it would throw that request away and bring the client back at
+/// once (a storm of reconnections, each costing an accept). Idle floods
+/// wait far longer than this, up to the header or idle timeout.
+fn eviction_grace(limits: &ConnectionLimits) -> Duration {
+    limits.header_timeout.min(limits.idle_timeout) / 10
+}
+
 fn admit(
     admission: &Arc<Mutex<Admission>>,
     limits: &ConnectionLimits,
@@ -135,10 +154,10 @@ fn admit(
     let mut a = admission.lock();
     let mine = a.by_address.get(&address).copied().unwrap_or(0);
     let refused = if mine >= limits.max_connections_per_address
-        && !evict_idlest(&mut a, Some(address), metrics)
+        && !evict_idlest(&mut a, Some(address), limits, metrics)
     {
         Some("address_cap")
-    } else if a.open >= limits.max_connections && !evict_idlest(&mut a, None, metrics) {
+    } else if a.open >= limits.max_connections && !evict_idlest(&mut a, None, limits, metrics) {
         Some("global_cap")
     } else {
         None
@@ -373,6 +392,12 @@ impl Drop for Tracked {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets the
 /// open connections finish their requests.
+///
+/// Connections are accepted, counted against the caps and refused on a
+/// thread of their own: on the server's runtime the accept loop is one
+/// task among thousands under overload, and newcomers waited seconds in
+/// the kernel's queue before being refused (or served). Admitted
+/// connections are served on the server's runtime.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -381,88 +406,171 @@ pub async fn serve(
     metrics: Arc<s3api::Metrics>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let limits = Arc::new(limits);
-    let admission = Arc::new(Mutex::new(Admission {
-        open: 0,
-        probes: 0,
-        by_address: HashMap::new(),
-        conns: HashMap::new(),
-        next_id: 0,
-    }));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors, most likely: back off briefly.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+    let listener = match listener.into_std() {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot hand the listener to the accept thread");
+            return;
+        }
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let acceptor = Acceptor {
+        tls,
+        app,
+        limits: Arc::new(limits),
+        metrics,
+        runtime: tokio::runtime::Handle::current(),
+        graceful: hyper_util::server::graceful::GracefulShutdown::new(),
+    };
+    let accepting = std::thread::Builder::new()
+        .name("strata-accept".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the accept thread's runtime: {e}"))?;
+            Ok::<_, String>(runtime.block_on(acceptor.run(listener, stopped)))
+        });
+    let accepting = match accepting {
+        Ok(thread) => thread,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the accept thread");
+            return;
+        }
+    };
+    shutdown.await;
+    let _ = stop.send(());
+    let graceful = tokio::task::spawn_blocking(move || accepting.join()).await;
+    match graceful {
+        Ok(Ok(Ok(graceful))) => graceful.shutdown().await,
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "the accept thread failed"),
+        _ => tracing::error!("the accept thread panicked"),
+    }
+}
+
+/// What the accept thread needs to admit and start connections.
+struct Acceptor {
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: axum::Router,
+    limits: Arc<ConnectionLimits>,
+    metrics: Arc<s3api::Metrics>,
+    /// The server's runtime, where connections are served.
+    runtime: tokio::runtime::Handle,
+    graceful: hyper_util::server::graceful::GracefulShutdown,
+}
+
+impl Acceptor {
+    /// Accepts until `stopped`; gives back the graceful shutdown that
+    /// watches the connections it started.
+    async fn run(
+        self,
+        listener: std::net::TcpListener,
+        mut stopped: tokio::sync::oneshot::Receiver<()>,
+    ) -> hyper_util::server::graceful::GracefulShutdown {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen on the accept thread");
+                return self.graceful;
+            }
+        };
+        let admission = Arc::new(Mutex::new(Admission {
+            open: 0,
+            probes: 0,
+            by_address: HashMap::new(),
+            conns: HashMap::new(),
+            next_id: 0,
+        }));
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors, most likely: back off briefly.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                },
+                _ = &mut stopped => break,
+            };
+            let state = Arc::new(ConnState {
+                phase: Mutex::new(Phase::Head(Instant::now())),
+                evict: tokio::sync::Notify::new(),
+            });
+            let slot = match admit(&admission, &self.limits, &self.metrics, peer.ip(), &state) {
+                Ok(slot) => slot,
+                Err(reason) => {
+                    self.metrics.connection_refused(reason);
+                    // Closed at once: the client learns now, and holds nothing.
+                    drop(tcp);
                     continue;
                 }
-            },
-            () = &mut shutdown => break,
-        };
-        let state = Arc::new(ConnState {
-            phase: Mutex::new(Phase::Head(Instant::now())),
-            evict: tokio::sync::Notify::new(),
-        });
-        let slot = match admit(&admission, &limits, &metrics, peer.ip(), &state) {
-            Ok(slot) => slot,
-            Err(reason) => {
-                metrics.connection_refused(reason);
-                // Closed at once: the client learns now, and holds nothing.
-                drop(tcp);
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let client = s3api::ClientInfo {
-            addr: peer.ip(),
-            tls: tls.is_some(),
-        };
-        let service = connection_service(app.clone(), state.clone(), slot.probe, client);
-        let (limits, metrics, tls) = (limits.clone(), metrics.clone(), tls.clone());
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            match tls {
-                Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp));
-                    let stream = match handshake.await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
+            };
+            // Served on the server's runtime, registered with its reactor.
+            let tcp = match tcp.into_std() {
+                Ok(tcp) => tcp,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "cannot hand over a connection");
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let client = s3api::ClientInfo {
+                addr: peer.ip(),
+                tls: self.tls.is_some(),
+            };
+            let service = connection_service(self.app.clone(), state.clone(), slot.probe, client);
+            let (limits, metrics, tls) =
+                (self.limits.clone(), self.metrics.clone(), self.tls.clone());
+            let watcher = self.graceful.watcher();
+            self.runtime.spawn(async move {
+                let _slot = slot;
+                let tcp = match tokio::net::TcpStream::from_std(tcp) {
+                    Ok(tcp) => tcp,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "cannot serve a connection");
+                        return;
+                    }
+                };
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                match tls {
+                    Some(acceptor) => {
+                        let handshake = tokio::time::timeout(
+                            limits.tls_handshake_timeout,
+                            acceptor.accept(tcp),
+                        );
+                        let stream = match handshake.await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                metrics.connection_timeout("tls");
+                                return;
+                            }
+                        };
+                        let evicted = state.clone();
+                        let io = TokioIo::new(watched(stream, state, limits, metrics));
+                        tokio::select! {
+                            _ = watcher.watch(builder.serve_connection(io, service)) => {}
+                            () = evicted.evict.notified() => {}
                         }
-                        Err(_) => {
-                            metrics.connection_timeout("tls");
-                            return;
+                    }
+                    None => {
+                        let evicted = state.clone();
+                        let io = TokioIo::new(watched(tcp, state, limits, metrics));
+                        tokio::select! {
+                            _ = watcher.watch(builder.serve_connection(io, service)) => {}
+                            () = evicted.evict.notified() => {}
                         }
-                    };
-                    let evicted = state.clone();
-                    let io = TokioIo::new(watched(stream, state, limits, metrics));
-                    tokio::select! {
-                        _ = watcher.watch(builder.serve_connection(io, service)) => {}
-                        () = evicted.evict.notified() => {}
                     }
                 }
-                None => {
-                    let evicted = state.clone();
-                    let io = TokioIo::new(watched(tcp, state, limits, metrics));
-                    tokio::select! {
-                        _ = watcher.watch(builder.serve_connection(io, service)) => {}
-                        () = evicted.evict.notified() => {}
-                    }
-                }
-            }
-        });
+            });
+        }
+        self.graceful
     }
-    drop(listener);
-    graceful.shutdown().await;
 }
 
 fn watched<T>(
@@ -529,3 +637,54 @@ fn connection_service(
 
 type ConnFuture =
     Pin<Box<dyn Future<Output = Result<Response<Tracked>, std::convert::Infallible>> + Send>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> ConnectionLimits {
+        let second = Duration::from_secs(1);
+        ConnectionLimits {
+            max_connections: 2,
+            max_connections_per_address: 2,
+            probe_reserve: 0,
+            header_timeout: second,
+            idle_timeout: second,
+            send_timeout: second,
+            tls_handshake_timeout: second,
+        }
+    }
+
+    fn conn(phase: Phase) -> Arc<ConnState> {
+        Arc::new(ConnState {
+            phase: Mutex::new(phase),
+            evict: tokio::sync::Notify::new(),
+        })
+    }
+
+    #[test]
+    fn only_a_connection_idle_past_the_grace_gives_way() {
+        let address: IpAddr = [127, 0, 0, 1].into();
+        let now = Instant::now();
+        let long_ago = now - Duration::from_millis(500);
+        let mut admission = Admission {
+            open: 3,
+            probes: 0,
+            by_address: HashMap::from([(address, 3)]),
+            conns: HashMap::from([
+                (0, (address, conn(Phase::Idle(now)))),
+                (1, (address, conn(Phase::Busy(1)))),
+                (2, (address, conn(Phase::Head(long_ago)))),
+            ]),
+            next_id: 3,
+        };
+        let metrics = s3api::Metrics::default();
+        // The one waiting for 500 ms (past the 100 ms grace) is evicted...
+        assert!(evict_idlest(&mut admission, None, &limits(), &metrics));
+        assert!(!admission.conns.contains_key(&2));
+        // ...but not one whose next request may just not be read yet, nor
+        // one in service.
+        assert!(!evict_idlest(&mut admission, None, &limits(), &metrics));
+        assert_eq!(admission.conns.len(), 2);
+    }
+}

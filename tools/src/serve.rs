@@ -224,6 +224,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         &s3api::HttpLimits {
             max_concurrent_requests: config.max_requests,
             max_in_flight_bytes: config.max_in_flight_bytes,
+            max_queued_tasks: config.max_queued_tasks,
             body_timeout: Duration::from_millis(config.body_timeout_ms.max(1)),
             ..Default::default()
         },

@@ -132,7 +132,7 @@ async fn run_log(
             .map_err(|e| error_of("fragment PutObject", e))?;
         stats.fragments.record(start.elapsed(), len);
         fragment += 1;
-        if fragment % TAIL_EVERY == 0 {
+        if fragment.is_multiple_of(TAIL_EVERY) {
             // A reader tails the log: the newest fragment's last bytes, and
             // a listing of the log's objects.
             let from = len.saturating_sub(TAIL_RANGE_BYTES);
