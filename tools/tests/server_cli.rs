@@ -215,6 +215,9 @@ fn at_the_connection_cap_a_newcomer_takes_the_idlest_place() {
     assert!(ask(&mut first).unwrap().starts_with("HTTP/1.1 200"));
     std::thread::sleep(Duration::from_millis(50));
     assert!(ask(&mut second).unwrap().starts_with("HTTP/1.1 200"));
+    // Only a connection idle past the eviction grace (a tenth of the 10 s
+    // header timeout) gives way.
+    std::thread::sleep(Duration::from_millis(1200));
     let mut third = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     third
         .set_read_timeout(Some(Duration::from_secs(10)))
