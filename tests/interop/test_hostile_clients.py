@@ -195,6 +195,7 @@ def keep_working(srv, bucket, seconds, tag):
     s3 = make_boto3_client(srv, max_pool_connections=1)
     s3.head_bucket(Bucket=bucket)  # the connection, opened before the flood is full
     done = failures = 0
+    errors = []
     deadline = time.monotonic() + seconds
     i = 0
     while time.monotonic() < deadline:
@@ -203,11 +204,12 @@ def keep_working(srv, bucket, seconds, tag):
             s3.put_object(Bucket=bucket, Key=f"{tag}/{i}", Body=data)
             assert s3.get_object(Bucket=bucket, Key=f"{tag}/{i}")["Body"].read() == data
             assert health(srv) == 200
-        except Exception:
+        except Exception as e:
             failures += 1
+            errors.append(repr(e)[:200])
         done += 1
         i += 1
-    return done, failures
+    return done, failures, errors[:3]
 
 
 def test_idle_connections_from_one_address_take_only_its_share(guarded):
@@ -222,10 +224,13 @@ def test_idle_connections_from_one_address_take_only_its_share(guarded):
         time.sleep(0.3)
         with Flood(srv, ["127.0.0.2"], 2000) as flood:
             assert flood.opened >= 300
-            done, failures = worker.result()
-    assert done > 5 and failures == 0, (done, failures)
+            done, failures, errors = worker.result()
+    assert done > 5 and failures == 0, (done, failures, errors)
     assert metric(srv, "strata_connections_evicted_total") > before
-    assert 0 < flood.alive_at_end <= 300, flood.alive_at_end
+    # Its share, and the 16 places past the cap that serve only probes
+    # (a newcomer takes one when no connection has waited long enough to
+    # give way).
+    assert 0 < flood.alive_at_end <= 300 + 16, flood.alive_at_end
     assert_serves(srv, s3, bucket, "one-address")
 
 
@@ -247,8 +252,8 @@ def test_a_flood_from_many_addresses_leaves_probes_and_open_clients_served(guard
             while (metric(srv, "strata_connections_evicted_total") <= before
                    and time.monotonic() < deadline):
                 time.sleep(0.1)
-            done, failures = worker.result()
-    assert done > 5 and failures == 0, (done, failures)
+            done, failures, errors = worker.result()
+    assert done > 5 and failures == 0, (done, failures, errors)
     assert metric(srv, "strata_connections_evicted_total") > before
     # The flood gone, new clients are served as before.
     time.sleep(1.5)
