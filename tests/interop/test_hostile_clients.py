@@ -319,6 +319,54 @@ def test_too_many_requests_are_shed_and_the_rest_answered(server_factory):
     assert_serves(srv, s3, bucket, "shed")
 
 
+def read_response(sock):
+    """One whole answer with a Content-Length body: (head, body)."""
+    head = read_head(sock)
+    head_part, _, body = head.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head_part).group(1))
+    while len(body) < length:
+        body += sock.recv(length - len(body))
+    return head_part, body
+
+
+def test_a_shed_small_put_keeps_its_connection(server_factory):
+    """A 4 KiB PUT answered 503 while the one request allowed is in service
+    leaves its connection usable: its client goes on over it rather than
+    connecting again (under overload, perhaps to be refused at a cap)."""
+    srv = server_factory("shed-small", ["--max-requests", "1", "--body-timeout-ms", "10000"])
+    s3 = make_boto3_client(srv)
+    bucket = unique_bucket_name("shed-small")
+    s3.create_bucket(Bucket=bucket)
+
+    def put_request(key, body):
+        url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": key},
+                                        ExpiresIn=60)
+        path = url.split(f"{srv.port}", 1)[1]
+        return (f"PUT {path} HTTP/1.1\r\nHost: {srv.netloc}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    held_body = rand_bytes(1024, "held")
+    held = connect(srv)
+    held.sendall(put_request("held", held_body)[:-1023])  # in service, its body withheld
+    time.sleep(0.3)
+    small = rand_bytes(4096, "small")
+    sock = connect(srv)
+    sock.settimeout(5)
+    sock.sendall(put_request("small", small))
+    head, body = read_response(sock)
+    assert head.startswith(b"HTTP/1.1 503") and b"SlowDown" in body, head + body
+    held.sendall(held_body[1:])
+    assert read_head(held).startswith(b"HTTP/1.1 200")
+    held.close()
+    # The same connection, the same PUT: served.
+    sock.sendall(put_request("small", small))
+    head, _ = read_response(sock)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    sock.close()
+    assert s3.get_object(Bucket=bucket, Key="small")["Body"].read() == small
+    assert s3.get_object(Bucket=bucket, Key="held")["Body"].read() == held_body
+
+
 def test_requests_are_shed_while_the_runtime_queue_overflows(server_factory):
     """1,500 connections send a GET each at once: more ready connections
     than the workers' own queues hold, so the runtime's shared queue fills.
