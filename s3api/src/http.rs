@@ -626,7 +626,7 @@ async fn shed(State(load): State<Load>, req: Request, next: Next) -> Response {
 /// benches/overload.sh: p99 141 ms at 1,024 clients on one core, 49 ms
 /// when new requests are shed while more than 16 tasks stand there). How
 /// late a probe task runs did not show it: tasks woken by I/O run first.
-async fn watch_runtime_queue(metrics: Arc<Metrics>) {
+async fn watch_runtime_queue(metrics: std::sync::Weak<Metrics>) {
     const TICK: Duration = Duration::from_millis(5);
     // Tasks woken from other threads (the engine's, the blocking pool's)
     // pass through that queue too, in short bursts under ordinary load: a
@@ -638,6 +638,10 @@ async fn watch_runtime_queue(metrics: Arc<Metrics>) {
         tokio::time::sleep(TICK).await;
         recent[tick % WINDOW] = runtime.metrics().global_queue_depth() as u64;
         let standing = recent.iter().copied().min().unwrap_or(0);
+        // The app it watches for is gone (a router built and dropped).
+        let Some(metrics) = metrics.upgrade() else {
+            return;
+        };
         metrics.queued_tasks.store(standing, Ordering::Relaxed);
     }
 }
@@ -679,8 +683,11 @@ pub fn router(state: AppState, keyring: Arc<Keyring>, limits: &HttpLimits) -> Ro
         config,
     ))));
     let s3 = builder.build();
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(watch_runtime_queue(state.metrics.clone()));
+    if let (Ok(runtime), true) = (
+        tokio::runtime::Handle::try_current(),
+        limits.max_queued_tasks > 0,
+    ) {
+        runtime.spawn(watch_runtime_queue(Arc::downgrade(&state.metrics)));
     }
     let stall = limits.body_timeout;
     let s3_fallback = move |req: Request| {
