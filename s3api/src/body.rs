@@ -20,7 +20,7 @@ use s3s::dto::{ChecksumAlgorithm, StreamingBlob};
 use s3s::stream::{ByteStream, RemainingLength};
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
 
-use crate::errors::to_s3;
+use crate::errors::{md5_failed, to_s3};
 
 /// S3's single-PUT limit; larger objects go multipart.
 pub(crate) const MAX_PUT_BYTES: u64 = 5 << 30;
@@ -143,6 +143,43 @@ fn body_error(e: &s3s::StdError) -> S3Error {
     }
 }
 
+/// Bodies from this size up have their MD5 computed on the lanes thread
+/// (md5lanes), in step with other uploads and beside this one's other
+/// work; smaller ones here, where the hand-off would cost more than it
+/// saves.
+const LANES_FROM_BYTES: i64 = 256 << 10;
+
+/// The MD5 that becomes a body's ETag.
+enum EtagHasher {
+    Here(Md5),
+    Lanes(md5lanes::Md5Stream<'static>),
+}
+
+impl EtagHasher {
+    fn new(declared_len: Option<i64>) -> EtagHasher {
+        let small = declared_len.is_some_and(|n| n < LANES_FROM_BYTES);
+        match md5lanes::shared().filter(|_| !small) {
+            Some(lanes) => EtagHasher::Lanes(lanes.stream()),
+            None => EtagHasher::Here(Md5::new()),
+        }
+    }
+
+    async fn update(&mut self, piece: Bytes) -> S3Result<()> {
+        match self {
+            EtagHasher::Here(md5) => md5.update(&piece),
+            EtagHasher::Lanes(stream) => stream.update(piece).await.map_err(md5_failed)?,
+        }
+        Ok(())
+    }
+
+    async fn finish(self) -> S3Result<[u8; 16]> {
+        match self {
+            EtagHasher::Here(md5) => Ok(md5.finalize().into()),
+            EtagHasher::Lanes(stream) => stream.finish().await.map_err(md5_failed),
+        }
+    }
+}
+
 /// A body stored but not yet visible under any key.
 pub(crate) struct Ingested {
     pub data: WrittenData,
@@ -171,7 +208,7 @@ pub(crate) async fn ingest(
         ));
     }
     let mut hasher = checks.hasher();
-    let mut md5 = Md5::new();
+    let mut md5 = EtagHasher::new(declared_len);
     let mut writer = match key {
         Some(key) => store.object_writer().sealed_with(key),
         None => store.object_writer(),
@@ -198,7 +235,7 @@ pub(crate) async fn ingest(
                 ));
             }
             hasher.update(&piece);
-            md5.update(&piece);
+            md5.update(piece.clone()).await?;
             writer.write(&piece).await.map_err(to_s3)?;
         }
     }
@@ -206,7 +243,7 @@ pub(crate) async fn ingest(
         return Err(s3_error!(IncompleteBody, "received {received} bytes"));
     }
     let written = writer.finish().await.map_err(to_s3)?;
-    let md5: [u8; 16] = md5.finalize().into();
+    let md5 = md5.finish().await?;
     if let Some(sent) = &checks.content_md5 {
         let expected = base64::engine::general_purpose::STANDARD
             .decode(sent.trim())

@@ -54,6 +54,10 @@ pub(crate) fn read_error(e: lsm::Error, by_version: bool) -> S3Error {
     error
 }
 
+pub(crate) fn md5_failed(e: md5lanes::Error) -> S3Error {
+    s3_error!(InternalError, "{e}")
+}
+
 pub(crate) fn to_s3(e: lsm::Error) -> S3Error {
     use lsm::Error as E;
     match e {

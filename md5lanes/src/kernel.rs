@@ -1,0 +1,261 @@
+//! MD5's compression function over sixteen independent messages at once,
+//! one per 32-bit lane of the AVX-512 registers. MD5 is a chain of 64
+//! dependent steps per block, so one message leaves most of a core idle
+//! waiting on latency; sixteen chains in one register cost about what one
+//! costs. Lanes may have different numbers of blocks: a lane that has run
+//! out keeps its state (masked add) and loads nothing (masked gather).
+
+use std::arch::x86_64::*;
+
+pub const LANES: usize = 16;
+pub const BLOCK_BYTES: usize = 64;
+
+/// Per-step additive constants: floor(|sin(i + 1)| * 2^32), RFC 1321.
+pub(crate) const K: [u32; 64] = [
+    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
+    0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
+    0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
+    0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
+    0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
+    0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
+    0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
+    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
+];
+
+/// MD5's initial state (A, B, C, D).
+pub const INITIAL_STATE: [u32; 4] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
+
+/// Whether this CPU runs the kernel.
+pub fn supported() -> bool {
+    is_x86_feature_detected!("avx512f")
+}
+
+/// Runs MD5's compression over each lane's whole blocks: `states[l]` is
+/// lane l's (A, B, C, D), `inputs[l]` its blocks in order, in segments of
+/// whole blocks (a lane's pieces need not be contiguous; none for an idle
+/// empty for an idle lane). Panics if `supported()` is false or an input is
+/// not whole blocks: both are the caller's bugs, not data.
+pub fn compress(states: &mut [[u32; 4]], inputs: &[&[&[u8]]]) {
+    assert!(supported(), "md5lanes: the CPU has no AVX-512F");
+    assert!(states.len() == inputs.len() && inputs.len() <= LANES);
+    assert!(inputs
+        .iter()
+        .flat_map(|i| i.iter())
+        .all(|s| s.len() % BLOCK_BYTES == 0));
+    // SAFETY: AVX-512F is present (checked above); every lane reads only
+    // within its own slice, as `compress_avx512` documents.
+    unsafe { compress_avx512(states, inputs) }
+}
+
+/// The ternary-logic immediates of MD5's round functions, with
+/// (x, y, z) = (B, C, D) as the operands (a, b, c) of vpternlogd.
+const F: i32 = 0xca; // (x & y) | (!x & z)
+const G: i32 = 0xe4; // (x & z) | (y & !z)
+const H: i32 = 0x96; // x ^ y ^ z
+const I: i32 = 0x39; // y ^ (x | !z)
+
+/// # Safety
+/// AVX-512F must be present, and every segment whole blocks: each is read
+/// to its end and not beyond. Lanes past `inputs.len()` are idle.
+#[target_feature(enable = "avx512f")]
+unsafe fn compress_avx512(states: &mut [[u32; 4]], inputs: &[&[&[u8]]]) {
+    let lanes = inputs.len();
+    let mut blocks = [0usize; LANES];
+    let (mut a, mut b, mut c, mut d) = ([0u32; LANES], [0u32; LANES], [0u32; LANES], [0u32; LANES]);
+    for l in 0..lanes {
+        blocks[l] = inputs[l].iter().map(|s| s.len()).sum::<usize>() / BLOCK_BYTES;
+        [a[l], b[l], c[l], d[l]] = states[l];
+    }
+    let rounds = blocks.iter().copied().max().unwrap_or(0);
+    let mut va = _mm512_loadu_si512(a.as_ptr().cast());
+    let mut vb = _mm512_loadu_si512(b.as_ptr().cast());
+    let mut vc = _mm512_loadu_si512(c.as_ptr().cast());
+    let mut vd = _mm512_loadu_si512(d.as_ptr().cast());
+    static IDLE: [u8; BLOCK_BYTES] = [0; BLOCK_BYTES];
+    // Each lane's place: its segment, and the offset in it.
+    let mut at = [(0usize, 0usize); LANES];
+    for block in 0..rounds {
+        let mut active: u16 = 0;
+        for (l, n) in blocks.iter().enumerate() {
+            if *n > block {
+                active |= 1 << l;
+            }
+        }
+        // Each lane's block is one load; a transpose turns sixteen blocks
+        // into sixteen vectors of one word each (gathers cost twice this).
+        let mut rows = [_mm512_setzero_si512(); LANES];
+        for (l, row) in rows.iter_mut().enumerate() {
+            let Some(segments) = inputs.get(l).filter(|_| blocks[l] > block) else {
+                *row = _mm512_loadu_si512(IDLE.as_ptr().cast());
+                continue;
+            };
+            let (mut segment, mut offset) = at[l];
+            while offset == segments[segment].len() {
+                (segment, offset) = (segment + 1, 0);
+            }
+            *row = _mm512_loadu_si512(segments[segment].as_ptr().add(offset).cast());
+            at[l] = (segment, offset + BLOCK_BYTES);
+        }
+        let m = transpose(&rows);
+        let (sa, sb, sc, sd) = (va, vb, vc, vd);
+        macro_rules! step {
+            ($f:expr, $a:ident, $b:ident, $c:ident, $d:ident, $g:expr, $s:expr, $i:expr) => {
+                // A, the word and the constant are known steps ahead; only
+                // the round function waits on the previous step.
+                let t = _mm512_add_epi32(
+                    _mm512_add_epi32($a, _mm512_add_epi32(m[$g], _mm512_set1_epi32(K[$i] as i32))),
+                    _mm512_ternarylogic_epi32::<{ $f }>($b, $c, $d),
+                );
+                $a = _mm512_add_epi32($b, _mm512_rol_epi32::<$s>(t));
+            };
+        }
+        macro_rules! four {
+            ($f:expr, $i:expr, $g0:expr, $g1:expr, $g2:expr, $g3:expr, $s0:expr, $s1:expr, $s2:expr, $s3:expr) => {
+                step!($f, va, vb, vc, vd, $g0, $s0, $i);
+                step!($f, vd, va, vb, vc, $g1, $s1, $i + 1);
+                step!($f, vc, vd, va, vb, $g2, $s2, $i + 2);
+                step!($f, vb, vc, vd, va, $g3, $s3, $i + 3);
+            };
+        }
+        // Round 1: word i; round 2: 5i + 1; round 3: 3i + 5; round 4: 7i (mod 16).
+        four!(F, 0, 0, 1, 2, 3, 7, 12, 17, 22);
+        four!(F, 4, 4, 5, 6, 7, 7, 12, 17, 22);
+        four!(F, 8, 8, 9, 10, 11, 7, 12, 17, 22);
+        four!(F, 12, 12, 13, 14, 15, 7, 12, 17, 22);
+        four!(G, 16, 1, 6, 11, 0, 5, 9, 14, 20);
+        four!(G, 20, 5, 10, 15, 4, 5, 9, 14, 20);
+        four!(G, 24, 9, 14, 3, 8, 5, 9, 14, 20);
+        four!(G, 28, 13, 2, 7, 12, 5, 9, 14, 20);
+        four!(H, 32, 5, 8, 11, 14, 4, 11, 16, 23);
+        four!(H, 36, 1, 4, 7, 10, 4, 11, 16, 23);
+        four!(H, 40, 13, 0, 3, 6, 4, 11, 16, 23);
+        four!(H, 44, 9, 12, 15, 2, 4, 11, 16, 23);
+        four!(I, 48, 0, 7, 14, 5, 6, 10, 15, 21);
+        four!(I, 52, 12, 3, 10, 1, 6, 10, 15, 21);
+        four!(I, 56, 8, 15, 6, 13, 6, 10, 15, 21);
+        four!(I, 60, 4, 11, 2, 9, 6, 10, 15, 21);
+        let k = active as __mmask16;
+        va = _mm512_mask_add_epi32(sa, k, sa, va);
+        vb = _mm512_mask_add_epi32(sb, k, sb, vb);
+        vc = _mm512_mask_add_epi32(sc, k, sc, vc);
+        vd = _mm512_mask_add_epi32(sd, k, sd, vd);
+    }
+    _mm512_storeu_si512(a.as_mut_ptr().cast(), va);
+    _mm512_storeu_si512(b.as_mut_ptr().cast(), vb);
+    _mm512_storeu_si512(c.as_mut_ptr().cast(), vc);
+    _mm512_storeu_si512(d.as_mut_ptr().cast(), vd);
+    for l in 0..lanes {
+        states[l] = [a[l], b[l], c[l], d[l]];
+    }
+}
+
+/// A 16 x 16 transpose of 32-bit words: row l, word w to vector w, lane l.
+#[target_feature(enable = "avx512f")]
+fn transpose(rows: &[__m512i; LANES]) -> [__m512i; LANES] {
+    let r = rows;
+    let mut t = [_mm512_setzero_si512(); LANES];
+    for k in 0..8 {
+        t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+    }
+    // u[4k + c], 128-bit lane j: word 4j + c of rows 4k..4k + 3.
+    let mut u = [_mm512_setzero_si512(); LANES];
+    for k in 0..4 {
+        u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+        u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+        u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+        u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+    }
+    let mut out = [_mm512_setzero_si512(); LANES];
+    for c in 0..4 {
+        let x0 = _mm512_shuffle_i32x4::<0x44>(u[c], u[4 + c]);
+        let x1 = _mm512_shuffle_i32x4::<0xee>(u[c], u[4 + c]);
+        let y0 = _mm512_shuffle_i32x4::<0x44>(u[8 + c], u[12 + c]);
+        let y1 = _mm512_shuffle_i32x4::<0xee>(u[8 + c], u[12 + c]);
+        out[c] = _mm512_shuffle_i32x4::<0x88>(x0, y0);
+        out[4 + c] = _mm512_shuffle_i32x4::<0xdd>(x0, y0);
+        out[8 + c] = _mm512_shuffle_i32x4::<0x88>(x1, y1);
+        out[12 + c] = _mm512_shuffle_i32x4::<0xdd>(x1, y1);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use md5::Digest;
+    use proptest::prelude::*;
+
+    #[test]
+    fn constants_are_rfc_1321s() {
+        for (i, k) in K.iter().enumerate() {
+            let expected = ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0).floor() as u32;
+            assert_eq!(*k, expected, "K[{i}]");
+        }
+    }
+
+    /// A message with MD5's padding, as whole blocks.
+    fn padded(message: &[u8]) -> Vec<u8> {
+        let mut out = message.to_vec();
+        out.push(0x80);
+        while out.len() % 64 != 56 {
+            out.push(0);
+        }
+        out.extend_from_slice(&(message.len() as u64 * 8).to_le_bytes());
+        out
+    }
+
+    fn digest(state: [u32; 4]) -> Vec<u8> {
+        state.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    proptest! {
+        /// Each lane, of any length, gives md-5's digest; lanes of
+        /// different lengths do not disturb each other, whether hashed in
+        /// one call or split over several at block boundaries.
+        #[test]
+        fn every_lane_matches_md5(
+            lens in proptest::collection::vec(0usize..700, 1..=LANES),
+            split_blocks in 0usize..8,
+            seed in any::<u64>(),
+        ) {
+            prop_assume!(supported());
+            let messages: Vec<Vec<u8>> = lens
+                .iter()
+                .enumerate()
+                .map(|(l, n)| (0..*n).map(|i| (seed as usize + 31 * l + 7 * i) as u8 ^ (i >> 3) as u8).collect())
+                .collect();
+            let inputs: Vec<Vec<u8>> = messages.iter().map(|m| padded(m)).collect();
+            let mut states = vec![INITIAL_STATE; inputs.len()];
+            let cut: Vec<usize> = inputs.iter().map(|i| (split_blocks * 64).min(i.len())).collect();
+            // The first call takes each lane in two segments (split at
+            // a block boundary), the second in one.
+            let first: Vec<[&[u8]; 2]> = inputs
+                .iter()
+                .zip(&cut)
+                .map(|(i, c)| [&i[..*c / 128 * 64], &i[*c / 128 * 64..*c]])
+                .collect();
+            let first: Vec<&[&[u8]]> = first.iter().map(|f| &f[..]).collect();
+            compress(&mut states, &first);
+            let rest: Vec<[&[u8]; 1]> = inputs.iter().zip(&cut).map(|(i, c)| [&i[*c..]]).collect();
+            let rest: Vec<&[&[u8]]> = rest.iter().map(|r| &r[..]).collect();
+            compress(&mut states, &rest);
+            for (l, m) in messages.iter().enumerate() {
+                prop_assert_eq!(digest(states[l]), md5::Md5::digest(m).to_vec(), "lane {}", l);
+            }
+        }
+    }
+
+    #[test]
+    fn idle_lanes_keep_their_state() {
+        if !supported() {
+            return;
+        }
+        let block = [7u8; 64];
+        let mut states = [[1, 2, 3, 4], INITIAL_STATE, [5, 6, 7, 8]];
+        compress(&mut states, &[&[], &[&block], &[&[]]]);
+        assert_eq!(states[0], [1, 2, 3, 4]);
+        assert_eq!(states[2], [5, 6, 7, 8]);
+        assert_ne!(states[1], INITIAL_STATE);
+    }
+}
