@@ -1,39 +1,46 @@
 #!/usr/bin/env bash
-# Strata beside a peer S3 server (s3s-fs: one file per object) on the same
-# disk, with fio's limits of that disk, through the same client (s3load):
-#   benches/s3bench.sh [--quick] [--loop] [--sse] [--dir DIR] [--duration-s S] [--keep]
-# --quick: 3 s per timed test and a smaller Milvus replay. --sse: the peer is
-# a second Strata that encrypts every object (SSE-S3, --encrypt-new-objects)
-# instead of s3s-fs, to price encryption. --loop: Strata on
-# a loop device (direct I/O, 4096-byte sectors; needs root), and fio on that
-# device, instead of a data file. The work dir
-# (default /tmp/s3bench, or S3BENCH_DIR) holds both servers' data and fio's
-# file; its data is removed at the end unless --keep. JSON lines go to
-# target/bench/s3bench-*.jsonl, the table to stdout.
+# Strata beside peer S3 servers on the same disk (s3s-fs: one file per
+# object; SeaweedFS: objects packed in volume files behind a filer), with
+# fio's limits of that disk, through the same client (s3load):
+#   benches/s3bench.sh [--quick] [--loop] [--sse] [--peers "s3s-fs seaweedfs"]
+#                      [--dir DIR] [--duration-s S] [--keep] [--no-build]
+# --quick: 3 s per timed test and a smaller Milvus replay. --peers: the
+# servers beside Strata, in order. --sse: the only peer is a second Strata
+# that encrypts every object (SSE-S3, --encrypt-new-objects), to price
+# encryption. --loop: Strata on a loop device (direct I/O, 4096-byte sectors;
+# needs root), and fio on that device, instead of a data file. --no-build:
+# the release binaries as they are. The work dir (default /tmp/s3bench, or
+# S3BENCH_DIR) holds every server's data and fio's file; its data is removed
+# at the end unless --keep. JSON lines go to target/bench/s3bench-*.jsonl,
+# the table to stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+source benches/servers.sh
 
-dir=${S3BENCH_DIR:-/tmp/s3bench}
+bench_dir=${S3BENCH_DIR:-/tmp/s3bench}
 duration_s=15
 quick=0
 keep=0
 loop=0
-peer=s3s-fs
+no_build=0
+peers=(s3s-fs seaweedfs)
 while [[ $# -gt 0 ]]; do
     case $1 in
         --quick) quick=1; duration_s=3 ;;
-        --dir) dir=$2; shift ;;
+        --dir) bench_dir=$2; shift ;;
         --duration-s) duration_s=$2; shift ;;
         --keep) keep=1 ;;
         --loop) loop=1 ;;
-        --sse) peer=strata-sse ;;
-        -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+        --sse) peers=(strata-sse) ;;
+        --peers) read -r -a peers <<<"$2"; shift ;;
+        --no-build) no_build=1 ;;
+        -h|--help) sed -n 2,15p "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
 done
-if ((loop)) && [[ $peer == strata-sse ]]; then
+if ((loop)) && [[ " ${peers[*]} " == *" strata-sse "* ]]; then
     echo "--sse compares two Strata data files; run it without --loop" >&2
     exit 2
 fi
@@ -44,53 +51,46 @@ else
     milvus_args=(--milvus-segments 4 --milvus-buffers 8)
     fio_size=4G
 fi
+servers=(strata "${peers[@]}")
 
-# 1. build
-cargo build --release -p strata -p strata-benches
+# 1. build, and the peers
+build_release
 s3load=$root/target/release/s3load
-
-# 2. the peer
-export PATH="$HOME/.cargo/bin:$PATH"
-if [[ $peer == s3s-fs ]] && ! s3s-fs --help >/dev/null 2>&1; then
-    cargo install s3s-fs@0.14.1 --features binary --locked
-fi
+for server in "${servers[@]}"; do install_server "$server"; done
 command -v fio >/dev/null || { echo "fio is needed" >&2; exit 1; }
 
-# 3. both servers, data on the same disk
-mkdir -p "$dir" target/bench
-dir=$(cd "$dir" && pwd)
+# 2. every server's data on the same disk
+mkdir -p "$bench_dir" target/bench
+bench_dir=$(cd "$bench_dir" && pwd)
 out=$root/target/bench/s3bench-$(date +%Y%m%d-%H%M%S).jsonl
 : >"$out"
-rm -rf "$dir/strata.img" "$dir/strata-sse.img" "$dir/s3s-fs" "$dir/fio.img"
-mkdir -p "$dir/s3s-fs"
+for server in "${servers[@]}"; do remove_server_data "$server"; done
+rm -f "$bench_dir/fio.img"
 export AWS_ACCESS_KEY_ID=s3bench
 export AWS_SECRET_ACCESS_KEY=s3bench-secret-$RANDOM$RANDOM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-strata_port=$(free_port)
-peer_port=$(free_port)
-declare -A pid endpoint
 
 loop_dev=
 cleanup() {
-    for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pid[@]}"; do wait "$p" 2>/dev/null || true; done
+    stop_servers
     if [[ -n $loop_dev ]]; then losetup -d "$loop_dev"; fi
-    if ((keep == 0)); then rm -rf "$dir/strata.img" "$dir/strata-sse.img" "$dir/s3s-fs" "$dir/fio.img"; fi
+    if ((keep == 0)); then
+        for server in "${servers[@]}"; do remove_server_data "$server"; done
+        rm -f "$bench_dir/fio.img"
+    fi
 }
 trap cleanup EXIT
 if ((loop)); then
     # The device's backing file is sparse; its allocated blocks are the
     # footprint, as with the data file.
-    truncate -s 64G "$dir/strata.img"
-    loop_dev=$(losetup --find --show --direct-io=on --sector-size 4096 "$dir/strata.img")
+    truncate -s 64G "$bench_dir/strata.img"
+    loop_dev=$(losetup --find --show --direct-io=on --sector-size 4096 "$bench_dir/strata.img")
     strata_data=$loop_dev
     fio_target=$loop_dev
 else
-    strata_data=$dir/strata.img
-    fio_target=$dir/fio.img
+    fio_target=$bench_dir/fio.img
 fi
 
-# 4. the disk's limits (before the servers start, so nothing else runs)
+# 3. the disk's limits (before the servers start, so nothing else runs)
 fio_json() { # case, fio args...
     local name=$1
     shift
@@ -104,73 +104,36 @@ print(json.dumps({"kind":"fio","case":sys.argv[1],"read_mb_per_s":round(r["bw_by
 fio_json seq_write --rw=write --bs=1M --ioengine=io_uring --iodepth=8
 fio_json seq_read --rw=read --bs=1M --ioengine=io_uring --iodepth=8
 fio_json randread_4k --rw=randread --bs=4k --ioengine=io_uring --iodepth=32
-rm -f "$dir/fio.img"
+rm -f "$bench_dir/fio.img"
 if ((loop)); then
     target/release/strata format "$strata_data" >&2
 fi
 
-# 5. the servers
-STRATA_ACCESS_KEY=$AWS_ACCESS_KEY_ID STRATA_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
-    target/release/strata serve --address "127.0.0.1:$strata_port" --data "$strata_data" \
-    >"$dir/strata.log" 2>&1 &
-pid[strata]=$!
-endpoint[strata]=http://127.0.0.1:$strata_port
-if [[ $peer == strata-sse ]]; then
-    # A fresh master key in MinIO's format, from the environment.
-    MINIO_KMS_SECRET_KEY=s3bench-key:$(head -c 32 /dev/urandom | base64) \
-        STRATA_ACCESS_KEY=$AWS_ACCESS_KEY_ID STRATA_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
-        target/release/strata serve --address "127.0.0.1:$peer_port" \
-        --data "$dir/strata-sse.img" --encrypt-new-objects true >"$dir/strata-sse.log" 2>&1 &
-    pid[$peer]=$!
-    peer_health=/health
-else
-    s3s-fs --host 127.0.0.1 --port "$peer_port" --access-key "$AWS_ACCESS_KEY_ID" \
-        --secret-key "$AWS_SECRET_ACCESS_KEY" "$dir/s3s-fs" >"$dir/s3s-fs.log" 2>&1 &
-    pid[$peer]=$!
-    peer_health=/
-fi
-endpoint[$peer]=http://127.0.0.1:$peer_port
+# 4. the servers, all up for the whole suite
+for server in "${servers[@]}"; do
+    start_server "$server"
+    warm_bucket "$server" s3bench
+done
 
-wait_up() { # name, url: any HTTP answer will do
-    for _ in $(seq 1 300); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' "$2" || true)
-        [[ $code != 000 ]] && return 0
-        kill -0 "${pid[$1]}" 2>/dev/null || { echo "$1 exited; see $dir/$1.log" >&2; exit 1; }
-        sleep 0.1
-    done
-    echo "$1 did not answer at $2" >&2
-    exit 1
-}
-wait_up strata "${endpoint[strata]}/health"
-wait_up "$peer" "${endpoint[$peer]}$peer_health"
-echo "strata on ${endpoint[strata]} (pid ${pid[strata]}), $peer on ${endpoint[$peer]} (pid ${pid[$peer]}), data in $dir" >&2
-
-# 6. the suite, each test on one server then the other
-rss() { # server, test: peak resident set so far
-    local kib
-    kib=$(awk '/^VmHWM:/ {print $2}' "/proc/${pid[$1]}/status")
-    echo "{\"kind\":\"rss\",\"server\":\"$1\",\"test\":\"$2\",\"vm_hwm_bytes\":$((kib * 1024))}" >>"$out"
+# 5. the suite, each test on one server after the other
+rss() { # server, test
+    echo "{\"kind\":\"rss\",\"server\":\"$1\",\"test\":\"$2\",\"vm_hwm_bytes\":$(peak_rss_bytes "$1")}" >>"$out"
 }
 footprint() { # server, when
-    local bytes
-    if [[ $1 == strata* ]]; then
-        bytes=$(du -B1 "$dir/$1.img" | cut -f1)
-    else
-        bytes=$(du -sB1 "$dir/s3s-fs" | cut -f1)
-    fi
-    echo "{\"kind\":\"footprint\",\"server\":\"$1\",\"when\":\"$2\",\"bytes\":$bytes}" | tee -a "$out"
+    echo "{\"kind\":\"footprint\",\"server\":\"$1\",\"when\":\"$2\",\"bytes\":$(footprint_bytes "$1")}" |
+        tee -a "$out"
 }
 run() { # test, s3load args...
-    local test=$1
+    local test=$1 server
     shift
-    for server in strata "$peer"; do
+    for server in "${servers[@]}"; do
         [[ $test == milvus ]] && footprint "$server" before-milvus
-        "$s3load" --endpoint "${endpoint[$server]}" --label "$server/$test" --bucket s3bench "$@" |
+        "$s3load" --endpoint "${server_endpoint[$server]}" --label "$server/$test" --bucket s3bench "$@" |
             tee -a "$out"
         rss "$server" "$test"
         [[ $test == milvus ]] && footprint "$server" after-milvus
         # Let each server settle (flushes, the page cache's writeback)
-        # before the other one runs.
+        # before the next one runs.
         sync
     done
 }
@@ -182,6 +145,6 @@ run get-16m-ranges --mode get --size $((64 << 20)) --prefill 16 --range random \
 run put-256m --mode put --size $((256 << 20)) --concurrency 4 "${t[@]}" --seed 14
 run milvus --mode milvus --concurrency 8 --drop-caches --seed 15 "${milvus_args[@]}"
 
-# 7. the table
+# 6. the table
 python3 benches/s3bench_report.py "$out"
 echo "results: $out" >&2
