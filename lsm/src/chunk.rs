@@ -43,6 +43,11 @@ thread_local! {
     static ZSTD: std::cell::RefCell<ZstdContexts> = std::cell::RefCell::new(ZstdContexts::default());
 }
 
+thread_local! {
+    /// A chunk in byte planes, on its way to `compress_planes`.
+    static SHUFFLED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 #[derive(Default)]
 struct ZstdContexts {
     compressor: Option<(i32, zstd::bulk::Compressor<'static>)>,
@@ -97,8 +102,17 @@ fn worth_it(raw: usize, compressed: usize) -> bool {
 /// Byte planes: every 4th byte together, then the next plane, and so on.
 /// A tail that is not a multiple of 4 stays as it is.
 fn shuffle4(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    shuffle4_into(data, &mut out);
+    out
+}
+
+/// `shuffle4` into `out`, which a caller reuses: a fresh megabyte's pages
+/// are faulted in on every chunk.
+fn shuffle4_into(data: &[u8], out: &mut Vec<u8>) {
     let words = data.len() / 4;
-    let mut out = vec![0; data.len()];
+    out.clear();
+    out.resize(data.len(), 0);
     let (planes, tail) = out.split_at_mut(words * 4);
     let (p0, rest) = planes.split_at_mut(words);
     let (p1, rest) = rest.split_at_mut(words);
@@ -117,7 +131,6 @@ fn shuffle4(data: &[u8]) -> Vec<u8> {
         *d = word[3];
     }
     tail.copy_from_slice(&data[words * 4..]);
-    out
 }
 
 fn unshuffle4(data: &[u8]) -> Vec<u8> {
@@ -202,7 +215,6 @@ enum Plan {
 
 fn choose(data: &[u8], level: i32, shuffle: bool) -> Option<Plan> {
     let sample = &data[..data.len().min(SAMPLE_BYTES)];
-    let plain = zstd_compress(sample, level).map_or(usize::MAX, |c| c.len());
     let mut planes = (usize::MAX, [false; 4]);
     if shuffle {
         let shuffled = shuffle4(sample);
@@ -215,6 +227,14 @@ fn choose(data: &[u8], level: i32, shuffle: bool) -> Option<Plan> {
         }
         planes = (size, compressed);
     }
+    // A plane of noise (a float's low mantissa bytes) is noise to zstd in
+    // any order, and the planes that repeat compress better alone: plain
+    // zstd cannot win, and trying it cost a fifth of encoding such chunks.
+    let noisy_plane = shuffle && planes.1.contains(&false);
+    let plain = match noisy_plane {
+        true => usize::MAX,
+        false => zstd_compress(sample, level).map_or(usize::MAX, |c| c.len()),
+    };
     let best = plain.min(planes.0);
     if !worth_it(sample.len(), best) {
         return None;
@@ -268,7 +288,10 @@ fn compress(data: &[u8], compression: Compression) -> Option<(u8, Vec<u8>)> {
     let (record_flags, compressed) = match choose(data, level, compression.shuffle)? {
         Plan::Shuffled(planes) => (
             flags::ZSTD | flags::SHUFFLE4,
-            compress_planes(&shuffle4(data), level, planes)?,
+            SHUFFLED.with_borrow_mut(|shuffled| {
+                shuffle4_into(data, shuffled);
+                compress_planes(shuffled, level, planes)
+            })?,
         ),
         Plan::Zstd => (flags::ZSTD, zstd_compress(data, level)?),
     };

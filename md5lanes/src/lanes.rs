@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ const ROUND_BYTES_WANTED: usize = 64 << 10;
 /// a round started as soon as one stream had a block would run one lane
 /// at the cost of sixteen; waiting lets the other streams' pieces arrive.
 const LINGER: Duration = Duration::from_millis(1);
+const NAP: Duration = Duration::from_micros(250);
 
 /// The hashing thread; see the crate's documentation.
 pub struct Md5Lanes {
@@ -240,50 +241,43 @@ struct Lanes {
 }
 
 impl Lanes {
-    /// Applies messages, then runs rounds of up to sixteen ready streams in
-    /// lock-step, each once the lanes are full or have lingered; waits for
-    /// messages when nothing is ready. Ends when every sender is gone.
+    /// Runs rounds of up to sixteen ready streams in lock-step, each once
+    /// the lanes are full or have lingered; waits for messages when nothing
+    /// is ready. Ends when every sender is gone.
     fn run(mut self, rx: &mpsc::Receiver<Message>, room: &Semaphore) {
-        let mut ready_since: Option<Instant> = None;
         loop {
-            let message = match ready_since {
-                None => match rx.recv() {
-                    Ok(m) => Some(m),
-                    Err(_) => return,
-                },
-                Some(_) if self.round_is_due(ready_since) => None,
-                Some(since) => match rx
-                    .recv_timeout((since + LINGER).saturating_duration_since(Instant::now()))
-                {
-                    Ok(m) => Some(m),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                },
-            };
-            let arrived = message.is_some();
-            for m in message
-                .into_iter()
-                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
-            {
-                room.add_permits(self.apply(m));
-            }
             if self.turn.is_empty() {
-                ready_since = None;
+                match rx.recv() {
+                    Ok(m) => room.add_permits(self.apply(m)),
+                    Err(_) => return,
+                }
+                self.drain(rx, room);
                 continue;
             }
-            let since = *ready_since.get_or_insert_with(Instant::now);
-            if arrived && !self.round_is_due(Some(since)) {
-                continue;
+            // Sleeping through the linger in short naps, rather than
+            // waking for every piece: at 15,000 pieces a second the
+            // wake-ups cost more than the hashing they waited for.
+            let since = Instant::now();
+            while !self.round_is_due(since) {
+                std::thread::sleep(NAP);
+                self.drain(rx, room);
             }
             room.add_permits(self.round());
-            ready_since = (!self.turn.is_empty()).then(Instant::now);
+            self.drain(rx, room);
+        }
+    }
+
+    /// Applies every message already sent.
+    fn drain(&mut self, rx: &mpsc::Receiver<Message>, room: &Semaphore) {
+        while let Ok(m) = rx.try_recv() {
+            room.add_permits(self.apply(m));
         }
     }
 
     /// A round runs once every open stream (up to sixteen) has a lane's
     /// worth queued, one is ending, or the first ready one has lingered.
-    fn round_is_due(&self, ready_since: Option<Instant>) -> bool {
-        let lingered = ready_since.is_some_and(|t| t.elapsed() >= LINGER);
+    fn round_is_due(&self, ready_since: Instant) -> bool {
+        let lingered = ready_since.elapsed() >= LINGER;
         let full = self.turn.len() >= self.streams.len().min(LANES)
             && self.turn.iter().take(LANES).all(|id| {
                 self.streams
