@@ -37,10 +37,9 @@ pub struct HttpLimits {
     /// A request body that sends nothing for this long fails with
     /// RequestTimeout; what it had written is discarded.
     pub body_timeout: Duration,
-    /// Past this many ready tasks in the runtime's shared queue, new
-    /// requests are answered 503 SlowDown; zero: never. Tasks land there
-    /// when every worker's own queue (256 tasks) is full: the cores are
-    /// behind, and requests not yet read wait in that queue unseen by
+    /// Past this many ready tasks in the runtime's shared queue, or four
+    /// times as many in all its queues, new requests are answered 503
+    /// SlowDown; zero: never. Requests not yet read wait there, unseen by
     /// the count of requests in service.
     pub max_queued_tasks: usize,
     /// Largest file of a browser POST upload: s3s holds it in memory
@@ -131,8 +130,10 @@ pub struct Metrics {
     shed: Mutex<BTreeMap<&'static str, u64>>,
     /// Idle connections closed to make room at the connection cap.
     evicted: AtomicU64,
-    /// Ready tasks in the runtime's shared queue, as last sampled.
+    /// Ready tasks standing in the runtime's shared queue, and in all its
+    /// queues, as last sampled.
     queued_tasks: AtomicU64,
+    ready_tasks: AtomicU64,
     /// Requests refused AccessDenied, by reason: explicit_deny,
     /// not_allowed, anonymous.
     denied: Mutex<BTreeMap<&'static str, u64>>,
@@ -255,6 +256,11 @@ impl Metrics {
             out,
             "# TYPE strata_runtime_queued_tasks gauge\nstrata_runtime_queued_tasks {}",
             self.queued_tasks.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE strata_runtime_ready_tasks gauge\nstrata_runtime_ready_tasks {}",
+            self.ready_tasks.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,
@@ -610,7 +616,9 @@ async fn shed(State(load): State<Load>, req: Request, next: Next) -> Response {
         return slow_down();
     }
     let queued = load.metrics.queued_tasks.load(Ordering::Relaxed);
-    if load.limits.max_queued_tasks > 0 && queued > load.limits.max_queued_tasks as u64 {
+    let ready = load.metrics.ready_tasks.load(Ordering::Relaxed);
+    let max = load.limits.max_queued_tasks as u64;
+    if max > 0 && (queued > max || ready > READY_PER_QUEUED * max) {
         load.metrics.request_shed("queue");
         return slow_down();
     }
@@ -619,31 +627,60 @@ async fn shed(State(load): State<Load>, req: Request, next: Next) -> Response {
     response
 }
 
-/// Samples the runtime's shared queue every few milliseconds. Under
-/// overload thousands of connections have a request ready; the workers'
-/// own queues overflow into the shared one, which they poll only now and
-/// then, and a request read from there has waited long (measured with
-/// benches/overload.sh: p99 141 ms at 1,024 clients on one core, 49 ms
-/// when new requests are shed while more than 16 tasks stand there). How
-/// late a probe task runs did not show it: tasks woken by I/O run first.
+/// The overload rule's second bound: ready tasks in all of the runtime's
+/// queues, as a multiple of `max_queued_tasks` in the shared one.
+const READY_PER_QUEUED: u64 = 4;
+
+/// Samples the runtime's queues every few milliseconds. Under overload
+/// hundreds of connections have a request ready. Up to 256 wait in each
+/// worker's own queue, and a request read from there has waited for all
+/// those before it: with 256 clients on one core nothing overflowed, and
+/// p99 was 52 ms against 12 at 64 clients. Past that they overflow into the
+/// shared queue, which workers poll only now and then (p99 141 ms at 1,024
+/// clients with neither bound). New requests are shed while more than
+/// `max_queued_tasks` stand in the shared queue or four times that in all
+/// queues (benches/overload.sh, one core: p99 20 ms at 256 clients, 31-36
+/// ms at 1,024). The bound on all queues alone at 16 shed 38,000 requests
+/// a minute under benches/soak.sh, none overloaded: engine and blocking-pool
+/// threads wake tasks in bursts. How late a probe task runs did not show
+/// queueing at all: tasks woken by I/O run first.
 async fn watch_runtime_queue(metrics: std::sync::Weak<Metrics>) {
     const TICK: Duration = Duration::from_millis(5);
-    // Tasks woken from other threads (the engine's, the blocking pool's)
-    // pass through that queue too, in short bursts under ordinary load: a
-    // queue counts only while it stands, its least over the last samples.
+    // Bursts pass through the queues under ordinary load: a queue counts
+    // only while it stands, its least over the last samples.
     const WINDOW: usize = 4;
     let runtime = tokio::runtime::Handle::current();
-    let mut recent = [0u64; WINDOW];
+    let mut shared = [0u64; WINDOW];
+    let mut all = [0u64; WINDOW];
     for tick in 0usize.. {
         tokio::time::sleep(TICK).await;
-        recent[tick % WINDOW] = runtime.metrics().global_queue_depth() as u64;
-        let standing = recent.iter().copied().min().unwrap_or(0);
+        let depths = runtime.metrics();
+        shared[tick % WINDOW] = depths.global_queue_depth() as u64;
+        all[tick % WINDOW] = ready_tasks(&depths);
         // The app it watches for is gone (a router built and dropped).
         let Some(metrics) = metrics.upgrade() else {
             return;
         };
-        metrics.queued_tasks.store(standing, Ordering::Relaxed);
+        let standing = |recent: &[u64; WINDOW]| recent.iter().copied().min().unwrap_or(0);
+        metrics
+            .queued_tasks
+            .store(standing(&shared), Ordering::Relaxed);
+        metrics.ready_tasks.store(standing(&all), Ordering::Relaxed);
     }
+}
+
+/// Tasks ready to run and waiting for a worker: in the shared queue, and
+/// (with `--cfg tokio_unstable`, which .cargo/config.toml sets) in each
+/// worker's own queue.
+fn ready_tasks(metrics: &tokio::runtime::RuntimeMetrics) -> u64 {
+    let shared = metrics.global_queue_depth();
+    #[cfg(tokio_unstable)]
+    let own: usize = (0..metrics.num_workers())
+        .map(|w| metrics.worker_local_queue_depth(w))
+        .sum();
+    #[cfg(not(tokio_unstable))]
+    let own = 0;
+    (shared + own) as u64
 }
 
 async fn live() -> StatusCode {
