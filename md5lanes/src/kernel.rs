@@ -180,6 +180,61 @@ fn transpose(rows: &[__m512i; LANES]) -> [__m512i; LANES] {
     out
 }
 
+/// MD5's compression of one message on general registers: a round with
+/// one lane runs this instead, as the vector kernel's step costs about a
+/// third more than a scalar step (md5rate: 441 against 593 MB/s).
+pub fn compress_one(state: &mut [u32; 4], segments: &[&[u8]]) {
+    for block in segments.iter().flat_map(|s| s.chunks_exact(BLOCK_BYTES)) {
+        let mut m = [0u32; 16];
+        for (word, bytes) in m.iter_mut().zip(block.chunks_exact(4)) {
+            *word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        }
+        let [mut a, mut b, mut c, mut d] = *state;
+        macro_rules! step {
+            ($f:expr, $a:ident, $b:ident, $c:ident, $d:ident, $g:expr, $s:expr, $i:expr) => {
+                let f = $f($b, $c, $d);
+                $a = $b.wrapping_add(
+                    $a.wrapping_add(m[$g].wrapping_add(K[$i]))
+                        .wrapping_add(f)
+                        .rotate_left($s),
+                );
+            };
+        }
+        macro_rules! four {
+            ($f:expr, $i:expr, $g0:expr, $g1:expr, $g2:expr, $g3:expr, $s0:expr, $s1:expr, $s2:expr, $s3:expr) => {
+                step!($f, a, b, c, d, $g0, $s0, $i);
+                step!($f, d, a, b, c, $g1, $s1, $i + 1);
+                step!($f, c, d, a, b, $g2, $s2, $i + 2);
+                step!($f, b, c, d, a, $g3, $s3, $i + 3);
+            };
+        }
+        let f = |x: u32, y: u32, z: u32| (x & y) | (!x & z);
+        let g = |x: u32, y: u32, z: u32| (x & z) | (y & !z);
+        let h = |x: u32, y: u32, z: u32| x ^ y ^ z;
+        let i = |x: u32, y: u32, z: u32| y ^ (x | !z);
+        // The same schedule as the lanes kernel's.
+        four!(f, 0, 0, 1, 2, 3, 7, 12, 17, 22);
+        four!(f, 4, 4, 5, 6, 7, 7, 12, 17, 22);
+        four!(f, 8, 8, 9, 10, 11, 7, 12, 17, 22);
+        four!(f, 12, 12, 13, 14, 15, 7, 12, 17, 22);
+        four!(g, 16, 1, 6, 11, 0, 5, 9, 14, 20);
+        four!(g, 20, 5, 10, 15, 4, 5, 9, 14, 20);
+        four!(g, 24, 9, 14, 3, 8, 5, 9, 14, 20);
+        four!(g, 28, 13, 2, 7, 12, 5, 9, 14, 20);
+        four!(h, 32, 5, 8, 11, 14, 4, 11, 16, 23);
+        four!(h, 36, 1, 4, 7, 10, 4, 11, 16, 23);
+        four!(h, 40, 13, 0, 3, 6, 4, 11, 16, 23);
+        four!(h, 44, 9, 12, 15, 2, 4, 11, 16, 23);
+        four!(i, 48, 0, 7, 14, 5, 6, 10, 15, 21);
+        four!(i, 52, 12, 3, 10, 1, 6, 10, 15, 21);
+        four!(i, 56, 8, 15, 6, 13, 6, 10, 15, 21);
+        four!(i, 60, 4, 11, 2, 9, 6, 10, 15, 21);
+        for (s, v) in state.iter_mut().zip([a, b, c, d]) {
+            *s = s.wrapping_add(v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +298,22 @@ mod tests {
             for (l, m) in messages.iter().enumerate() {
                 prop_assert_eq!(digest(states[l]), md5::Md5::digest(m).to_vec(), "lane {}", l);
             }
+        }
+    }
+
+    #[test]
+    fn the_one_lane_kernel_matches_md5() {
+        for len in [0usize, 1, 55, 56, 64, 1000, 100_003] {
+            let message: Vec<u8> = (0..len).map(|i| (i * 31 + i / 7) as u8).collect();
+            let input = padded(&message);
+            let mut state = INITIAL_STATE;
+            let (head, tail) = input.split_at(input.len() / 128 * 64);
+            compress_one(&mut state, &[head, tail]);
+            assert_eq!(
+                digest(state),
+                md5::Md5::digest(&message).to_vec(),
+                "length {len}"
+            );
         }
     }
 

@@ -342,7 +342,10 @@ impl Lanes {
             .map(|lane| lane.iter().map(|b| b.as_ref()).collect())
             .collect();
         let slices: Vec<&[&[u8]]> = slices.iter().map(|lane| &lane[..]).collect();
-        kernel::compress(&mut states, &slices);
+        match &mut states[..] {
+            [one] => kernel::compress_one(one, slices[0]),
+            _ => kernel::compress(&mut states, &slices),
+        }
         for ((id, state), last) in chosen.iter().zip(states).zip(ended) {
             let Some(stream) = self.streams.get_mut(id) else {
                 continue;
