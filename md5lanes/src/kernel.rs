@@ -7,6 +7,38 @@
 
 use std::arch::x86_64::*;
 
+/// MD5's 64 steps: the round function, the step, the message word and the
+/// rotation (round 1 takes word i, round 2 5i + 1, round 3 3i + 5, round 4
+/// 7i, mod 16; RFC 1321), the four registers turning by one each step. Each
+/// kernel passes its own `step` macro, registers and round functions.
+macro_rules! schedule {
+    (@four $step:ident, $a:ident, $b:ident, $c:ident, $d:ident, $f:tt, $i:expr,
+     $g0:expr, $g1:expr, $g2:expr, $g3:expr, $s0:expr, $s1:expr, $s2:expr, $s3:expr) => {
+        $step!($f, $a, $b, $c, $d, $g0, $s0, $i);
+        $step!($f, $d, $a, $b, $c, $g1, $s1, $i + 1);
+        $step!($f, $c, $d, $a, $b, $g2, $s2, $i + 2);
+        $step!($f, $b, $c, $d, $a, $g3, $s3, $i + 3);
+    };
+    ($step:ident, $a:ident, $b:ident, $c:ident, $d:ident, $f:tt, $g:tt, $h:tt, $i:tt) => {
+        schedule!(@four $step, $a, $b, $c, $d, $f, 0, 0, 1, 2, 3, 7, 12, 17, 22);
+        schedule!(@four $step, $a, $b, $c, $d, $f, 4, 4, 5, 6, 7, 7, 12, 17, 22);
+        schedule!(@four $step, $a, $b, $c, $d, $f, 8, 8, 9, 10, 11, 7, 12, 17, 22);
+        schedule!(@four $step, $a, $b, $c, $d, $f, 12, 12, 13, 14, 15, 7, 12, 17, 22);
+        schedule!(@four $step, $a, $b, $c, $d, $g, 16, 1, 6, 11, 0, 5, 9, 14, 20);
+        schedule!(@four $step, $a, $b, $c, $d, $g, 20, 5, 10, 15, 4, 5, 9, 14, 20);
+        schedule!(@four $step, $a, $b, $c, $d, $g, 24, 9, 14, 3, 8, 5, 9, 14, 20);
+        schedule!(@four $step, $a, $b, $c, $d, $g, 28, 13, 2, 7, 12, 5, 9, 14, 20);
+        schedule!(@four $step, $a, $b, $c, $d, $h, 32, 5, 8, 11, 14, 4, 11, 16, 23);
+        schedule!(@four $step, $a, $b, $c, $d, $h, 36, 1, 4, 7, 10, 4, 11, 16, 23);
+        schedule!(@four $step, $a, $b, $c, $d, $h, 40, 13, 0, 3, 6, 4, 11, 16, 23);
+        schedule!(@four $step, $a, $b, $c, $d, $h, 44, 9, 12, 15, 2, 4, 11, 16, 23);
+        schedule!(@four $step, $a, $b, $c, $d, $i, 48, 0, 7, 14, 5, 6, 10, 15, 21);
+        schedule!(@four $step, $a, $b, $c, $d, $i, 52, 12, 3, 10, 1, 6, 10, 15, 21);
+        schedule!(@four $step, $a, $b, $c, $d, $i, 56, 8, 15, 6, 13, 6, 10, 15, 21);
+        schedule!(@four $step, $a, $b, $c, $d, $i, 60, 4, 11, 2, 9, 6, 10, 15, 21);
+    };
+}
+
 pub const LANES: usize = 16;
 pub const BLOCK_BYTES: usize = 64;
 
@@ -109,31 +141,7 @@ unsafe fn compress_avx512(states: &mut [[u32; 4]], inputs: &[&[&[u8]]]) {
                 $a = _mm512_add_epi32($b, _mm512_rol_epi32::<$s>(t));
             };
         }
-        macro_rules! four {
-            ($f:expr, $i:expr, $g0:expr, $g1:expr, $g2:expr, $g3:expr, $s0:expr, $s1:expr, $s2:expr, $s3:expr) => {
-                step!($f, va, vb, vc, vd, $g0, $s0, $i);
-                step!($f, vd, va, vb, vc, $g1, $s1, $i + 1);
-                step!($f, vc, vd, va, vb, $g2, $s2, $i + 2);
-                step!($f, vb, vc, vd, va, $g3, $s3, $i + 3);
-            };
-        }
-        // Round 1: word i; round 2: 5i + 1; round 3: 3i + 5; round 4: 7i (mod 16).
-        four!(F, 0, 0, 1, 2, 3, 7, 12, 17, 22);
-        four!(F, 4, 4, 5, 6, 7, 7, 12, 17, 22);
-        four!(F, 8, 8, 9, 10, 11, 7, 12, 17, 22);
-        four!(F, 12, 12, 13, 14, 15, 7, 12, 17, 22);
-        four!(G, 16, 1, 6, 11, 0, 5, 9, 14, 20);
-        four!(G, 20, 5, 10, 15, 4, 5, 9, 14, 20);
-        four!(G, 24, 9, 14, 3, 8, 5, 9, 14, 20);
-        four!(G, 28, 13, 2, 7, 12, 5, 9, 14, 20);
-        four!(H, 32, 5, 8, 11, 14, 4, 11, 16, 23);
-        four!(H, 36, 1, 4, 7, 10, 4, 11, 16, 23);
-        four!(H, 40, 13, 0, 3, 6, 4, 11, 16, 23);
-        four!(H, 44, 9, 12, 15, 2, 4, 11, 16, 23);
-        four!(I, 48, 0, 7, 14, 5, 6, 10, 15, 21);
-        four!(I, 52, 12, 3, 10, 1, 6, 10, 15, 21);
-        four!(I, 56, 8, 15, 6, 13, 6, 10, 15, 21);
-        four!(I, 60, 4, 11, 2, 9, 6, 10, 15, 21);
+        schedule!(step, va, vb, vc, vd, F, G, H, I);
         let k = active as __mmask16;
         va = _mm512_mask_add_epi32(sa, k, sa, va);
         vb = _mm512_mask_add_epi32(sb, k, sb, vb);
@@ -200,35 +208,11 @@ pub fn compress_one(state: &mut [u32; 4], segments: &[&[u8]]) {
                 );
             };
         }
-        macro_rules! four {
-            ($f:expr, $i:expr, $g0:expr, $g1:expr, $g2:expr, $g3:expr, $s0:expr, $s1:expr, $s2:expr, $s3:expr) => {
-                step!($f, a, b, c, d, $g0, $s0, $i);
-                step!($f, d, a, b, c, $g1, $s1, $i + 1);
-                step!($f, c, d, a, b, $g2, $s2, $i + 2);
-                step!($f, b, c, d, a, $g3, $s3, $i + 3);
-            };
-        }
         let f = |x: u32, y: u32, z: u32| (x & y) | (!x & z);
         let g = |x: u32, y: u32, z: u32| (x & z) | (y & !z);
         let h = |x: u32, y: u32, z: u32| x ^ y ^ z;
         let i = |x: u32, y: u32, z: u32| y ^ (x | !z);
-        // The same schedule as the lanes kernel's.
-        four!(f, 0, 0, 1, 2, 3, 7, 12, 17, 22);
-        four!(f, 4, 4, 5, 6, 7, 7, 12, 17, 22);
-        four!(f, 8, 8, 9, 10, 11, 7, 12, 17, 22);
-        four!(f, 12, 12, 13, 14, 15, 7, 12, 17, 22);
-        four!(g, 16, 1, 6, 11, 0, 5, 9, 14, 20);
-        four!(g, 20, 5, 10, 15, 4, 5, 9, 14, 20);
-        four!(g, 24, 9, 14, 3, 8, 5, 9, 14, 20);
-        four!(g, 28, 13, 2, 7, 12, 5, 9, 14, 20);
-        four!(h, 32, 5, 8, 11, 14, 4, 11, 16, 23);
-        four!(h, 36, 1, 4, 7, 10, 4, 11, 16, 23);
-        four!(h, 40, 13, 0, 3, 6, 4, 11, 16, 23);
-        four!(h, 44, 9, 12, 15, 2, 4, 11, 16, 23);
-        four!(i, 48, 0, 7, 14, 5, 6, 10, 15, 21);
-        four!(i, 52, 12, 3, 10, 1, 6, 10, 15, 21);
-        four!(i, 56, 8, 15, 6, 13, 6, 10, 15, 21);
-        four!(i, 60, 4, 11, 2, 9, 6, 10, 15, 21);
+        schedule!(step, a, b, c, d, f, g, h, i);
         for (s, v) in state.iter_mut().zip([a, b, c, d]) {
             *s = s.wrapping_add(v);
         }
