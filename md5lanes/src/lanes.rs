@@ -13,8 +13,11 @@ use crate::kernel::{self, BLOCK_BYTES, INITIAL_STATE, LANES};
 use crate::Error;
 
 /// Bytes handed to the thread and not yet hashed, across all streams: a
-/// bound on the memory the thread can hold when uploads outrun it.
-pub const QUEUED_BYTES_MAX: usize = 64 << 20;
+/// bound on the memory the thread can hold when uploads outrun it (pieces
+/// stay alive until hashed). 40 ms of uploads at 400 MB/s; at 64 MiB a
+/// debug build's slower thread let a 256 MiB PUT's server peak past the
+/// 128 MiB that tools/tests/aws_sdk.rs allows.
+pub const QUEUED_BYTES_MAX: usize = 16 << 20;
 
 /// At most this much of one lane per lock-step round, so that a stream
 /// with much queued does not keep newer ones out of their lanes for long.
