@@ -767,3 +767,29 @@ pub fn router(state: AppState, keyring: Arc<Keyring>, limits: &HttpLimits) -> Ro
         ))
         .with_state(state)
 }
+
+#[cfg(all(test, tokio_unstable))]
+mod tests {
+    /// Tasks woken on a worker wait in its own queue, which the shared
+    /// queue's depth does not show; the overload rule counts them too.
+    #[test]
+    fn ready_tasks_count_the_workers_own_queues() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .expect("runtime");
+        let (tx, rx) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            // Spawned on the worker, which this task keeps busy: they wait
+            // in its own queue (all but the last, in its LIFO slot).
+            for _ in 0..100 {
+                tokio::spawn(async {});
+            }
+            let metrics = tokio::runtime::Handle::current().metrics();
+            let _ = tx.send((metrics.global_queue_depth(), super::ready_tasks(&metrics)));
+        });
+        let (shared, ready) = rx.recv().expect("measured");
+        assert_eq!(shared, 0);
+        assert!(ready >= 99, "{ready} ready tasks counted");
+    }
+}
