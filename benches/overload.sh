@@ -62,6 +62,11 @@ with_peak_rss() {
     echo "$peak" >"$dir/peak_rss_kib"
 }
 
+# The server's CPU time so far (user + system), in clock ticks.
+server_cpu_ticks() {
+    awk '{print $14 + $15}' /proc/$server/stat
+}
+
 for n in $clients; do
     # A fresh server per step: each starts from the same state.
     stop_server
@@ -70,18 +75,24 @@ for n in $clients; do
         --size-bytes $((32 << 30)) --console-address "" "$@" >"$dir/strata.log" 2>&1 &
     server=$!
     until curl -sf "http://127.0.0.1:$port/minio/health/ready" >/dev/null; do sleep 0.1; done
+    cpu_before=$(server_cpu_ticks)
     with_peak_rss "${client_pin[@]}" target/release/overload --endpoint "http://127.0.0.1:$port" \
         --clients "$n" --duration-s "$duration_s" --label "clients-$n" >"$dir/run.json" 2>"$dir/run.err"
+    cpu_ticks=$(($(server_cpu_ticks) - cpu_before))
     curl -sf "http://127.0.0.1:$port/metrics" >"$dir/metrics.txt"
-    python3 - "$(cat "$dir/peak_rss_kib")" "$dir/run.json" "$dir/metrics.txt" >>"$out" <<'EOF'
+    python3 - "$(cat "$dir/peak_rss_kib")" "$dir/run.json" "$dir/metrics.txt" "$cpu_ticks" "$(getconf CLK_TCK)" >>"$out" <<'EOF'
 import json, re, sys
 peak_kib, run, metrics = int(sys.argv[1]), sys.argv[2], open(sys.argv[3]).read()
+cpu_s = int(sys.argv[4]) / int(sys.argv[5])
 r = json.loads(open(run).read().strip().splitlines()[-1])
 def counts(name):
     return {m[0]: float(m[1]) for m in re.findall(rf'^{name}\{{\w+="(\w+)"\}} (\S+)$', metrics, re.M)}
 r["server_shed"] = counts("strata_requests_shed_total")
 r["server_refused"] = counts("strata_connections_refused_total")
 r["peak_rss_mib"] = peak_kib / 1024
+r["server_cpu_s"] = cpu_s
+evicted = re.search(r"^strata_connections_evicted_total (\S+)$", metrics, re.M)
+r["server_evicted"] = float(evicted.group(1)) if evicted else 0.0
 print(json.dumps(r))
 EOF
     tail -1 "$out"
