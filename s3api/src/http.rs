@@ -280,6 +280,13 @@ impl Metrics {
                 out,
                 "# TYPE strata_device_bytes_free gauge\nstrata_device_bytes_free {free}"
             );
+            // What the used segments would shrink to with every dead record
+            // compacted away: the gap to bytes_used is compaction's debt.
+            let _ = writeln!(
+                out,
+                "# TYPE strata_device_live_bytes gauge\nstrata_device_live_bytes {}",
+                store.space_report().live_bytes
+            );
             let _ = writeln!(
                 out,
                 "# TYPE strata_objects gauge\nstrata_objects {}",

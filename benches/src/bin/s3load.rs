@@ -13,6 +13,8 @@ mod milvus;
 mod ops;
 #[path = "s3load/stats.rs"]
 mod stats;
+#[path = "s3load/streaming.rs"]
+mod streaming;
 #[path = "s3load/woodpecker.rs"]
 mod woodpecker;
 
@@ -30,6 +32,12 @@ use clap::{Parser, ValueEnum};
 use body::{key_id, mix, Body, Payload, Rng};
 use ops::{Ctx, Job};
 use stats::{emit, RowInfo, Stats};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Signing {
+    Sdk,
+    MinioStreaming,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -129,6 +137,11 @@ pub struct Args {
     /// (both become "when required").
     #[arg(long)]
     no_checksums: bool,
+    /// How PUT and UploadPart bodies are signed: by the SDK (its defaults:
+    /// CRC32 trailers), or as minio-go signs them over HTTP (64 KiB
+    /// aws-chunked chunks, each signed).
+    #[arg(long, value_enum, default_value = "sdk")]
+    signing: Signing,
     /// Attempts per request (1: no retries, so every failure is counted).
     #[arg(long, default_value_t = 1)]
     max_attempts: u32,
@@ -436,8 +449,24 @@ async fn main() -> ExitCode {
         eprintln!("s3load: {e}");
         return ExitCode::from(2);
     }
+    let streaming = match args.signing {
+        Signing::Sdk => None,
+        Signing::MinioStreaming => match streaming::StreamingSigner::new(
+            &args.endpoint,
+            &args.access_key,
+            &args.secret_key,
+            &args.region,
+        ) {
+            Ok(signer) => Some(signer),
+            Err(e) => {
+                eprintln!("s3load: --signing minio-streaming: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let ctx = Arc::new(Ctx {
         client: client(&args),
+        streaming,
         bucket: args.bucket.clone(),
         verify: args.verify,
         errors: Default::default(),

@@ -18,6 +18,7 @@ use aws_sdk_s3::Client;
 
 use crate::body::{Body, Checker};
 use crate::stats::{Errors, OpError, Stats};
+use crate::streaming::StreamingSigner;
 
 /// Bodies above this go up as multipart uploads with parts of this size,
 /// as minio-go (Milvus's client) does.
@@ -27,6 +28,8 @@ pub const DELETE_BATCH_KEYS: usize = 1000;
 
 pub struct Ctx {
     pub client: Client,
+    /// Bodies of PUTs and parts signed as minio-go streams them, if set.
+    pub streaming: Option<StreamingSigner>,
     pub bucket: String,
     pub verify: bool,
     pub errors: Errors,
@@ -111,6 +114,13 @@ pub async fn put(ctx: &Ctx, key: &str, body: &Body) -> Result<Done, OpError> {
     if len <= PART_BYTES {
         let data = body.range(0, len as usize);
         let start = Instant::now();
+        if let Some(signer) = &ctx.streaming {
+            signer.put(&ctx.bucket, key, &[], &data).await?;
+            return Ok(Done {
+                bytes: len,
+                latency: start.elapsed(),
+            });
+        }
         ctx.client
             .put_object()
             .bucket(&ctx.bucket)
@@ -146,25 +156,15 @@ pub async fn put(ctx: &Ctx, key: &str, body: &Body) -> Result<Done, OpError> {
     for k in 0..parts {
         let next = (k + 1 < parts).then(|| generate(body, (k + 1) * PART_BYTES, part_len(k + 1)));
         let number = (k + 1) as i32;
-        match ctx
-            .client
-            .upload_part()
-            .bucket(&ctx.bucket)
-            .key(key)
-            .upload_id(&upload_id)
-            .part_number(number)
-            .body(ByteStream::from(std::mem::take(&mut data)))
-            .send()
-            .await
-        {
-            Ok(out) => completed.push(
+        match upload_part(ctx, key, &upload_id, number, std::mem::take(&mut data)).await {
+            Ok(etag) => completed.push(
                 CompletedPart::builder()
                     .part_number(number)
-                    .set_e_tag(out.e_tag().map(str::to_string))
+                    .set_e_tag(etag)
                     .build(),
             ),
             Err(e) => {
-                failure = Some(sdk_error("UploadPart", e));
+                failure = Some(e);
                 break;
             }
         }
@@ -206,6 +206,36 @@ pub async fn put(ctx: &Ctx, key: &str, body: &Body) -> Result<Done, OpError> {
         .send()
         .await;
     Err(failure.unwrap_or_else(|| OpError::new("UploadPart", "failed")))
+}
+
+/// Uploads one part, signed by the SDK or as minio-go streams it; gives
+/// back its ETag.
+async fn upload_part(
+    ctx: &Ctx,
+    key: &str,
+    upload_id: &str,
+    number: i32,
+    data: Vec<u8>,
+) -> Result<Option<String>, OpError> {
+    if let Some(signer) = &ctx.streaming {
+        let query = [
+            ("partNumber", number.to_string()),
+            ("uploadId", upload_id.to_string()),
+        ];
+        return Ok(Some(signer.put(&ctx.bucket, key, &query, &data).await?));
+    }
+    let out = ctx
+        .client
+        .upload_part()
+        .bucket(&ctx.bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .part_number(number)
+        .body(ByteStream::from(data))
+        .send()
+        .await
+        .map_err(|e| sdk_error("UploadPart", e))?;
+    Ok(out.e_tag().map(str::to_string))
 }
 
 /// Reads the object (or the range), streaming; the length is always
