@@ -286,6 +286,12 @@ impl RawChunk {
         RawChunk(chunk_payload_unhashed(&[], bytes + SEAL_OVERHEAD))
     }
 
+    /// Room for `bytes` more (and the seal), so that filling it moves
+    /// nothing.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.0.reserve(bytes + SEAL_OVERHEAD);
+    }
+
     pub fn extend(&mut self, data: &[u8]) {
         self.0.extend_from_slice(data);
     }

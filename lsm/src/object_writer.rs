@@ -94,6 +94,17 @@ fn chunk_bounds(average: usize, geometry: &Superblock) -> (usize, usize, usize) 
 }
 
 impl ObjectWriter {
+    /// The body is to be `len` bytes: its first chunk gets its room now
+    /// (as every later one does when it starts), rather than growing to it
+    /// by doubling, each growth a copy of all it held and fresh pages.
+    pub fn expecting(mut self, len: u64) -> ObjectWriter {
+        let bounds = self.bounds();
+        let room = self.fixed_cut(bounds).unwrap_or(2 * bounds.1);
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        self.pending.reserve(len.min(room));
+        self
+    }
+
     /// Seals every chunk of the body under `key`.
     pub fn sealed_with(mut self, key: Arc<DataKey>) -> ObjectWriter {
         self.key = Some(key);

@@ -1,9 +1,9 @@
-//! MD5's compression function over sixteen independent messages at once,
-//! one per 32-bit lane of the AVX-512 registers. MD5 is a chain of 64
-//! dependent steps per block, so one message leaves most of a core idle
+//! MD5's compression function over up to sixteen independent messages at
+//! once, one per 32-bit lane of the AVX-512 registers. MD5 is a chain of
+//! 64 dependent steps per block, so one message leaves most of a core idle
 //! waiting on latency; sixteen chains in one register cost about what one
 //! costs. Lanes may have different numbers of blocks: a lane that has run
-//! out keeps its state (masked add) and loads nothing (masked gather).
+//! out keeps its state (masked add) and reads a block of zeros.
 
 use std::arch::x86_64::*;
 
@@ -59,7 +59,7 @@ pub const INITIAL_STATE: [u32; 4] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325
 
 /// Whether this CPU runs the kernel.
 pub fn supported() -> bool {
-    is_x86_feature_detected!("avx512f")
+    is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl")
 }
 
 /// Runs MD5's compression over each lane's whole blocks: `states[l]` is
@@ -68,15 +68,22 @@ pub fn supported() -> bool {
 /// empty for an idle lane). Panics if `supported()` is false or an input is
 /// not whole blocks: both are the caller's bugs, not data.
 pub fn compress(states: &mut [[u32; 4]], inputs: &[&[&[u8]]]) {
-    assert!(supported(), "md5lanes: the CPU has no AVX-512F");
+    assert!(supported(), "md5lanes: the CPU has no AVX-512F and VL");
     assert!(states.len() == inputs.len() && inputs.len() <= LANES);
     assert!(inputs
         .iter()
         .flat_map(|i| i.iter())
         .all(|s| s.len() % BLOCK_BYTES == 0));
-    // SAFETY: AVX-512F is present (checked above); every lane reads only
-    // within its own slice, as `compress_avx512` documents.
-    unsafe { compress_avx512(states, inputs) }
+    // SAFETY: AVX-512F and VL are present (checked above); every lane
+    // reads only within its own slice, as the kernels document. The
+    // narrowest kernel that holds the lanes runs: its round is cheaper.
+    unsafe {
+        match inputs.len() {
+            0..=4 => compress_x4(states, inputs),
+            5..=8 => compress_x8(states, inputs),
+            _ => compress_x16(states, inputs),
+        }
+    }
 }
 
 /// The ternary-logic immediates of MD5's round functions, with
@@ -86,95 +93,165 @@ const G: i32 = 0xe4; // (x & z) | (y & !z)
 const H: i32 = 0x96; // x ^ y ^ z
 const I: i32 = 0x39; // y ^ (x | !z)
 
-/// # Safety
-/// AVX-512F must be present, and every segment whole blocks: each is read
-/// to its end and not beyond. Lanes past `inputs.len()` are idle.
-#[target_feature(enable = "avx512f")]
-unsafe fn compress_avx512(states: &mut [[u32; 4]], inputs: &[&[&[u8]]]) {
-    let lanes = inputs.len();
-    let mut blocks = [0usize; LANES];
-    let (mut a, mut b, mut c, mut d) = ([0u32; LANES], [0u32; LANES], [0u32; LANES], [0u32; LANES]);
-    for l in 0..lanes {
-        blocks[l] = inputs[l].iter().map(|s| s.len()).sum::<usize>() / BLOCK_BYTES;
-        [a[l], b[l], c[l], d[l]] = states[l];
-    }
-    let rounds = blocks.iter().copied().max().unwrap_or(0);
-    let mut va = _mm512_loadu_si512(a.as_ptr().cast());
-    let mut vb = _mm512_loadu_si512(b.as_ptr().cast());
-    let mut vc = _mm512_loadu_si512(c.as_ptr().cast());
-    let mut vd = _mm512_loadu_si512(d.as_ptr().cast());
-    static IDLE: [u8; BLOCK_BYTES] = [0; BLOCK_BYTES];
-    // Each lane's place: its segment, and the offset in it.
-    let mut at = [(0usize, 0usize); LANES];
-    for block in 0..rounds {
-        let mut active: u16 = 0;
-        for (l, n) in blocks.iter().enumerate() {
-            if *n > block {
-                active |= 1 << l;
+/// One lock-step kernel per register width: sixteen lanes in 512-bit
+/// registers, eight in 256 and four in 128 (AVX-512VL gives the narrower
+/// ones the same ternary logic, rotates and masked adds). A round costs
+/// about its chain of 64 dependent steps whatever the width, plus loading
+/// and transposing the blocks, which grows with it: with four uploads
+/// hashing, a 16-lane round is three quarters idle lanes.
+///
+/// # Safety (of each generated function)
+/// AVX-512F and AVX-512VL must be present, and every segment whole blocks:
+/// each is read to its end and not beyond. At most `$lanes` inputs; lanes
+/// past `inputs.len()` are idle.
+macro_rules! lockstep_kernel {
+    ($name:ident, $lanes:expr, $vector:ty, $mask:ty, $load:ident, $store:ident, $zero:ident,
+     $add:ident, $set1:ident, $ternary:ident, $rotate:ident, $mask_add:ident, $transpose:ident) => {
+        #[target_feature(enable = "avx512f,avx512vl")]
+        unsafe fn $name(states: &mut [[u32; 4]], inputs: &[&[&[u8]]]) {
+            const N: usize = $lanes;
+            // Vectors per lane's 64-byte block.
+            const PARTS: usize = 16 / N;
+            let lanes = inputs.len();
+            let mut blocks = [0usize; N];
+            let (mut a, mut b, mut c, mut d) = ([0u32; N], [0u32; N], [0u32; N], [0u32; N]);
+            for l in 0..lanes {
+                blocks[l] = inputs[l].iter().map(|s| s.len()).sum::<usize>() / BLOCK_BYTES;
+                [a[l], b[l], c[l], d[l]] = states[l];
+            }
+            let rounds = blocks.iter().copied().max().unwrap_or(0);
+            let mut va = $load(a.as_ptr().cast());
+            let mut vb = $load(b.as_ptr().cast());
+            let mut vc = $load(c.as_ptr().cast());
+            let mut vd = $load(d.as_ptr().cast());
+            static IDLE: [u8; BLOCK_BYTES] = [0; BLOCK_BYTES];
+            // Each lane's place: its segment, and the offset in it.
+            let mut at = [(0usize, 0usize); N];
+            for block in 0..rounds {
+                let mut active: $mask = 0;
+                for (l, n) in blocks.iter().enumerate() {
+                    if *n > block {
+                        active |= 1 << l;
+                    }
+                }
+                // Each lane's block is loaded whole and the blocks are
+                // transposed: vector w holds word w of every lane (gathers
+                // cost twice this).
+                let mut rows: [[$vector; N]; PARTS] = [[$zero(); N]; PARTS];
+                for l in 0..N {
+                    let block_at = match inputs.get(l).filter(|_| blocks[l] > block) {
+                        None => IDLE.as_ptr(),
+                        Some(segments) => {
+                            let (mut segment, mut offset) = at[l];
+                            while offset == segments[segment].len() {
+                                (segment, offset) = (segment + 1, 0);
+                            }
+                            at[l] = (segment, offset + BLOCK_BYTES);
+                            segments[segment].as_ptr().add(offset)
+                        }
+                    };
+                    for (p, part) in rows.iter_mut().enumerate() {
+                        part[l] = $load(block_at.add(p * 4 * N).cast());
+                    }
+                }
+                let mut m = [$zero(); 16];
+                for (p, part) in rows.iter().enumerate() {
+                    m[p * N..(p + 1) * N].copy_from_slice(&$transpose(part));
+                }
+                let (sa, sb, sc, sd) = (va, vb, vc, vd);
+                macro_rules! step {
+                    ($f:expr, $a:ident, $b:ident, $c:ident, $d:ident, $g:expr, $s:expr, $i:expr) => {
+                        // A, the word and the constant are known steps
+                        // ahead; only the round function waits on the
+                        // previous step.
+                        let t = $add(
+                            $add($a, $add(m[$g], $set1(K[$i] as i32))),
+                            $ternary::<{ $f }>($b, $c, $d),
+                        );
+                        $a = $add($b, $rotate::<$s>(t));
+                    };
+                }
+                schedule!(step, va, vb, vc, vd, F, G, H, I);
+                va = $mask_add(sa, active, sa, va);
+                vb = $mask_add(sb, active, sb, vb);
+                vc = $mask_add(sc, active, sc, vc);
+                vd = $mask_add(sd, active, sd, vd);
+            }
+            $store(a.as_mut_ptr().cast(), va);
+            $store(b.as_mut_ptr().cast(), vb);
+            $store(c.as_mut_ptr().cast(), vc);
+            $store(d.as_mut_ptr().cast(), vd);
+            for l in 0..lanes {
+                states[l] = [a[l], b[l], c[l], d[l]];
             }
         }
-        // Each lane's block is one load; a transpose turns sixteen blocks
-        // into sixteen vectors of one word each (gathers cost twice this).
-        let mut rows = [_mm512_setzero_si512(); LANES];
-        for (l, row) in rows.iter_mut().enumerate() {
-            let Some(segments) = inputs.get(l).filter(|_| blocks[l] > block) else {
-                *row = _mm512_loadu_si512(IDLE.as_ptr().cast());
-                continue;
-            };
-            let (mut segment, mut offset) = at[l];
-            while offset == segments[segment].len() {
-                (segment, offset) = (segment + 1, 0);
-            }
-            *row = _mm512_loadu_si512(segments[segment].as_ptr().add(offset).cast());
-            at[l] = (segment, offset + BLOCK_BYTES);
-        }
-        let m = transpose(&rows);
-        let (sa, sb, sc, sd) = (va, vb, vc, vd);
-        macro_rules! step {
-            ($f:expr, $a:ident, $b:ident, $c:ident, $d:ident, $g:expr, $s:expr, $i:expr) => {
-                // A, the word and the constant are known steps ahead; only
-                // the round function waits on the previous step.
-                let t = _mm512_add_epi32(
-                    _mm512_add_epi32($a, _mm512_add_epi32(m[$g], _mm512_set1_epi32(K[$i] as i32))),
-                    _mm512_ternarylogic_epi32::<{ $f }>($b, $c, $d),
-                );
-                $a = _mm512_add_epi32($b, _mm512_rol_epi32::<$s>(t));
-            };
-        }
-        schedule!(step, va, vb, vc, vd, F, G, H, I);
-        let k = active as __mmask16;
-        va = _mm512_mask_add_epi32(sa, k, sa, va);
-        vb = _mm512_mask_add_epi32(sb, k, sb, vb);
-        vc = _mm512_mask_add_epi32(sc, k, sc, vc);
-        vd = _mm512_mask_add_epi32(sd, k, sd, vd);
-    }
-    _mm512_storeu_si512(a.as_mut_ptr().cast(), va);
-    _mm512_storeu_si512(b.as_mut_ptr().cast(), vb);
-    _mm512_storeu_si512(c.as_mut_ptr().cast(), vc);
-    _mm512_storeu_si512(d.as_mut_ptr().cast(), vd);
-    for l in 0..lanes {
-        states[l] = [a[l], b[l], c[l], d[l]];
-    }
+    };
 }
+
+lockstep_kernel!(
+    compress_x16,
+    16,
+    __m512i,
+    __mmask16,
+    _mm512_loadu_si512,
+    _mm512_storeu_si512,
+    _mm512_setzero_si512,
+    _mm512_add_epi32,
+    _mm512_set1_epi32,
+    _mm512_ternarylogic_epi32,
+    _mm512_rol_epi32,
+    _mm512_mask_add_epi32,
+    transpose16
+);
+lockstep_kernel!(
+    compress_x8,
+    8,
+    __m256i,
+    __mmask8,
+    _mm256_loadu_si256,
+    _mm256_storeu_si256,
+    _mm256_setzero_si256,
+    _mm256_add_epi32,
+    _mm256_set1_epi32,
+    _mm256_ternarylogic_epi32,
+    _mm256_rol_epi32,
+    _mm256_mask_add_epi32,
+    transpose8
+);
+lockstep_kernel!(
+    compress_x4,
+    4,
+    __m128i,
+    __mmask8,
+    _mm_loadu_si128,
+    _mm_storeu_si128,
+    _mm_setzero_si128,
+    _mm_add_epi32,
+    _mm_set1_epi32,
+    _mm_ternarylogic_epi32,
+    _mm_rol_epi32,
+    _mm_mask_add_epi32,
+    transpose4
+);
 
 /// A 16 x 16 transpose of 32-bit words: row l, word w to vector w, lane l.
 #[target_feature(enable = "avx512f")]
-fn transpose(rows: &[__m512i; LANES]) -> [__m512i; LANES] {
+fn transpose16(rows: &[__m512i; 16]) -> [__m512i; 16] {
     let r = rows;
-    let mut t = [_mm512_setzero_si512(); LANES];
+    let mut t = [_mm512_setzero_si512(); 16];
     for k in 0..8 {
         t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
         t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
     }
     // u[4k + c], 128-bit lane j: word 4j + c of rows 4k..4k + 3.
-    let mut u = [_mm512_setzero_si512(); LANES];
+    let mut u = [_mm512_setzero_si512(); 16];
     for k in 0..4 {
         u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
         u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
         u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
         u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
     }
-    let mut out = [_mm512_setzero_si512(); LANES];
+    let mut out = [_mm512_setzero_si512(); 16];
     for c in 0..4 {
         let x0 = _mm512_shuffle_i32x4::<0x44>(u[c], u[4 + c]);
         let x1 = _mm512_shuffle_i32x4::<0xee>(u[c], u[4 + c]);
@@ -186,6 +263,44 @@ fn transpose(rows: &[__m512i; LANES]) -> [__m512i; LANES] {
         out[12 + c] = _mm512_shuffle_i32x4::<0xdd>(x1, y1);
     }
     out
+}
+
+/// An 8 x 8 transpose of 32-bit words: row l, word w to vector w, lane l.
+#[target_feature(enable = "avx2")]
+fn transpose8(r: &[__m256i; 8]) -> [__m256i; 8] {
+    // u[4k + c], 128-bit half j: word 4j + c of rows 4k..4k + 3.
+    let mut u = [_mm256_setzero_si256(); 8];
+    for k in 0..2 {
+        let lo01 = _mm256_unpacklo_epi32(r[4 * k], r[4 * k + 1]);
+        let hi01 = _mm256_unpackhi_epi32(r[4 * k], r[4 * k + 1]);
+        let lo23 = _mm256_unpacklo_epi32(r[4 * k + 2], r[4 * k + 3]);
+        let hi23 = _mm256_unpackhi_epi32(r[4 * k + 2], r[4 * k + 3]);
+        u[4 * k] = _mm256_unpacklo_epi64(lo01, lo23);
+        u[4 * k + 1] = _mm256_unpackhi_epi64(lo01, lo23);
+        u[4 * k + 2] = _mm256_unpacklo_epi64(hi01, hi23);
+        u[4 * k + 3] = _mm256_unpackhi_epi64(hi01, hi23);
+    }
+    let mut out = [_mm256_setzero_si256(); 8];
+    for c in 0..4 {
+        out[c] = _mm256_permute2x128_si256::<0x20>(u[c], u[4 + c]);
+        out[4 + c] = _mm256_permute2x128_si256::<0x31>(u[c], u[4 + c]);
+    }
+    out
+}
+
+/// A 4 x 4 transpose of 32-bit words: row l, word w to vector w, lane l.
+#[target_feature(enable = "sse2")]
+fn transpose4(r: &[__m128i; 4]) -> [__m128i; 4] {
+    let lo01 = _mm_unpacklo_epi32(r[0], r[1]);
+    let hi01 = _mm_unpackhi_epi32(r[0], r[1]);
+    let lo23 = _mm_unpacklo_epi32(r[2], r[3]);
+    let hi23 = _mm_unpackhi_epi32(r[2], r[3]);
+    [
+        _mm_unpacklo_epi64(lo01, lo23),
+        _mm_unpackhi_epi64(lo01, lo23),
+        _mm_unpacklo_epi64(hi01, hi23),
+        _mm_unpackhi_epi64(hi01, hi23),
+    ]
 }
 
 /// MD5's compression of one message on general registers: a round with

@@ -213,6 +213,9 @@ pub(crate) async fn ingest(
         Some(key) => store.object_writer().sealed_with(key),
         None => store.object_writer(),
     };
+    if let Some(len) = declared_len {
+        writer = writer.expecting(len as u64);
+    }
     let mut received: u64 = 0;
     if let Some(mut body) = body {
         loop {
