@@ -5,14 +5,12 @@
 //! parsing and one SHA-256 and HMAC per chunk) is what this measures.
 
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
+use console::sigv4::{amz_date, hmac, sha256_hex, signing_key, uri_encode};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use sha2::{Digest, Sha256};
 
 use crate::stats::OpError;
 
@@ -29,60 +27,6 @@ pub struct StreamingSigner {
     access_key: String,
     secret_key: String,
     region: String,
-}
-
-type HmacSha256 = Hmac<Sha256>;
-
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    // HMAC takes a key of any length.
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(data);
-    mac.finalize().into_bytes().into()
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-/// RFC 3986 percent-encoding as SigV4 wants it; `/` kept in paths.
-fn uri_encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b'/' if keep_slash => out.push('/'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-/// (YYYYMMDD'T'HHMMSS'Z', YYYYMMDD) for now, in UTC.
-fn amz_date() -> (String, String) {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let date = format!("{year:04}{month:02}{day:02}");
-    let time = format!(
-        "{date}T{:02}{:02}{:02}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    );
-    (time, date)
 }
 
 impl StreamingSigner {
@@ -119,16 +63,10 @@ impl StreamingSigner {
         data: &[u8],
     ) -> Result<String, OpError> {
         let fail = |m: String| OpError::new("streaming PUT", m);
-        let (when, day) = amz_date();
+        let when = amz_date(time::OffsetDateTime::now_utc());
+        let day = &when[..8];
         let scope = format!("{day}/{}/s3/aws4_request", self.region);
-        // The signing key: the secret, then date, region, service, terminator.
-        let mut k = hmac(
-            format!("AWS4{}", self.secret_key).as_bytes(),
-            day.as_bytes(),
-        );
-        for part in [self.region.as_str(), "s3", "aws4_request"] {
-            k = hmac(&k, part.as_bytes());
-        }
+        let k = signing_key(&self.secret_key, day, &self.region);
         let path = format!("/{}/{}", uri_encode(bucket, false), uri_encode(key, true));
         let mut pairs: Vec<(String, String)> = query
             .iter()
