@@ -254,9 +254,15 @@ async fn usage(
     let Some(store) = console.state.store.get() else {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "the server is starting");
     };
-    match store.bucket_usage(&bucket) {
-        Ok(usage) => Json(usage).into_response(),
-        Err(_) => problem(StatusCode::NOT_FOUND, "no such bucket"),
+    // A walk of the bucket's keys: on a blocking thread, not a worker.
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.bucket_usage(&bucket)).await {
+        Ok(Ok(usage)) => Json(usage).into_response(),
+        Ok(Err(_)) => problem(StatusCode::NOT_FOUND, "no such bucket"),
+        Err(_) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "usage could not be counted",
+        ),
     }
 }
 

@@ -692,15 +692,27 @@ impl Index {
             .fold(0, u64::saturating_add)
     }
 
-    /// What one bucket holds: its current objects, every version's bytes,
-    /// and the stored bytes its versions reference, each chunk counted
-    /// once however many versions share it (dedup across buckets is not
-    /// subtracted, so buckets may sum to more than the device holds).
-    pub fn bucket_usage(&self, bucket: &str) -> Result<BucketUsage> {
+    /// Adds to `usage` what up to `limit` keys of `bucket` after `after`
+    /// hold: current objects, every version's bytes, and the stored bytes
+    /// its versions reference, each chunk counted once (`seen`) however
+    /// many versions share it (dedup across buckets is not subtracted, so
+    /// buckets may sum to more than the device holds). Returns the last key
+    /// walked while keys remain, so that a caller can let go of the index
+    /// between batches.
+    pub(crate) fn add_bucket_usage(
+        &self,
+        bucket: &str,
+        after: Option<&str>,
+        limit: usize,
+        usage: &mut BucketUsage,
+        seen: &mut HashSet<Location>,
+    ) -> Result<Option<String>> {
+        use std::ops::Bound;
         let bucket = self.buckets.get(bucket).ok_or(Error::NoSuchBucket)?;
-        let mut usage = BucketUsage::default();
-        let mut seen = std::collections::HashSet::new();
-        for versions in bucket.objects.values() {
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut keys = bucket.objects.range::<str, _>((from, Bound::Unbounded));
+        let mut last = None;
+        for (key, versions) in keys.by_ref().take(limit.max(1)) {
             if !versions.newest().delete_marker {
                 usage.objects += 1;
             }
@@ -717,8 +729,9 @@ impl Index {
                     }
                 }
             }
+            last = Some(key);
         }
-        Ok(usage)
+        Ok(last.filter(|_| keys.next().is_some()).cloned())
     }
 
     /// Every version of every key (delete markers included), for fsck,

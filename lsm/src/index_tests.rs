@@ -487,3 +487,76 @@ fn a_completed_upload_makes_a_version_and_an_aborted_one_lets_go() {
     assert_eq!(log.space.references(&chunk(50).location), 1);
     log.recount_agrees();
 }
+
+/// A bucket's usage counted in batches of keys (as `Store::bucket_usage`
+/// does, letting go of the index between them) equals one count of the
+/// whole, chunk sharing across batches included, and what was put.
+#[test]
+fn bucket_usage_in_batches_counts_each_chunk_once() {
+    let mut log = Log::new();
+    log.setting(BucketSetting::Versioning(VersioningState::Enabled))
+        .unwrap();
+    let sized = |size| ObjectMeta {
+        size,
+        ..ObjectMeta::default()
+    };
+    for (i, key) in ["a", "b", "c", "d", "e", "f", "g"].iter().enumerate() {
+        log.put_with(key, "1", Condition::Always, sized(10 * (i as u64 + 1)))
+            .unwrap();
+    }
+    // A second version of "b" and a delete marker over "c": both count as
+    // versions, "c" no longer as an object.
+    log.put_with("b", "2", Condition::Always, sized(5)).unwrap();
+    log.delete("c", VersionRef::Current, false).unwrap();
+    // "h" shares "a"'s chunk, several batches away.
+    let a = log.index.version("b", "a", VersionRef::Current).unwrap();
+    log.apply(Record::Object(ObjectPut {
+        bucket: "b".into(),
+        key: "h".into(),
+        meta: ObjectMeta {
+            etag: "3".into(),
+            size: 10,
+            ..ObjectMeta::default()
+        },
+        chunks: a.chunks.clone(),
+        condition: Condition::Always,
+        inline: vec![],
+        inline_flags: 0,
+    }))
+    .unwrap();
+
+    let count = |limit: usize| {
+        let (mut usage, mut seen, mut after) = (BucketUsage::default(), HashSet::new(), None);
+        while let Some(key) = log
+            .index
+            .add_bucket_usage("b", after.as_deref(), limit, &mut usage, &mut seen)
+            .unwrap()
+        {
+            after = Some(key);
+        }
+        usage
+    };
+    let whole = count(usize::MAX);
+    assert_eq!(whole.objects, 7, "{whole:?}");
+    assert_eq!(whole.versions, 10, "{whole:?}");
+    assert_eq!(
+        whole.logical_bytes,
+        10 + 20 + 30 + 40 + 50 + 60 + 70 + 5 + 10
+    );
+    // Eight distinct chunks of 100 bytes ("h" shares "a"'s); the delete
+    // marker holds none.
+    assert_eq!(whole.stored_bytes, 8 * 100, "{whole:?}");
+    for limit in [1, 2, 3, 7] {
+        assert_eq!(count(limit), whole, "{limit} keys at a time");
+    }
+    assert!(matches!(
+        log.index.add_bucket_usage(
+            "none",
+            None,
+            1,
+            &mut BucketUsage::default(),
+            &mut HashSet::new()
+        ),
+        Err(Error::NoSuchBucket)
+    ));
+}

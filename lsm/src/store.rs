@@ -125,6 +125,10 @@ pub struct WrittenData {
     pub(crate) pins: PinGuard,
 }
 
+/// Keys walked per hold of the catalog's read lock when counting a
+/// bucket's usage: about a millisecond's work.
+const USAGE_KEYS_PER_LOCK: usize = 4096;
+
 impl Store {
     /// Starts a store on recovered state (see the recovery crate).
     pub fn start(
@@ -294,8 +298,28 @@ impl Store {
         }
     }
 
+    /// What one bucket holds (see `Index::add_bucket_usage`). The walk
+    /// takes the catalog's read lock for a batch of keys at a time: held
+    /// over a whole large bucket, it kept the writer from applying
+    /// anything, and every PUT's answer waited. Blocking: call it off the
+    /// async executor.
     pub fn bucket_usage(&self, bucket: &str) -> Result<crate::index::BucketUsage> {
-        self.inner.catalog.read().index.bucket_usage(bucket)
+        let mut usage = crate::index::BucketUsage::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let next = self.inner.catalog.read().index.add_bucket_usage(
+                bucket,
+                after.as_deref(),
+                USAGE_KEYS_PER_LOCK,
+                &mut usage,
+                &mut seen,
+            )?;
+            match next {
+                Some(key) => after = Some(key),
+                None => return Ok(usage),
+            }
+        }
     }
 
     // ------------------------------------------------------------ buckets
