@@ -11,8 +11,9 @@ mod proxy;
 mod sessions;
 pub mod sigv4;
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -37,6 +38,27 @@ pub struct Console {
     pub history: Arc<History>,
     pub settings: ConsoleSettings,
     sessions: Sessions,
+    usage: UsageCounts,
+}
+
+/// Bucket usage counted recently, and one count at a time: a count walks
+/// the bucket's keys (300,000 keys: 80-110 ms of a core), and a signed-in
+/// user refreshing in a loop took PUTs from 3,589/s to 656/s.
+#[derive(Default)]
+struct UsageCounts {
+    recent: parking_lot::Mutex<HashMap<String, (Instant, lsm::BucketUsage)>>,
+    counting: tokio::sync::Mutex<()>,
+}
+
+/// How long a bucket's count is answered again without a new walk.
+const USAGE_FRESH: Duration = Duration::from_secs(5);
+
+impl UsageCounts {
+    fn fresh(&self, bucket: &str) -> Option<lsm::BucketUsage> {
+        let recent = self.recent.lock();
+        let (at, usage) = recent.get(bucket)?;
+        (at.elapsed() < USAGE_FRESH).then_some(*usage)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +88,7 @@ impl Console {
             history,
             sessions: Sessions::new(settings.session_ttl),
             settings,
+            usage: UsageCounts::default(),
         })
     }
 }
@@ -254,10 +277,23 @@ async fn usage(
     let Some(store) = console.state.store.get() else {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "the server is starting");
     };
+    if let Some(usage) = console.usage.fresh(&bucket) {
+        return Json(usage).into_response();
+    }
+    let _counting = console.usage.counting.lock().await;
+    // Counted while this request waited its turn.
+    if let Some(usage) = console.usage.fresh(&bucket) {
+        return Json(usage).into_response();
+    }
     // A walk of the bucket's keys: on a blocking thread, not a worker.
-    let store = store.clone();
-    match tokio::task::spawn_blocking(move || store.bucket_usage(&bucket)).await {
-        Ok(Ok(usage)) => Json(usage).into_response(),
+    let (store, walked) = (store.clone(), bucket.clone());
+    match tokio::task::spawn_blocking(move || store.bucket_usage(&walked)).await {
+        Ok(Ok(usage)) => {
+            let mut recent = console.usage.recent.lock();
+            recent.retain(|_, (at, _)| at.elapsed() < USAGE_FRESH);
+            recent.insert(bucket, (Instant::now(), usage));
+            Json(usage).into_response()
+        }
         Ok(Err(_)) => problem(StatusCode::NOT_FOUND, "no such bucket"),
         Err(_) => problem(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -105,6 +105,35 @@ def go(browser, srv, hash_):
 # ------------------------------------------------------------------ the API
 
 
+def test_bucket_usage_is_counted_and_reused_for_a_few_seconds(console, cs3):
+    """The buckets page's counts: objects, bytes, stored bytes (a body
+    stored twice counts once). A count is answered again for 5 s without a
+    new walk of the bucket: a user refreshing in a loop cannot keep a core
+    walking keys."""
+    cookie = login_cookie(console)
+    bucket = unique_bucket_name("usage")
+    cs3.create_bucket(Bucket=bucket)
+    body = os.urandom(300 * 1024)  # chunked, not inline
+    for key in ("a", "b"):
+        cs3.put_object(Bucket=bucket, Key=key, Body=body)
+    cs3.put_object(Bucket=bucket, Key="c", Body=b"small")
+
+    def usage():
+        status, _, answer = call(f"{console.console_url}/api/usage/{bucket}", cookie=cookie)
+        assert status == 200, answer
+        return json.loads(answer)
+
+    first = usage()
+    assert first["objects"] == 3 and first["versions"] == 3, first
+    assert first["logical_bytes"] == 2 * len(body) + 5, first
+    assert len(body) <= first["stored_bytes"] < 1.2 * len(body), first  # "b" is "a"'s chunks
+    cs3.put_object(Bucket=bucket, Key="d", Body=b"more")
+    assert usage() == first
+    time.sleep(5.2)
+    assert usage()["objects"] == 4
+    assert call(f"{console.console_url}/api/usage/no-such-{bucket}", cookie=cookie)[0] == 404
+
+
 def test_the_api_needs_a_live_session_and_its_own_origin(console):
     url = console.console_url
     assert call(url + "/api/session")[0] == 401
