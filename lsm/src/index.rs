@@ -45,10 +45,63 @@ pub struct LogPosition {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "StoredBucket")]
 pub struct Bucket {
     pub created_ms: u64,
     pub config: BucketConfig,
     pub(crate) objects: BTreeMap<String, Versions>,
+    /// Kept as versions come and go, and counted again when a checkpoint
+    /// is read: counting on demand walked every key under the catalog's
+    /// lock at each /metrics scrape (300,000 objects: 65 ms, during which
+    /// no write was applied).
+    #[serde(skip)]
+    held: Held,
+}
+
+/// A bucket as checkpoints hold it: `Bucket` without what is counted.
+#[derive(Deserialize)]
+struct StoredBucket {
+    created_ms: u64,
+    config: BucketConfig,
+    objects: BTreeMap<String, Versions>,
+}
+
+impl From<StoredBucket> for Bucket {
+    fn from(b: StoredBucket) -> Bucket {
+        Bucket::new(b.created_ms, b.config, b.objects)
+    }
+}
+
+/// Object versions a bucket holds (delete markers not), and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Held {
+    versions: u64,
+    logical_bytes: u64,
+}
+
+impl Held {
+    fn add(&mut self, entry: &ObjectEntry) {
+        if !entry.delete_marker {
+            self.versions += 1;
+            self.logical_bytes = self.logical_bytes.saturating_add(entry.meta.size);
+        }
+    }
+
+    fn remove(&mut self, entry: &ObjectEntry) {
+        if !entry.delete_marker {
+            self.versions = self.versions.saturating_sub(1);
+            self.logical_bytes = self.logical_bytes.saturating_sub(entry.meta.size);
+        }
+    }
+
+    fn counted(objects: &BTreeMap<String, Versions>) -> Held {
+        let mut held = Held::default();
+        objects
+            .values()
+            .flat_map(Versions::iter)
+            .for_each(|e| held.add(e));
+        held
+    }
 }
 
 /// One version of a key: an object, or a delete marker.
@@ -171,6 +224,20 @@ fn check_delete_condition(condition: &DeleteCondition, target: &ObjectEntry) -> 
 }
 
 impl Bucket {
+    pub(crate) fn new(
+        created_ms: u64,
+        config: BucketConfig,
+        objects: BTreeMap<String, Versions>,
+    ) -> Bucket {
+        let held = Held::counted(&objects);
+        Bucket {
+            created_ms,
+            config,
+            objects,
+            held,
+        }
+    }
+
     /// Takes one version out of a key for good, letting go of its chunks.
     fn remove_version(&mut self, key: &str, lsn: u64, space: &mut SpaceMap) {
         let Some(versions) = self.objects.get_mut(key) else {
@@ -181,12 +248,14 @@ impl Bucket {
             self.objects.remove(key);
         }
         if let Some(gone) = gone {
+            self.held.remove(&gone);
             gone.chunks.iter().for_each(|c| space.drop_ref(c));
         }
     }
 
     /// Adds the newest version of a key.
     fn push_version(&mut self, key: &str, entry: Arc<ObjectEntry>) {
+        self.held.add(&entry);
         match self.objects.get_mut(key) {
             Some(versions) => versions.push(entry),
             None => {
@@ -235,11 +304,7 @@ impl Index {
                     .into_iter()
                     .map(|(key, entry)| (key, Versions::One(Arc::new(entry))))
                     .collect();
-                let bucket = Bucket {
-                    created_ms,
-                    config: BucketConfig::default(),
-                    objects,
-                };
+                let bucket = Bucket::new(created_ms, BucketConfig::default(), objects);
                 (name, bucket)
             })
             .collect();
@@ -401,11 +466,15 @@ impl Index {
             null_version,
             delete_marker: false,
         });
+        bucket.held.add(&entry);
         match versions.take() {
             Some(v) => {
                 let mut left = true;
                 if let Some(old) = replaced {
                     let (gone, any_left) = v.remove(old.lsn);
+                    if let Some(gone) = &gone {
+                        bucket.held.remove(gone);
+                    }
                     gone.iter()
                         .flat_map(|g| &g.chunks)
                         .for_each(|c| space.drop_ref(c));
@@ -490,11 +559,7 @@ impl Index {
         if self.buckets.contains_key(&create.bucket) {
             return Err(Error::BucketExists);
         }
-        let mut bucket = Bucket {
-            created_ms: create.at_ms,
-            config: BucketConfig::default(),
-            objects: BTreeMap::new(),
-        };
+        let mut bucket = Bucket::new(create.at_ms, BucketConfig::default(), BTreeMap::new());
         for setting in &create.settings {
             // Object lock from birth turns versioning on first.
             if let BucketSetting::ObjectLock(_) = setting {
@@ -674,21 +739,18 @@ impl Index {
         uploads
     }
 
-    /// Every version that is an object (not a delete marker).
-    fn objects(&self) -> impl Iterator<Item = &Arc<ObjectEntry>> {
-        self.all_versions()
-            .map(|(_, _, e)| e)
-            .filter(|e| !e.delete_marker)
-    }
-
     /// Object versions held (noncurrent ones included, delete markers not).
     pub fn object_count(&self) -> usize {
-        self.objects().count()
+        self.buckets
+            .values()
+            .map(|b| b.held.versions as usize)
+            .sum()
     }
 
     pub fn logical_bytes(&self) -> u64 {
-        self.objects()
-            .map(|o| o.meta.size)
+        self.buckets
+            .values()
+            .map(|b| b.held.logical_bytes)
             .fold(0, u64::saturating_add)
     }
 

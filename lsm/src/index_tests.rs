@@ -116,11 +116,16 @@ impl Log {
             .collect()
     }
 
+    /// The space map's references, and each bucket's versions and bytes
+    /// held, equal what a walk of the index counts.
     fn recount_agrees(&self) {
         assert!(self
             .space
             .differences(&SpaceMap::recount(&self.index))
             .is_empty());
+        for (name, bucket) in &self.index.buckets {
+            assert_eq!(bucket.held, Held::counted(&bucket.objects), "bucket {name}");
+        }
     }
 }
 
@@ -549,6 +554,10 @@ fn bucket_usage_in_batches_counts_each_chunk_once() {
     for limit in [1, 2, 3, 7] {
         assert_eq!(count(limit), whole, "{limit} keys at a time");
     }
+    // The counts /metrics reads: versions held, markers not.
+    assert_eq!(log.index.object_count(), 9);
+    assert_eq!(log.index.logical_bytes(), whole.logical_bytes);
+    log.recount_agrees();
     assert!(matches!(
         log.index.add_bucket_usage(
             "none",
@@ -559,4 +568,34 @@ fn bucket_usage_in_batches_counts_each_chunk_once() {
         ),
         Err(Error::NoSuchBucket)
     ));
+}
+
+/// Without versioning an overwrite replaces the version: what is held
+/// follows, and so does a checkpoint's copy of the index read back.
+#[test]
+fn held_versions_follow_overwrites_deletes_and_checkpoints() {
+    let mut log = Log::new();
+    let sized = |size| ObjectMeta {
+        size,
+        ..ObjectMeta::default()
+    };
+    log.put_with("k", "1", Condition::Always, sized(100))
+        .unwrap();
+    log.put_with("k", "2", Condition::Always, sized(7)).unwrap();
+    log.put_with("j", "3", Condition::Always, sized(5)).unwrap();
+    assert_eq!(
+        (log.index.object_count(), log.index.logical_bytes()),
+        (2, 12)
+    );
+    log.delete("j", VersionRef::Current, false).unwrap();
+    assert_eq!(
+        (log.index.object_count(), log.index.logical_bytes()),
+        (1, 7)
+    );
+    log.recount_agrees();
+    let read_back: Index = bincode::deserialize(&bincode::serialize(&log.index).unwrap()).unwrap();
+    assert_eq!(
+        (read_back.object_count(), read_back.logical_bytes()),
+        (1, 7)
+    );
 }

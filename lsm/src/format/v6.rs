@@ -52,11 +52,7 @@ pub fn decode_index(encoded: &[u8]) -> Result<Index> {
                 lifecycle: b.config.lifecycle,
                 ..BucketConfig::default()
             };
-            let bucket = Bucket {
-                created_ms: b.created_ms,
-                config,
-                objects: b.objects,
-            };
+            let bucket = Bucket::new(b.created_ms, config, b.objects);
             (name, bucket)
         })
         .collect();

@@ -68,11 +68,7 @@ pub fn decode_index(encoded: &[u8]) -> Result<Index> {
                 public_access_block: c.public_access_block,
                 encryption: None,
             };
-            let bucket = Bucket {
-                created_ms: b.created_ms,
-                config,
-                objects: b.objects,
-            };
+            let bucket = Bucket::new(b.created_ms, config, b.objects);
             (name, bucket)
         })
         .collect();
