@@ -30,8 +30,13 @@ use crate::format::{
     decode_chunk_payload, Location, Record, RecordHeader, RecordKind, SegmentKind,
     RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
+use crate::index::Referencing;
 use crate::store::Store;
 use crate::writer::{PendingRecord, PinGuard};
+
+/// Keys searched per hold of the catalog's read lock for references to a
+/// round's victims.
+const REFERENCING_KEYS_PER_LOCK: usize = 4096;
 
 /// How much a round may do.
 #[derive(Debug, Clone)]
@@ -208,7 +213,19 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
-        let found = self.catalog().read().index.referencing(&sound);
+        // Found in batches of keys, letting go of the catalog between them:
+        // the walk covers every key, and held whole it kept the writer from
+        // applying anything meanwhile.
+        let mut found = Referencing::default();
+        let mut after = None;
+        while let Some(next) = self.catalog().read().index.add_referencing(
+            &sound,
+            after.as_ref(),
+            REFERENCING_KEYS_PER_LOCK,
+            &mut found,
+        ) {
+            after = Some(next);
+        }
         let relocated = {
             let mut catalog = self.catalog().write();
             let catalog = &mut *catalog;

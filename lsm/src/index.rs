@@ -813,28 +813,55 @@ impl Index {
             .chain(self.uploads.values().flat_map(|u| u.chunk_refs()))
     }
 
-    /// The entries that reference records in `segments`: the first half of
-    /// a relocation, taken under a read lock.
-    pub fn referencing(&self, segments: &BTreeSet<u32>) -> Referencing {
+    /// The first half of a relocation, under a read lock: adds to `found`
+    /// the versions of up to `limit` keys after `after` (bucket, key) that
+    /// reference records in `segments`, and once past the last key the
+    /// open uploads' parts that do. Returns the last key walked when it
+    /// stopped at `limit`, to go on from, so that a caller can let go of
+    /// the index between batches: `relocate` moves a segment only if the
+    /// references found are all it has, so one made meanwhile keeps it in
+    /// place.
+    pub fn add_referencing(
+        &self,
+        segments: &BTreeSet<u32>,
+        after: Option<&(String, String)>,
+        limit: usize,
+        found: &mut Referencing,
+    ) -> Option<(String, String)> {
+        use std::ops::Bound;
         let hit = |chunks: &[ChunkRef]| {
             chunks
                 .iter()
                 .any(|c| segments.contains(&c.location.segment))
         };
-        Referencing {
-            objects: self
-                .all_versions()
-                .filter(|(_, _, o)| hit(&o.chunks))
-                .map(|(b, k, o)| (b.to_string(), k.to_string(), o.clone()))
-                .collect(),
-            parts: self
-                .uploads
-                .iter()
-                .flat_map(|(id, u)| u.parts.iter().map(move |(n, p)| (id, n, p)))
-                .filter(|(_, _, p)| hit(&p.chunks))
-                .map(|(id, n, p)| (id.clone(), *n, p.clone()))
-                .collect(),
+        let first = after.map_or(Bound::Unbounded, |(b, _)| Bound::Included(b.as_str()));
+        let mut walked = 0;
+        for (b, bucket) in self.buckets.range::<str, _>((first, Bound::Unbounded)) {
+            let from = match after {
+                Some((at, key)) if at == b => Bound::Excluded(key.as_str()),
+                _ => Bound::Unbounded,
+            };
+            for (k, versions) in bucket.objects.range::<str, _>((from, Bound::Unbounded)) {
+                found.objects.extend(
+                    versions
+                        .iter()
+                        .filter(|o| hit(&o.chunks))
+                        .map(|o| (b.clone(), k.clone(), o.clone())),
+                );
+                walked += 1;
+                if walked == limit {
+                    return Some((b.clone(), k.clone()));
+                }
+            }
         }
+        found.parts = self
+            .uploads
+            .iter()
+            .flat_map(|(id, u)| u.parts.iter().map(move |(n, p)| (id, n, p)))
+            .filter(|(_, _, p)| hit(&p.chunks))
+            .map(|(id, n, p)| (id.clone(), *n, p.clone()))
+            .collect();
+        None
     }
 
     fn entry_mut(&mut self, bucket: &str, key: &str, lsn: u64) -> Option<&mut Arc<ObjectEntry>> {

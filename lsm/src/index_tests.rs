@@ -599,3 +599,56 @@ fn held_versions_follow_overwrites_deletes_and_checkpoints() {
         (1, 7)
     );
 }
+
+/// Compaction's search for references, in batches of keys across buckets,
+/// finds what one walk of the whole index finds, once each.
+#[test]
+fn references_found_in_batches_are_those_found_whole() {
+    let mut log = Log::new();
+    for key in ["a", "b", "c"] {
+        log.put(key, "1");
+    }
+    for bucket in ["a-first", "z-last"] {
+        log.apply(Record::BucketCreate(BucketCreate {
+            bucket: bucket.into(),
+            at_ms: 0,
+            settings: vec![],
+        }))
+        .unwrap();
+        for key in ["k1", "k2"] {
+            log.apply(Record::Object(ObjectPut {
+                bucket: bucket.into(),
+                key: key.into(),
+                meta: ObjectMeta::default(),
+                chunks: vec![chunk(9)],
+                condition: Condition::Always,
+                inline: vec![],
+                inline_flags: 0,
+            }))
+            .unwrap();
+        }
+    }
+    let segments = BTreeSet::from([1]);
+    let find = |limit: usize| {
+        let (mut found, mut after) = (Referencing::default(), None);
+        while let Some(next) =
+            log.index
+                .add_referencing(&segments, after.as_ref(), limit, &mut found)
+        {
+            after = Some(next);
+        }
+        let mut keys: Vec<(String, String, u64)> = found
+            .objects
+            .iter()
+            .map(|(b, k, o)| (b.clone(), k.clone(), o.lsn))
+            .collect();
+        keys.sort();
+        keys
+    };
+    let whole = find(usize::MAX);
+    assert_eq!(whole.len(), 7, "{whole:?}");
+    for limit in [1, 2, 3, 6, 7, 8] {
+        assert_eq!(find(limit), whole, "{limit} keys at a time");
+    }
+    assert!(find(1).windows(2).all(|w| w[0] != w[1]));
+}
