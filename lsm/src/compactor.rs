@@ -34,10 +34,6 @@ use crate::index::Referencing;
 use crate::store::Store;
 use crate::writer::{PendingRecord, PinGuard};
 
-/// Keys searched per hold of the catalog's read lock for references to a
-/// round's victims.
-const REFERENCING_KEYS_PER_LOCK: usize = 4096;
-
 /// How much a round may do.
 #[derive(Debug, Clone)]
 pub struct CompactionPolicy {
@@ -213,19 +209,14 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
-        // Found in batches of keys, letting go of the catalog between them:
-        // the walk covers every key, and held whole it kept the writer from
-        // applying anything meanwhile.
+        // Found a batch of keys at a time (`visit_keys`). A reference made
+        // meanwhile is not found, and `relocate` then leaves its segment in
+        // place: it moves one only if the references found are all it has.
         let mut found = Referencing::default();
-        let mut after = None;
-        while let Some(next) = self.catalog().read().index.add_referencing(
-            &sound,
-            after.as_ref(),
-            REFERENCING_KEYS_PER_LOCK,
-            &mut found,
-        ) {
-            after = Some(next);
-        }
+        self.visit_keys(None, |bucket, key, versions| {
+            found.add(bucket, key, versions, &sound)
+        })?;
+        found.parts = self.catalog().read().index.parts_referencing(&sound);
         let relocated = {
             let mut catalog = self.catalog().write();
             let catalog = &mut *catalog;

@@ -166,11 +166,36 @@ impl Upload {
     }
 }
 
-/// Entries found referencing segments about to be compacted.
+/// Entries found referencing segments about to be compacted: the first
+/// half of a relocation, found under read locks.
 #[derive(Debug, Default)]
 pub struct Referencing {
-    objects: Vec<(String, String, Arc<ObjectEntry>)>,
-    parts: Vec<(String, u32, Arc<MultipartPart>)>,
+    pub(crate) objects: Vec<(String, String, Arc<ObjectEntry>)>,
+    pub(crate) parts: Vec<(String, u32, Arc<MultipartPart>)>,
+}
+
+impl Referencing {
+    /// Keeps the versions of one key that reference records in `segments`.
+    pub(crate) fn add(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        versions: &Versions,
+        segments: &BTreeSet<u32>,
+    ) {
+        self.objects.extend(
+            versions
+                .iter()
+                .filter(|o| references(&o.chunks, segments))
+                .map(|o| (bucket.to_string(), key.to_string(), o.clone())),
+        );
+    }
+}
+
+fn references(chunks: &[ChunkRef], segments: &BTreeSet<u32>) -> bool {
+    chunks
+        .iter()
+        .any(|c| segments.contains(&c.location.segment))
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -179,6 +204,32 @@ pub struct BucketUsage {
     pub versions: u64,
     pub logical_bytes: u64,
     pub stored_bytes: u64,
+}
+
+impl BucketUsage {
+    /// Adds what one key holds: an object if its newest version is not a
+    /// delete marker, every version's bytes, and the stored bytes its
+    /// versions reference, each chunk counted once (`seen`) however many
+    /// versions share it (dedup across buckets is not subtracted, so
+    /// buckets may sum to more than the device holds).
+    pub(crate) fn add(&mut self, versions: &Versions, seen: &mut HashSet<Location>) {
+        if !versions.newest().delete_marker {
+            self.objects += 1;
+        }
+        for entry in versions.iter() {
+            self.versions += 1;
+            self.logical_bytes += entry.meta.size;
+            if entry.chunks.is_empty() && !entry.delete_marker {
+                // A small body lives in its version's own record.
+                self.stored_bytes += u64::from(entry.location.len);
+            }
+            for chunk in &entry.chunks {
+                if seen.insert(chunk.location) {
+                    self.stored_bytes += u64::from(chunk.location.len);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -754,46 +805,55 @@ impl Index {
             .fold(0, u64::saturating_add)
     }
 
-    /// Adds to `usage` what up to `limit` keys of `bucket` after `after`
-    /// hold: current objects, every version's bytes, and the stored bytes
-    /// its versions reference, each chunk counted once (`seen`) however
-    /// many versions share it (dedup across buckets is not subtracted, so
-    /// buckets may sum to more than the device holds). Returns the last key
-    /// walked while keys remain, so that a caller can let go of the index
-    /// between batches.
-    pub(crate) fn add_bucket_usage(
+    /// Calls `visit` with (bucket, key, versions) for up to `limit` keys
+    /// after `after` (bucket, key), in bucket then key order, within
+    /// `only` if given. Returns the last key visited when it stopped at
+    /// `limit`, to go on from: a caller walking the whole index lets go of
+    /// the catalog's lock between batches (`Store::visit_keys`).
+    pub(crate) fn visit_keys(
         &self,
-        bucket: &str,
-        after: Option<&str>,
+        only: Option<&str>,
+        after: Option<&(String, String)>,
         limit: usize,
-        usage: &mut BucketUsage,
-        seen: &mut HashSet<Location>,
-    ) -> Result<Option<String>> {
+        visit: &mut impl FnMut(&str, &str, &Versions),
+    ) -> Result<Option<(String, String)>> {
         use std::ops::Bound;
-        let bucket = self.buckets.get(bucket).ok_or(Error::NoSuchBucket)?;
-        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut keys = bucket.objects.range::<str, _>((from, Bound::Unbounded));
-        let mut last = None;
-        for (key, versions) in keys.by_ref().take(limit.max(1)) {
-            if !versions.newest().delete_marker {
-                usage.objects += 1;
-            }
-            for entry in versions.iter() {
-                usage.versions += 1;
-                usage.logical_bytes += entry.meta.size;
-                if entry.chunks.is_empty() && !entry.delete_marker {
-                    // A small body lives in its version's own record.
-                    usage.stored_bytes += u64::from(entry.location.len);
-                }
-                for chunk in &entry.chunks {
-                    if seen.insert(chunk.location) {
-                        usage.stored_bytes += u64::from(chunk.location.len);
-                    }
-                }
-            }
-            last = Some(key);
+        if only.is_some_and(|b| !self.buckets.contains_key(b)) {
+            return Err(Error::NoSuchBucket);
         }
-        Ok(last.filter(|_| keys.next().is_some()).cloned())
+        let first = match (only, after) {
+            (Some(b), _) => (Bound::Included(b), Bound::Included(b)),
+            (None, Some((b, _))) => (Bound::Included(b.as_str()), Bound::Unbounded),
+            (None, None) => (Bound::Unbounded, Bound::Unbounded),
+        };
+        let mut walked = 0;
+        for (b, bucket) in self.buckets.range::<str, _>(first) {
+            let from = match after {
+                Some((at, key)) if at == b => Bound::Excluded(key.as_str()),
+                _ => Bound::Unbounded,
+            };
+            for (k, versions) in bucket.objects.range::<str, _>((from, Bound::Unbounded)) {
+                visit(b, k, versions);
+                walked += 1;
+                if walked == limit {
+                    return Ok(Some((b.clone(), k.clone())));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The open uploads' parts that reference records in `segments`.
+    pub(crate) fn parts_referencing(
+        &self,
+        segments: &BTreeSet<u32>,
+    ) -> Vec<(String, u32, Arc<MultipartPart>)> {
+        self.uploads
+            .iter()
+            .flat_map(|(id, u)| u.parts.iter().map(move |(n, p)| (id, n, p)))
+            .filter(|(_, _, p)| references(&p.chunks, segments))
+            .map(|(id, n, p)| (id.clone(), *n, p.clone()))
+            .collect()
     }
 
     /// Every version of every key (delete markers included), for fsck,
@@ -811,57 +871,6 @@ impl Index {
         self.all_versions()
             .flat_map(|(_, _, o)| o.chunks.iter())
             .chain(self.uploads.values().flat_map(|u| u.chunk_refs()))
-    }
-
-    /// The first half of a relocation, under a read lock: adds to `found`
-    /// the versions of up to `limit` keys after `after` (bucket, key) that
-    /// reference records in `segments`, and once past the last key the
-    /// open uploads' parts that do. Returns the last key walked when it
-    /// stopped at `limit`, to go on from, so that a caller can let go of
-    /// the index between batches: `relocate` moves a segment only if the
-    /// references found are all it has, so one made meanwhile keeps it in
-    /// place.
-    pub fn add_referencing(
-        &self,
-        segments: &BTreeSet<u32>,
-        after: Option<&(String, String)>,
-        limit: usize,
-        found: &mut Referencing,
-    ) -> Option<(String, String)> {
-        use std::ops::Bound;
-        let hit = |chunks: &[ChunkRef]| {
-            chunks
-                .iter()
-                .any(|c| segments.contains(&c.location.segment))
-        };
-        let first = after.map_or(Bound::Unbounded, |(b, _)| Bound::Included(b.as_str()));
-        let mut walked = 0;
-        for (b, bucket) in self.buckets.range::<str, _>((first, Bound::Unbounded)) {
-            let from = match after {
-                Some((at, key)) if at == b => Bound::Excluded(key.as_str()),
-                _ => Bound::Unbounded,
-            };
-            for (k, versions) in bucket.objects.range::<str, _>((from, Bound::Unbounded)) {
-                found.objects.extend(
-                    versions
-                        .iter()
-                        .filter(|o| hit(&o.chunks))
-                        .map(|o| (b.clone(), k.clone(), o.clone())),
-                );
-                walked += 1;
-                if walked == limit {
-                    return Some((b.clone(), k.clone()));
-                }
-            }
-        }
-        found.parts = self
-            .uploads
-            .iter()
-            .flat_map(|(id, u)| u.parts.iter().map(move |(n, p)| (id, n, p)))
-            .filter(|(_, _, p)| hit(&p.chunks))
-            .map(|(id, n, p)| (id.clone(), *n, p.clone()))
-            .collect();
-        None
     }
 
     fn entry_mut(&mut self, bucket: &str, key: &str, lsn: u64) -> Option<&mut Arc<ObjectEntry>> {

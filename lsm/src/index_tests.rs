@@ -116,6 +116,24 @@ impl Log {
             .collect()
     }
 
+    /// `Index::visit_keys` over the whole index (or one bucket), `limit`
+    /// keys a call, as `Store::visit_keys` walks it.
+    fn visit_in_batches(
+        &self,
+        only: Option<&str>,
+        limit: usize,
+        mut visit: impl FnMut(&str, &str, &Versions),
+    ) -> Result<()> {
+        let mut after = None;
+        while let Some(next) = self
+            .index
+            .visit_keys(only, after.as_ref(), limit, &mut visit)?
+        {
+            after = Some(next);
+        }
+        Ok(())
+    }
+
     /// The space map's references, and each bucket's versions and bytes
     /// held, equal what a walk of the index counts.
     fn recount_agrees(&self) {
@@ -531,14 +549,9 @@ fn bucket_usage_in_batches_counts_each_chunk_once() {
     .unwrap();
 
     let count = |limit: usize| {
-        let (mut usage, mut seen, mut after) = (BucketUsage::default(), HashSet::new(), None);
-        while let Some(key) = log
-            .index
-            .add_bucket_usage("b", after.as_deref(), limit, &mut usage, &mut seen)
-            .unwrap()
-        {
-            after = Some(key);
-        }
+        let (mut usage, mut seen) = (BucketUsage::default(), HashSet::new());
+        log.visit_in_batches(Some("b"), limit, |_, _, v| usage.add(v, &mut seen))
+            .unwrap();
         usage
     };
     let whole = count(usize::MAX);
@@ -559,13 +572,7 @@ fn bucket_usage_in_batches_counts_each_chunk_once() {
     assert_eq!(log.index.logical_bytes(), whole.logical_bytes);
     log.recount_agrees();
     assert!(matches!(
-        log.index.add_bucket_usage(
-            "none",
-            None,
-            1,
-            &mut BucketUsage::default(),
-            &mut HashSet::new()
-        ),
+        log.visit_in_batches(Some("none"), 1, |_, _, _| {}),
         Err(Error::NoSuchBucket)
     ));
 }
@@ -630,13 +637,9 @@ fn references_found_in_batches_are_those_found_whole() {
     }
     let segments = BTreeSet::from([1]);
     let find = |limit: usize| {
-        let (mut found, mut after) = (Referencing::default(), None);
-        while let Some(next) =
-            log.index
-                .add_referencing(&segments, after.as_ref(), limit, &mut found)
-        {
-            after = Some(next);
-        }
+        let mut found = Referencing::default();
+        log.visit_in_batches(None, limit, |b, k, v| found.add(b, k, v, &segments))
+            .unwrap();
         let mut keys: Vec<(String, String, u64)> = found
             .objects
             .iter()
@@ -651,4 +654,65 @@ fn references_found_in_batches_are_those_found_whole() {
         assert_eq!(find(limit), whole, "{limit} keys at a time");
     }
     assert!(find(1).windows(2).all(|w| w[0] != w[1]));
+}
+
+/// Compaction lets go of the index between batches of its search for
+/// references; a reference made meanwhile in keys already searched (here
+/// a new key sharing a chunk, as dedup does) must keep its segment where
+/// it is, or the new version would point at a discarded segment.
+#[test]
+fn a_reference_made_between_batches_keeps_its_segment() {
+    let relocated = |interleave: bool| -> BTreeSet<u32> {
+        let mut log = Log::new();
+        for key in ["b", "c", "d"] {
+            log.put(key, "1");
+        }
+        let segments = BTreeSet::from([1]);
+        let mut found = Referencing::default();
+        let mut after = log
+            .index
+            .visit_keys(None, None, 1, &mut |b, k, v| found.add(b, k, v, &segments))
+            .unwrap();
+        if interleave {
+            let shared = log.index.version("b", "c", VersionRef::Current).unwrap();
+            log.apply(Record::Object(ObjectPut {
+                bucket: "b".into(),
+                key: "a".into(),
+                meta: ObjectMeta::default(),
+                chunks: shared.chunks.clone(),
+                condition: Condition::Always,
+                inline: vec![],
+                inline_flags: 0,
+            }))
+            .unwrap();
+        }
+        while let Some(next) = log
+            .index
+            .visit_keys(None, after.as_ref(), 1, &mut |b, k, v| {
+                found.add(b, k, v, &segments)
+            })
+            .unwrap()
+        {
+            after = Some(next);
+        }
+        let moved: HashMap<Location, Location> = found
+            .objects
+            .iter()
+            .flat_map(|(_, _, o)| o.chunks.iter())
+            .map(|c| {
+                let to = Location {
+                    segment: 2,
+                    ..c.location
+                };
+                (c.location, to)
+            })
+            .collect();
+        let relocated = log
+            .index
+            .relocate(&found, &moved, &segments, &mut log.space);
+        log.recount_agrees();
+        relocated
+    };
+    assert_eq!(relocated(false), BTreeSet::from([1]));
+    assert!(relocated(true).is_empty());
 }

@@ -125,9 +125,9 @@ pub struct WrittenData {
     pub(crate) pins: PinGuard,
 }
 
-/// Keys walked per hold of the catalog's read lock when counting a
-/// bucket's usage: about a millisecond's work.
-const USAGE_KEYS_PER_LOCK: usize = 4096;
+/// Keys walked per hold of the catalog's read lock by `visit_keys`: about
+/// a millisecond's work.
+const KEYS_PER_LOCK: usize = 4096;
 
 impl Store {
     /// Starts a store on recovered state (see the recovery crate).
@@ -298,28 +298,37 @@ impl Store {
         }
     }
 
-    /// What one bucket holds (see `Index::add_bucket_usage`). The walk
-    /// takes the catalog's read lock for a batch of keys at a time: held
-    /// over a whole large bucket, it kept the writer from applying
-    /// anything, and every PUT's answer waited. Blocking: call it off the
-    /// async executor.
+    /// What one bucket holds (see `BucketUsage::add`). Blocking: call it
+    /// off the async executor.
     pub fn bucket_usage(&self, bucket: &str) -> Result<crate::index::BucketUsage> {
         let mut usage = crate::index::BucketUsage::default();
         let mut seen = std::collections::HashSet::new();
-        let mut after: Option<String> = None;
-        loop {
-            let next = self.inner.catalog.read().index.add_bucket_usage(
-                bucket,
-                after.as_deref(),
-                USAGE_KEYS_PER_LOCK,
-                &mut usage,
-                &mut seen,
-            )?;
-            match next {
-                Some(key) => after = Some(key),
-                None => return Ok(usage),
-            }
+        self.visit_keys(Some(bucket), |_, _, versions| {
+            usage.add(versions, &mut seen)
+        })?;
+        Ok(usage)
+    }
+
+    /// Calls `visit` on every key (of `only`, if given), taking the
+    /// catalog's read lock for a batch of keys at a time: held over a whole
+    /// large index, it kept the writer from applying anything, and every
+    /// PUT's answer waited. A key written meanwhile may be missed or seen
+    /// in its new state.
+    pub(crate) fn visit_keys(
+        &self,
+        only: Option<&str>,
+        mut visit: impl FnMut(&str, &str, &crate::versions::Versions),
+    ) -> Result<()> {
+        let mut after = None;
+        while let Some(next) = self.inner.catalog.read().index.visit_keys(
+            only,
+            after.as_ref(),
+            KEYS_PER_LOCK,
+            &mut visit,
+        )? {
+            after = Some(next);
         }
+        Ok(())
     }
 
     // ------------------------------------------------------------ buckets
